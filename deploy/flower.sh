@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Flower, behind basic auth, started once at least one worker answers.
+set -euo pipefail
+: "${NEWSFLOW_BROKER_URL:?set NEWSFLOW_BROKER_URL (see deploy/env.example)}"
+: "${FLOWER_BASIC_AUTH:?set FLOWER_BASIC_AUTH=user:password (see deploy/env.example)}"
+case "$FLOWER_BASIC_AUTH" in
+  *:?*) ;;
+  *) echo "FLOWER_BASIC_AUTH must be user:password with a non-empty password" >&2; exit 2 ;;
+esac
+for attempt in $(seq 1 60); do
+  if celery -A workers.celery_app inspect ping --timeout 2 >/dev/null 2>&1; then
+    break
+  fi
+  echo "flower: waiting for workers ($attempt/60)" >&2
+  sleep 5
+done
+# Flower reads FLOWER_BASIC_AUTH from the environment itself, so the password never shows in `ps`.
+export FLOWER_BASIC_AUTH
+exec celery -A workers.celery_app flower \
+    --address="${FLOWER_ADDRESS:-127.0.0.1}" --port="${FLOWER_PORT:-5555}" "$@"

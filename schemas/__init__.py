@@ -1,0 +1,26 @@
+"""Pydantic models for every boundary of the pipeline: raw → cleaned → verdict → tagged → stored."""
+
+from schemas.cleaned import CleanedArticle, Removal, RemovalReason
+from schemas.dedup import DedupVerdict, VerdictKind
+from schemas.messages import StageMessage
+from schemas.raw import ContentType, RawArticle
+from schemas.stored import StoredArticle, StoredEntity, StoredMention
+from schemas.tagged import Entity, EntityLabel, Mention, TaggedArticle
+
+__all__ = [
+    "CleanedArticle",
+    "ContentType",
+    "DedupVerdict",
+    "Entity",
+    "EntityLabel",
+    "Mention",
+    "RawArticle",
+    "Removal",
+    "RemovalReason",
+    "StageMessage",
+    "StoredArticle",
+    "StoredEntity",
+    "StoredMention",
+    "TaggedArticle",
+    "VerdictKind",
+]

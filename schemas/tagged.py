@@ -1,0 +1,43 @@
+"""What the tag stage produces: named entities, canonical within the article, with every mention."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas._base import Frozen
+
+EntityLabel = Literal[
+    "PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "LAW", "PRODUCT", "WORK_OF_ART"
+]
+
+
+class Mention(Frozen):
+    """One occurrence of an entity: character offsets into the cleaned text (end exclusive)."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
+class Entity(Frozen):
+    """One entity of an article under its canonical name, with its salience and mentions."""
+
+    name: str
+    label: EntityLabel
+    count: int = Field(ge=1)
+    first_position: int = Field(ge=0, description="Offset of the first mention.")
+    in_title: bool = False
+    salience: float = Field(default=0.0, ge=0.0)
+    country_code: str | None = Field(default=None, description="ISO 3166-1 alpha-2 for countries and demonyms.")
+    mentions: tuple[Mention, ...]
+
+
+class TaggedArticle(Frozen):
+    """Entities of one article, most salient first, and the model that found them."""
+
+    article_id: str
+    version: str = Field(description="Tagger version (code), independent of the model.")
+    model: str
+    model_version: str
+    entities: tuple[Entity, ...] = ()
+    skipped: str | None = Field(default=None, description="Why tagging was skipped, if it was.")

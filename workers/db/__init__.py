@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, the engine, and the repository functions stages persist through."""

@@ -1,0 +1,192 @@
+"""Every table newsflow writes. Alembic migrations in `workers/db/migrations` create them.
+
+Each stage keeps a durable record per article (`stage_results`), so any stage can be re-run,
+retried or backfilled on its own, and every record carries the version that produced it.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID = String(32)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; its metadata is what Alembic compares against."""
+
+
+class RawArticleRow(Base):
+    """A raw article exactly as submitted, stored once under its deterministic id."""
+
+    __tablename__ = "raw_articles"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(20))
+    payload: Mapped[str] = mapped_column(Text, doc="RawArticle as JSON.")
+    trace_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class StageResultRow(Base):
+    """The latest output of one stage for one article, with the version that produced it."""
+
+    __tablename__ = "stage_results"
+
+    article_id: Mapped[str] = mapped_column(ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    version: Mapped[str] = mapped_column(String(80), index=True)
+    output: Mapped[str] = mapped_column(Text, doc="The stage's schema model as JSON.")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_stage_results_stage_version", "stage", "version"),)
+
+
+class ArticleRow(Base):
+    """A stored article: the pipeline's final product."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[str] = mapped_column(ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    canonical_url: Mapped[str | None] = mapped_column(Text, index=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    word_count: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    language: Mapped[str | None] = mapped_column(String(35))
+    dateline: Mapped[str | None] = mapped_column(Text)
+    credits: Mapped[list[str]] = mapped_column(JSON)
+    authors: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True, doc="The dedup verdict kind.")
+    duplicate_of: Mapped[str | None] = mapped_column(ID, index=True)
+    cluster_id: Mapped[str] = mapped_column(ID, index=True)
+    versions: Mapped[dict[str, str]] = mapped_column(JSON)
+    stored_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+class EntityRow(Base):
+    """One canonical entity of one article, with its salience."""
+
+    __tablename__ = "entities"
+
+    article_id: Mapped[str] = mapped_column(ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Rank by salience, 0 first.")
+    name: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(20))
+    count: Mapped[int] = mapped_column(Integer)
+    first_position: Mapped[int] = mapped_column(Integer)
+    in_title: Mapped[bool] = mapped_column(Boolean)
+    salience: Mapped[float] = mapped_column(Float)
+    country_code: Mapped[str | None] = mapped_column(String(2))
+
+    __table_args__ = (Index("ix_entities_name_label", "name", "label"),)
+
+
+class MentionRow(Base):
+    """One mention of an entity: character offsets into the article text."""
+
+    __tablename__ = "mentions"
+
+    article_id: Mapped[str] = mapped_column(ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    start: Mapped[int] = mapped_column(Integer, primary_key=True)
+    end: Mapped[int] = mapped_column(Integer)
+    entity_position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class DuplicateRow(Base):
+    """A duplicate or revision link: which article repeats which, how closely and why."""
+
+    __tablename__ = "duplicates"
+
+    article_id: Mapped[str] = mapped_column(ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True)
+    duplicate_of: Mapped[str] = mapped_column(ID, index=True)
+    cluster_id: Mapped[str] = mapped_column(ID, index=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    similarity: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(String(80))
+
+
+class DedupKeyRow(Base):
+    """An exact-match key (normalised-text hash, canonical URL) owned by the first article that claimed it."""
+
+    __tablename__ = "dedup_keys"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    article_id: Mapped[str] = mapped_column(ID, index=True)
+
+
+class DedupSignatureRow(Base):
+    """An indexed article: its MinHash signature, cluster and verdict (for verification, idempotent re-runs
+    and rebuilds)."""
+
+    __tablename__ = "dedup_signatures"
+
+    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    shingles: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cluster_id: Mapped[str] = mapped_column(ID, index=True, doc="Current canonical article of its cluster.")
+    verdict: Mapped[str] = mapped_column(Text, doc="The DedupVerdict given to the article, as JSON.")
+
+
+class DedupBandRow(Base):
+    """One LSH band hash of an article; articles sharing a band are near-duplicate candidates."""
+
+    __tablename__ = "dedup_bands"
+
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class SourceLineRow(Base):
+    """A boilerplate candidate line seen in one article of one source; distinct articles are counted."""
+
+    __tablename__ = "source_lines"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class DeadLetterRow(Base):
+    """A message a stage could not process: kept with its reason until `newsflow retry` replays it."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[str | None] = mapped_column(ID, index=True)
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    error_class: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(50), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[str] = mapped_column(Text, doc="The task message as JSON, for replay.")
+    trace_id: Mapped[str | None] = mapped_column(String(64))
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

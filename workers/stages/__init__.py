@@ -1,0 +1,1 @@
+"""Pure stage functions: typed model in, typed model out, no Celery, no database (STYLE.md 1)."""

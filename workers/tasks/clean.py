@@ -1,0 +1,16 @@
+"""The clean task: a thin wrapper that runs the clean stage on one message."""
+
+from typing import Any
+
+from workers.celery_app import app
+from workers.tasks.base import StageTask
+
+
+class CleanTask(StageTask):
+    stage = "clean"
+
+
+@app.task(bind=True, base=CleanTask, name="newsflow.clean")
+def clean(self: CleanTask, message: Any) -> dict[str, str]:
+    """Run the clean stage for the article in `message`; returns the message for the next stage."""
+    return self.process(message)

@@ -1,0 +1,16 @@
+"""The tag task: a thin wrapper that runs the tag stage on one message."""
+
+from typing import Any
+
+from workers.celery_app import app
+from workers.tasks.base import StageTask
+
+
+class TagTask(StageTask):
+    stage = "tag"
+
+
+@app.task(bind=True, base=TagTask, name="newsflow.tag")
+def tag(self: TagTask, message: Any) -> dict[str, str]:
+    """Run the tag stage for the article in `message`; returns the message for the next stage."""
+    return self.process(message)
