@@ -30,7 +30,7 @@ db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Paths = Annotated[
     list[str],
@@ -167,7 +167,7 @@ def enqueue(
         _valid(read_inputs(paths, source=source), rejected),
         settings,
         celery_app,
-        on_sent=lambda article_id: out.print(article_id, highlight=False),
+        on_sent=typer.echo,
     )
     err.print(
         f"enqueued {len(report.sent)} ({report.new} new), rejected {len(rejected)}"
@@ -435,7 +435,7 @@ def retry(
         err.print(f"dead letter {dead_id} has no article id (an invalid message); nothing to replay", highlight=False)
     if dry_run or not replayable:
         for dead_id, failed_stage, article, _ in replayable:
-            out.print(f"{dead_id}\t{failed_stage}\t{article}", highlight=False)
+            typer.echo(f"{dead_id}\t{failed_stage}\t{article}")
         err.print(f"{len(replayable)} dead letter(s) to retry", highlight=False)
         return
     ctx = Context(settings)
@@ -454,7 +454,7 @@ def retry(
             failures += failure is not None
         else:
             send(celery_app, msg, start=failed_stage)
-        out.print(f"{dead_id}\t{failed_stage}\t{article}", highlight=False)
+        typer.echo(f"{dead_id}\t{failed_stage}\t{article}")
     err.print(f"retried {len(replayable)}, failed again {failures}", highlight=False)
     if failures:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ same article leaves the same rows.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 import sqlalchemy.exc
@@ -19,10 +19,13 @@ from workers.db import repo
 from workers.db.engine import transaction
 from workers.errors import TransientError
 from workers.settings import Settings
-from workers.stages import clean as clean_stage
-from workers.stages import dedup as dedup_stage
 from workers.stages import store as store_stage
-from workers.stages import tag as tag_stage
+
+# The clean, dedup and tag stages import trafilatura, numpy and spaCy (seconds of start-up), so
+# each step imports its stage itself: a producer or `newsflow status` never pays for them.
+
+if TYPE_CHECKING:
+    from workers.stages.dedup import DedupParams
 
 Outcome = Mapping[str, Any]
 """Small facts a step reports for its summary log line (counts and versions, never text)."""
@@ -41,6 +44,8 @@ class Context:
 
 def clean_step(ctx: Context, msg: StageMessage) -> Outcome:
     """Clean the raw article, learning its source's chrome first; records the `clean` result."""
+    from workers.stages import clean as clean_stage
+
     with transaction(ctx.database_url) as session:
         raw = repo.load_raw(session, msg.article_id)
         keys = clean_stage.line_keys(raw)
@@ -53,9 +58,11 @@ def clean_step(ctx: Context, msg: StageMessage) -> Outcome:
     return {"version": cleaned.version, "chars": len(cleaned.text), "removed": len(cleaned.removed)}
 
 
-def dedup_params(settings: Settings) -> "dedup_stage.DedupParams":
+def dedup_params(settings: Settings) -> "DedupParams":
     """Dedup parameters from the settings."""
-    return dedup_stage.DedupParams(threshold=settings.dedup_threshold)
+    from workers.stages.dedup import DedupParams
+
+    return DedupParams(threshold=settings.dedup_threshold)
 
 
 def dedup_step(ctx: Context, msg: StageMessage) -> Outcome:
@@ -75,6 +82,8 @@ def _skip_tagging(verdict: DedupVerdict, settings: Settings) -> bool:
 
 def tag_step(ctx: Context, msg: StageMessage) -> Outcome:
     """Tag the cleaned article's entities (duplicates skipped unless configured); records `tag`."""
+    from workers.stages import tag as tag_stage
+
     with transaction(ctx.database_url) as session:
         cleaned = repo.require_result(session, msg.article_id, "clean", CleanedArticle)
         verdict = repo.require_result(session, msg.article_id, "dedup", DedupVerdict)

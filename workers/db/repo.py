@@ -46,8 +46,9 @@ def ensure_raw(session: Session, article_id: str, raw: RawArticle, trace_id: str
         payload=raw.model_dump_json(),
         trace_id=trace_id,
     )
-    result = session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))  # type: ignore[attr-defined]
-    return bool(result.rowcount)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["id"]).returning(RawArticleRow.id)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers disagree on the rowcount of a conflicting insert.
+    return session.execute(stmt).first() is not None
 
 
 def load_raw(session: Session, article_id: str) -> RawArticle:
