@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         default=3600, ge=60, description="Seconds before Redis redelivers an unacknowledged message."
     )
     worker_max_memory_per_child: int = Field(
-        default=1_000_000, ge=50_000, description="KiB of RSS after which a worker child is replaced."
+        default=750_000, ge=50_000, description="KiB of RSS after which a worker child is replaced."
     )
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: pretty on a terminal, JSON otherwise."
