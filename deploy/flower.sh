@@ -7,11 +7,12 @@ case "$FLOWER_BASIC_AUTH" in
   *:?*) ;;
   *) echo "FLOWER_BASIC_AUTH must be user:password with a non-empty password" >&2; exit 2 ;;
 esac
-for attempt in $(seq 1 60); do
+# FLOWER_WAIT_ATTEMPTS: how many 5-second waits for a worker before starting anyway (default 60).
+for attempt in $(seq 1 "${FLOWER_WAIT_ATTEMPTS:-60}"); do
   if celery -A workers.celery_app inspect ping --timeout 2 >/dev/null 2>&1; then
     break
   fi
-  echo "flower: waiting for workers ($attempt/60)" >&2
+  echo "flower: waiting for workers ($attempt/${FLOWER_WAIT_ATTEMPTS:-60})" >&2
   sleep 5
 done
 # Flower reads FLOWER_BASIC_AUTH from the environment itself, so the password never shows in `ps`.
