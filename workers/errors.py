@@ -57,3 +57,9 @@ class TransientError(NewsflowError):
     """The broker or the database is briefly unavailable: retried with backoff."""
 
     reason = "transient"
+
+
+class ModelUnavailable(PermanentError):
+    """The configured spaCy model is not installed (fix NEWSFLOW_TAGGER_MODEL, then `newsflow retry`)."""
+
+    reason = "model_unavailable"

@@ -18,7 +18,7 @@ from spacy.tokens import Doc
 
 from schemas.cleaned import CleanedArticle
 from schemas.tagged import Entity, TaggedArticle
-from workers.errors import PermanentError
+from workers.errors import ModelUnavailable
 from workers.stages.tagging.normalise import CharSpan, build_entities
 from workers.stages.tagging.rules import DEFAULT_RULES, apply_rules, model_spans
 
@@ -56,11 +56,9 @@ def load_model(name: str = DEFAULT_MODEL) -> Language:
     try:
         nlp = spacy.load(name, exclude=list(_NOT_NER))
     except OSError as exc:
-        raise PermanentError(
-            f"spaCy model {name!r} is not installed or not a model directory", reason="model_unavailable"
-        ) from exc
+        raise ModelUnavailable(f"spaCy model {name!r} is not installed or not a model directory") from exc
     if "ner" not in nlp.pipe_names:
-        raise PermanentError(f"spaCy model {name!r} has no 'ner' component", reason="model_unavailable")
+        raise ModelUnavailable(f"spaCy model {name!r} has no 'ner' component")
     # A shared tok2vec/transformer only matters if NER listens to it (sm/md/lg NER has its own).
     for pipe_name in list(nlp.pipe_names):
         if pipe_name == "ner":
