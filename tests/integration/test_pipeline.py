@@ -163,16 +163,23 @@ def test_invalid_message_is_dead_lettered_not_dropped(pipeline_env, start_worker
     """A message that is not a valid StageMessage is kept as a dead letter with its payload."""
     from workers.celery_app import create_app
 
-    start_worker()
+    worker = start_worker()
     app = create_app()
     app.conf.broker_url = pipeline_env["NEWSFLOW_BROKER_URL"]
-    app.send_task(keys.task_name("dedup"), args=({"article_id": "not-an-id"},), queue=keys.queue_name("dedup"))
+    app.send_task(
+        keys.task_name("dedup"),
+        args=({"article_id": "not-an-id"},),
+        queue=keys.queue_name("dedup"),
+        headers={"trace_id": "trace-from-header"},
+    )
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     wait_for(lambda: _count(db, "dead_letters", "WHERE reason = 'invalid_message'") == 1, message="a dead letter")
     status = run_cli(pipeline_env, "status", "--json")
     figures = json.loads(status.stdout)
     assert figures["dead_letters"] == 1
     assert figures["queues"] == {"clean": 0, "dedup": 0, "tag": 0, "store": 0}
+    [dead] = [e for e in worker.log_events() if e.get("outcome") == "dead_letter"]
+    assert dead["trace_id"] == "trace-from-header"  # the producer's trace, carried in the message headers
 
 
 def test_worker_logs_one_json_summary_per_task_without_bodies(pipeline_env, start_worker):
