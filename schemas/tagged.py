@@ -6,9 +6,7 @@ from pydantic import Field
 
 from schemas._base import Frozen
 
-EntityLabel = Literal[
-    "PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "LAW", "PRODUCT", "WORK_OF_ART"
-]
+EntityLabel = Literal["PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "LAW", "PRODUCT", "WORK_OF_ART"]
 
 
 class Mention(Frozen):
@@ -28,7 +26,9 @@ class Entity(Frozen):
     first_position: int = Field(ge=0, description="Offset of the first mention.")
     in_title: bool = False
     salience: float = Field(default=0.0, ge=0.0)
-    country_code: str | None = Field(default=None, description="ISO 3166-1 alpha-2 for countries and demonyms.")
+    country_code: str | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 for countries and demonyms."
+    )
     mentions: tuple[Mention, ...]
 
 

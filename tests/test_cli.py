@@ -45,8 +45,20 @@ def test_run_examples_stores_them_and_marks_the_syndicated_copy(sqlite_url):
     assert "wind farm" in copy["text"]
     assert copy["duplicate_of"] in {a["id"] for a in articles}
     for article in articles:
-        assert set(article) >= {"id", "url", "source", "title", "published_at", "language", "text", "dateline",
-                                "credits", "duplicate_of", "entities", "versions"}
+        assert set(article) >= {
+            "id",
+            "url",
+            "source",
+            "title",
+            "published_at",
+            "language",
+            "text",
+            "dateline",
+            "credits",
+            "duplicate_of",
+            "entities",
+            "versions",
+        }
 
 
 def test_run_prints_a_table_on_the_console(sqlite_url):
@@ -93,7 +105,9 @@ def test_rejected_records_are_reported_and_the_rest_processed(sqlite_url, tmp_pa
     """Invalid JSON lines are reported with file:line, field and reason; valid lines still run; exit code 1."""
     feed = tmp_path / "feed.jsonl"
     feed.write_text(
-        json.dumps({"source": "a.example", "body": "OSLO – Ministers met on Tuesday to discuss the budget. " * 10})
+        json.dumps(
+            {"source": "a.example", "body": "OSLO – Ministers met on Tuesday to discuss the budget. " * 10}
+        )
         + "\n{not json\n"
         + json.dumps({"source": "a.example", "body": "x", "language": "english!"})
         + "\n"
@@ -136,7 +150,14 @@ def test_schema_prints_the_raw_article_contract():
     schema = json.loads(stdout)
     assert sorted(schema["required"]) == ["body", "source"]
     assert set(schema["properties"]) == {
-        "source", "body", "url", "fetched_at", "content_type", "title", "published_at", "language"
+        "source",
+        "body",
+        "url",
+        "fetched_at",
+        "content_type",
+        "title",
+        "published_at",
+        "language",
     }
     assert schema["additionalProperties"] is False
 
@@ -154,7 +175,9 @@ def test_retry_replays_a_dead_letter_from_the_failed_stage(sqlite_url, monkeypat
     assert "at tag: unexpected" in stderr
     monkeypatch.undo()
     _, status, _ = _run("status", "--json", "--db", sqlite_url)
-    assert json.loads(status)["dead_letters_by_stage"] == [{"stage": "tag", "reason": "unexpected", "count": 1}]
+    assert json.loads(status)["dead_letters_by_stage"] == [
+        {"stage": "tag", "reason": "unexpected", "count": 1}
+    ]
     code, stdout, stderr = _run("retry", "--embedded", "--db", sqlite_url)
     assert code == 0, stderr
     assert "\ttag\t" in stdout

@@ -93,7 +93,7 @@ def test_flower_from_deploy_requires_basic_auth(redis_url):
         status = None
         while status is None:
             try:
-                with urllib.request.urlopen(url, timeout=5):  # noqa: S310 -- our own local Flower
+                with urllib.request.urlopen(url, timeout=5):
                     status = 200
             except urllib.error.HTTPError as exc:
                 status = exc.code
@@ -104,8 +104,8 @@ def test_flower_from_deploy_requires_basic_auth(redis_url):
                 time.sleep(0.3)
         assert status == 401
         token = base64.b64encode(b"ops:pw-for-test").decode()
-        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
     finally:
         process.terminate()

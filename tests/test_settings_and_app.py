@@ -40,7 +40,9 @@ def test_celery_app_is_json_only_late_ack_one_queue_per_stage():
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
-    assert conf.task_routes == {keys.task_name(s): {"queue": keys.queue_name(s)} for s in ("clean", "dedup", "tag", "store")}
+    assert conf.task_routes == {
+        keys.task_name(s): {"queue": keys.queue_name(s)} for s in ("clean", "dedup", "tag", "store")
+    }
 
 
 def test_article_id_is_deterministic_and_ignores_fetch_time():
@@ -80,5 +82,7 @@ def test_readme_documents_every_setting_with_its_default():
 
     readme = (ROOT / "README.md").read_text()
     for name, field in Settings.model_fields.items():
-        default = field.default.unicode_string() if hasattr(field.default, "unicode_string") else field.default
+        default = (
+            field.default.unicode_string() if hasattr(field.default, "unicode_string") else field.default
+        )
         assert f"| `NEWSFLOW_{name.upper()}` | `{default}` |" in readme, name

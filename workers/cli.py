@@ -70,7 +70,9 @@ def _valid(records: Iterator[Record], rejected: list[Record]) -> Iterator[RawArt
         else:
             rejected.append(record)
             for problem in record.problems:
-                err.print(f"[red]rejected[/] {record.origin}: {problem.field}: {problem.reason}", highlight=False)
+                err.print(
+                    f"[red]rejected[/] {record.origin}: {problem.field}: {problem.reason}", highlight=False
+                )
 
 
 def _progress() -> Progress:
@@ -123,7 +125,9 @@ def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: Sourc
     with _progress() as progress:
         task = progress.add_task("processing", total=None)
         report = embedded.run(
-            _valid(read_inputs(paths, source=source), rejected), ctx, on_done=lambda *_: progress.advance(task)
+            _valid(read_inputs(paths, source=source), rejected),
+            ctx,
+            on_done=lambda *_: progress.advance(task),
         )
     with transaction(settings.database_url) as session:
         articles = [a for a in (repo.fetch_article(session, i) for i in report.stored) if a is not None]
@@ -147,7 +151,8 @@ def enqueue(
     paths: Paths,
     source: SourceOpt = "local",
     high_water: Annotated[
-        int | None, typer.Option(help="Wait while the clean queue holds more (default NEWSFLOW_HIGH_WATER_MARK).")
+        int | None,
+        typer.Option(help="Wait while the clean queue holds more (default NEWSFLOW_HIGH_WATER_MARK)."),
     ] = None,
 ) -> None:
     """Validate raw articles, persist them and enqueue the pipeline on Redis (distributed mode).
@@ -211,9 +216,13 @@ def worker(
 
 @app.command()
 def show(
-    article_id: Annotated[str, typer.Argument(help="Article id (the full 32 characters or a unique prefix).")],
+    article_id: Annotated[
+        str, typer.Argument(help="Article id (the full 32 characters or a unique prefix).")
+    ],
     json_out: JsonOpt = False,
-    removed: Annotated[bool, typer.Option("--removed", help="Also list what cleaning removed, and why.")] = False,
+    removed: Annotated[
+        bool, typer.Option("--removed", help="Also list what cleaning removed, and why.")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Show one stored article: metadata, dedup verdict and cluster, entities, stage versions."""
@@ -226,7 +235,9 @@ def show(
 
     settings = _settings(db)
     with transaction(settings.database_url) as session:
-        ids = session.scalars(select(RawArticleRow.id).where(RawArticleRow.id.startswith(article_id)).limit(2)).all()
+        ids = session.scalars(
+            select(RawArticleRow.id).where(RawArticleRow.id.startswith(article_id)).limit(2)
+        ).all()
         if len(ids) != 1:
             err.print(f"{'no' if not ids else 'more than one'} article matches {article_id!r}")
             raise typer.Exit(1)
@@ -234,7 +245,9 @@ def show(
         cleaned = repo.load_result(session, ids[0], "clean", CleanedArticle)
         verdict = repo.load_result(session, ids[0], "dedup", DedupVerdict)
     if json_out:
-        data: dict[str, Any] = json.loads(article.model_dump_json()) if article else {"id": ids[0], "stored": False}
+        data: dict[str, Any] = (
+            json.loads(article.model_dump_json()) if article else {"id": ids[0], "stored": False}
+        )
         if verdict is not None:
             data["verdict"] = json.loads(verdict.model_dump_json())
         if removed and cleaned is not None:
@@ -269,7 +282,9 @@ def show(
         for column in ("name", "label", "count", "first mentions"):
             table.add_column(column)
         for e in article.entities:
-            table.add_row(e.name, e.label, str(e.count), ", ".join(f"{m.start}-{m.end}" for m in e.mentions[:5]))
+            table.add_row(
+                e.name, e.label, str(e.count), ", ".join(f"{m.start}-{m.end}" for m in e.mentions[:5])
+            )
         out.print(table)
     if removed and cleaned is not None:
         table = Table(title="removed by cleaning")
@@ -352,7 +367,9 @@ def clean_command(paths: Paths, json_out: JsonOpt = False, source: SourceOpt = "
         if record.article is None:
             failed = True
             for problem in record.problems:
-                err.print(f"[red]rejected[/] {record.origin}: {problem.field}: {problem.reason}", highlight=False)
+                err.print(
+                    f"[red]rejected[/] {record.origin}: {problem.field}: {problem.reason}", highlight=False
+                )
             continue
         try:
             cleaned = clean_stage.clean(record.article, article_id(record.article))
@@ -366,7 +383,16 @@ def clean_command(paths: Paths, json_out: JsonOpt = False, source: SourceOpt = "
             continue
         out.rule(record.origin + (f"  {record.article.url}" if record.article.url else ""))
         out.print(f"[bold]{cleaned.title or '(untitled)'}[/]", highlight=False)
-        for label in ("published_at", "updated_at", "authors", "dateline", "credits", "section", "site_name", "language"):
+        for label in (
+            "published_at",
+            "updated_at",
+            "authors",
+            "dateline",
+            "credits",
+            "section",
+            "site_name",
+            "language",
+        ):
             value = getattr(cleaned, label)
             if value:
                 out.print(f"[dim]{label:>12}[/] {', '.join(value) if isinstance(value, tuple) else value}")
@@ -392,20 +418,25 @@ def tag_command(
     nlp = tag_stage.load_model(settings.tagger_model)
     entities = tag_stage.tag_text(text, nlp)
     if json_out:
-        out.print(json.dumps([e.model_dump() for e in entities], ensure_ascii=False), markup=False, highlight=False)
+        out.print(
+            json.dumps([e.model_dump() for e in entities], ensure_ascii=False), markup=False, highlight=False
+        )
         return
     table = Table(title=f"{len(entities)} entities")
     for column in ("name", "label", "count", "first", "mentions"):
         table.add_column(column)
     for e in entities:
-        table.add_row(e.name, e.label, str(e.count), str(e.first_position), ", ".join(m.text for m in e.mentions[:4]))
+        table.add_row(
+            e.name, e.label, str(e.count), str(e.first_position), ", ".join(m.text for m in e.mentions[:4])
+        )
     out.print(table)
 
 
 @app.command()
 def retry(
     ids: Annotated[
-        list[int] | None, typer.Argument(help="Dead-letter ids (default: all open ones matching the filters).")
+        list[int] | None,
+        typer.Argument(help="Dead-letter ids (default: all open ones matching the filters)."),
     ] = None,
     stage: Annotated[str | None, typer.Option(help="Only dead letters of this stage.")] = None,
     reason: Annotated[str | None, typer.Option(help="Only dead letters with this reason code.")] = None,
@@ -413,7 +444,9 @@ def retry(
     embedded_mode: Annotated[
         bool, typer.Option("--embedded", help="Replay in-process instead of enqueuing to the workers.")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be retried; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be retried; change nothing.")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Replay dead letters from the stage that failed: enqueued to the workers, or in-process.
@@ -432,7 +465,10 @@ def retry(
         replayable = [(d.id, d.stage, d.article_id, d.trace_id) for d in letters if d.article_id]
         unreplayable = [d.id for d in letters if not d.article_id]
     for dead_id in unreplayable:
-        err.print(f"dead letter {dead_id} has no article id (an invalid message); nothing to replay", highlight=False)
+        err.print(
+            f"dead letter {dead_id} has no article id (an invalid message); nothing to replay",
+            highlight=False,
+        )
     if dry_run or not replayable:
         for dead_id, failed_stage, article, _ in replayable:
             typer.echo(f"{dead_id}\t{failed_stage}\t{article}")
@@ -446,7 +482,7 @@ def retry(
         from workers.producer import send
     failures = 0
     for dead_id, failed_stage, article, trace in replayable:
-        msg = StageMessage(article_id=article, trace_id=trace or new_trace_id())  # type: ignore[arg-type]
+        msg = StageMessage(article_id=article, trace_id=trace or new_trace_id())
         with transaction(settings.database_url) as session:
             repo.mark_retried(session, [dead_id])
         if embedded_mode:
@@ -461,7 +497,9 @@ def retry(
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = None, revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+def db_upgrade(
+    db: DbOpt = None, revision: Annotated[str, typer.Option(help="Target revision.")] = "head"
+) -> None:
     """Create or migrate the database schema (Alembic); safe to run again."""
     from workers.db.engine import upgrade
 

@@ -49,25 +49,37 @@ def process(ctx: Context, msg: StageMessage, start: str = STAGE_NAMES[0]) -> Fai
                 if attempt < TRANSIENT_ATTEMPTS:
                     time.sleep(0.2 * 2**attempt)
                     continue
-                return _fail(ctx, stage, msg, exc, "retries_exhausted", attempt)
+                return _fail(ctx, stage, msg, exc, reason="retries_exhausted", attempts=attempt)
             except PermanentError as exc:
-                return _fail(ctx, stage, msg, exc, exc.reason, attempt)
+                return _fail(ctx, stage, msg, exc, reason=exc.reason, attempts=attempt)
             except Exception as exc:
                 log.exception("stage_unexpected_error", stage=stage)
-                return _fail(ctx, stage, msg, exc, "unexpected", attempt)
-            log.debug("stage_done", stage=stage, duration_ms=round((time.perf_counter() - started) * 1000), **outcome)
+                return _fail(ctx, stage, msg, exc, reason="unexpected", attempts=attempt)
+            log.debug(
+                "stage_done",
+                stage=stage,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                **outcome,
+            )
             break
     return None
 
 
-def _fail(ctx: Context, stage: str, msg: StageMessage, exc: BaseException, reason: str, attempts: int) -> Failure:
-    dead_id = dead_letter(ctx, stage, msg, msg.model_dump_json(), exc, reason, attempts)
+def _fail(
+    ctx: Context, stage: str, msg: StageMessage, exc: BaseException, *, reason: str, attempts: int
+) -> Failure:
+    dead_id = dead_letter(
+        ctx, stage=stage, msg=msg, payload=msg.model_dump_json(), error=exc, reason=reason, attempts=attempts
+    )
     log.warning("article_dead_lettered", stage=stage, reason=reason, error_class=type(exc).__name__)
     return Failure(msg.article_id, stage, reason, str(exc)[:300], dead_id)
 
 
 def run(
-    articles: Iterable[RawArticle], ctx: Context, *, on_done: Callable[[str, Failure | None], None] | None = None
+    articles: Iterable[RawArticle],
+    ctx: Context,
+    *,
+    on_done: Callable[[str, Failure | None], None] | None = None,
 ) -> EmbeddedReport:
     """Persist and process each article in-process; idempotent like the distributed pipeline."""
     report = EmbeddedReport()

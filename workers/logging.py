@@ -50,7 +50,11 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     if use_console:
         shared.append(_escape_controls)
     structlog.configure(
-        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -69,4 +73,5 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger named for its module."""
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -101,7 +101,11 @@ def tag_step(ctx: Context, msg: StageMessage) -> Outcome:
         tagged = tag_stage.tag(cleaned, nlp)
     with transaction(ctx.database_url) as session:
         repo.upsert_result(session, msg.article_id, "tag", tagged.version, tagged)
-    return {"version": tagged.version, "entities": len(tagged.entities), "skipped": tagged.skipped is not None}
+    return {
+        "version": tagged.version,
+        "entities": len(tagged.entities),
+        "skipped": tagged.skipped is not None,
+    }
 
 
 def store_step(ctx: Context, msg: StageMessage) -> Outcome:
@@ -169,7 +173,14 @@ def stages_from(start: str) -> tuple[str, ...]:
 
 
 def dead_letter(
-    ctx: Context, stage: str, msg: StageMessage | None, payload: str, error: BaseException, reason: str, attempts: int
+    ctx: Context,
+    *,
+    stage: str,
+    msg: StageMessage | None,
+    payload: str,
+    error: BaseException,
+    reason: str,
+    attempts: int,
 ) -> int:
     """Record that `stage` could not process `msg` (kept until `newsflow retry`); returns the dead letter's id."""
     with transaction(ctx.database_url) as session:

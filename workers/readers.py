@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import pydantic
 
@@ -58,12 +58,13 @@ def is_supported(path: Path) -> bool:
 
 def _problems(error: pydantic.ValidationError) -> tuple[Problem, ...]:
     return tuple(
-        Problem(field=".".join(str(p) for p in e["loc"]) or "(record)", reason=e["msg"]) for e in error.errors()
+        Problem(field=".".join(str(p) for p in e["loc"]) or "(record)", reason=e["msg"])
+        for e in error.errors()
     )
 
 
 def _open(path: Path, gz: bool) -> IO[bytes]:
-    return gzip.open(path, "rb") if gz else path.open("rb")
+    return cast(IO[bytes], gzip.open(path, "rb")) if gz else path.open("rb")
 
 
 def _decode(data: bytes) -> str:
@@ -90,7 +91,9 @@ def read_path(path: Path, *, source: str) -> Iterator[Record]:
         return
     content_type = TEXT_SUFFIXES.get(suffix)
     if content_type is None:
-        yield Record(str(path), None, (Problem("(file)", f"unsupported file type; use one of {', '.join(SUPPORTED)}"),))
+        yield Record(
+            str(path), None, (Problem("(file)", f"unsupported file type; use one of {', '.join(SUPPORTED)}"),)
+        )
         return
     with _open(path, gz) as handle:
         data = handle.read(MAX_BODY_BYTES + 1)

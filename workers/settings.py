@@ -30,9 +30,13 @@ class Settings(BaseSettings):
         default=0.5, gt=0.0, le=1.0, description="Similarity from which two articles are near-duplicates."
     )
     chrome_min_articles: int = Field(
-        default=5, ge=2, description="Distinct articles of a source a line must appear in to be learned as chrome."
+        default=5,
+        ge=2,
+        description="Distinct articles of a source a line must appear in to be learned as chrome.",
     )
-    max_retries: int = Field(default=8, ge=0, description="Retries of a transient failure before dead-lettering.")
+    max_retries: int = Field(
+        default=8, ge=0, description="Retries of a transient failure before dead-lettering."
+    )
     retry_backoff_max: int = Field(default=300, ge=1, description="Longest delay between retries, seconds.")
     task_soft_time_limit: int = Field(default=60, ge=1, description="Soft time limit per task, seconds.")
     task_time_limit: int = Field(default=90, ge=1, description="Hard time limit per task, seconds.")

@@ -49,7 +49,7 @@ class Worker:
 
 
 @pytest.fixture
-def pipeline_env(redis_url: str, postgres_url: str) -> Iterator[dict[str, str]]:
+def pipeline_env(redis_url: str, postgres_url: str) -> dict[str, str]:
     """Environment for producers and workers of one test: its own Redis DB and PostgreSQL database, migrated."""
     upgrade(postgres_url)
     env = {
@@ -60,7 +60,7 @@ def pipeline_env(redis_url: str, postgres_url: str) -> Iterator[dict[str, str]]:
         "NEWSFLOW_MAX_RETRIES": "2",
         "NEWSFLOW_RETRY_BACKOFF_MAX": "2",
     }
-    yield env
+    return env
 
 
 @pytest.fixture
@@ -72,11 +72,21 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         log_path = tmp_path / f"worker-{name}.log"
         with log_path.open("wb") as handle:
             process = subprocess.Popen(
-            [
-                    sys.executable, "-m", "workers.cli", "worker", "--queues", queues,
-                    "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
-                    "--without-gossip", "--without-mingle", "--without-heartbeat",
-                ],  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "workers.cli",
+                    "worker",
+                    "--queues",
+                    queues,
+                    "--concurrency",
+                    str(concurrency),
+                    "--hostname",
+                    f"{name}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
                 env=pipeline_env,
                 cwd=ROOT,
                 stdout=handle,

@@ -18,7 +18,7 @@ def _count(url: str, table: str, where: str = "") -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table} {where}")).scalar_one())  # noqa: S608
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table} {where}")).scalar_one())
     finally:
         engine.dispose()
 
@@ -31,7 +31,7 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
             tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
             return {
                 t: sorted(
-                    (tuple(map(repr, row)) for row in conn.execute(sa.text(f"SELECT * FROM {t}"))),  # noqa: S608
+                    (tuple(map(repr, row)) for row in conn.execute(sa.text(f"SELECT * FROM {t}"))),
                 )
                 for t in tables
             }
@@ -109,7 +109,9 @@ def test_message_delivered_twice_changes_nothing(pipeline_env, start_worker):
 
 def _done(worker: Any, task_name: str) -> int:
     """How many `task_done` summary lines the worker logged for `task_name`."""
-    return sum(1 for e in worker.log_events() if e.get("event") == "task_done" and e.get("task_name") == task_name)
+    return sum(
+        1 for e in worker.log_events() if e.get("event") == "task_done" and e.get("task_name") == task_name
+    )
 
 
 def test_malformed_record_is_rejected_with_its_reason(pipeline_env, start_worker, tmp_path):
@@ -147,7 +149,9 @@ def test_poison_record_lands_in_dead_letters(pipeline_env, start_worker, tmp_pat
     wait_for(lambda: _count(db, "dead_letters") == 1, message="a dead letter")
     engine = sa.create_engine(db)
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT stage, reason, attempts, article_id, payload FROM dead_letters")).one()
+        row = conn.execute(
+            sa.text("SELECT stage, reason, attempts, article_id, payload FROM dead_letters")
+        ).one()
     engine.dispose()
     assert (row.stage, row.reason, row.attempts) == ("clean", "not_html", 1)
     assert row.article_id == result.stdout.strip()
@@ -173,7 +177,9 @@ def test_invalid_message_is_dead_lettered_not_dropped(pipeline_env, start_worker
         headers={"trace_id": "trace-from-header"},
     )
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
-    wait_for(lambda: _count(db, "dead_letters", "WHERE reason = 'invalid_message'") == 1, message="a dead letter")
+    wait_for(
+        lambda: _count(db, "dead_letters", "WHERE reason = 'invalid_message'") == 1, message="a dead letter"
+    )
     status = run_cli(pipeline_env, "status", "--json")
     figures = json.loads(status.stdout)
     assert figures["dead_letters"] == 1
@@ -200,4 +206,6 @@ def test_worker_logs_one_json_summary_per_task_without_bodies(pipeline_env, star
         assert event["task_id"]
     log_text = worker.log_path.read_text()
     assert "eighteen months after floodwater" not in log_text
-    assert "celery@" not in log_text or all(line.startswith("{") for line in log_text.splitlines() if line.strip())
+    assert "celery@" not in log_text or all(
+        line.startswith("{") for line in log_text.splitlines() if line.strip()
+    )

@@ -48,7 +48,7 @@ def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
-        rows = {t: sorted(map(repr, conn.execute(sa.text(f"SELECT * FROM {t}")))) for t in tables}  # noqa: S608
+        rows = {t: sorted(map(repr, conn.execute(sa.text(f"SELECT * FROM {t}")))) for t in tables}
     engine.dispose()
     return rows
 
@@ -56,7 +56,9 @@ def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
 def _dead_letters(url: str) -> list[Any]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT stage, reason, attempts, article_id, payload FROM dead_letters")).all()
+        rows = conn.execute(
+            sa.text("SELECT stage, reason, attempts, article_id, payload FROM dead_letters")
+        ).all()
     engine.dispose()
     return list(rows)
 
@@ -94,7 +96,12 @@ def test_permanent_error_is_dead_lettered_once_and_stops_the_chain(database_url)
     with pytest.raises(Ignore):
         clean(message)
     [row] = _dead_letters(database_url)
-    assert (row.stage, row.reason, row.attempts, row.article_id) == ("clean", "not_html", 1, message["article_id"])
+    assert (row.stage, row.reason, row.attempts, row.article_id) == (
+        "clean",
+        "not_html",
+        1,
+        message["article_id"],
+    )
     with transaction(database_url) as session:
         assert repo.load_result(session, message["article_id"], "clean", RawArticle) is None
 

@@ -40,7 +40,9 @@ class RawArticleRow(Base):
     content_type: Mapped[str | None] = mapped_column(String(20))
     payload: Mapped[str] = mapped_column(Text, doc="RawArticle as JSON.")
     trace_id: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class StageResultRow(Base):
@@ -48,7 +50,9 @@ class StageResultRow(Base):
 
     __tablename__ = "stage_results"
 
-    article_id: Mapped[str] = mapped_column(ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True)
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True
+    )
     stage: Mapped[str] = mapped_column(String(20), primary_key=True)
     version: Mapped[str] = mapped_column(String(80), index=True)
     output: Mapped[str] = mapped_column(Text, doc="The stage's schema model as JSON.")
@@ -90,7 +94,9 @@ class EntityRow(Base):
 
     __tablename__ = "entities"
 
-    article_id: Mapped[str] = mapped_column(ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
     position: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Rank by salience, 0 first.")
     name: Mapped[str] = mapped_column(Text)
     label: Mapped[str] = mapped_column(String(20))
@@ -108,7 +114,9 @@ class MentionRow(Base):
 
     __tablename__ = "mentions"
 
-    article_id: Mapped[str] = mapped_column(ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
     start: Mapped[int] = mapped_column(Integer, primary_key=True)
     end: Mapped[int] = mapped_column(Integer)
     entity_position: Mapped[int] = mapped_column(Integer)
@@ -120,7 +128,9 @@ class DuplicateRow(Base):
 
     __tablename__ = "duplicates"
 
-    article_id: Mapped[str] = mapped_column(ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True)
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True
+    )
     duplicate_of: Mapped[str] = mapped_column(ID, index=True)
     cluster_id: Mapped[str] = mapped_column(ID, index=True)
     kind: Mapped[str] = mapped_column(String(20), index=True)

@@ -68,7 +68,8 @@ def upsert_result(session: Session, article_id: str, stage: str, version: str, o
     stmt = stmt.on_conflict_do_update(
         index_elements=["article_id", "stage"],
         set_={"version": stmt.excluded.version, "output": stmt.excluded.output, "updated_at": func.now()},
-        where=(StageResultRow.output != stmt.excluded.output) | (StageResultRow.version != stmt.excluded.version),
+        where=(StageResultRow.output != stmt.excluded.output)
+        | (StageResultRow.version != stmt.excluded.version),
     )
     session.execute(stmt)
 
@@ -169,7 +170,13 @@ def upsert_article(
             )
         )
         mentions = {
-            m.start: {"article_id": article.id, "start": m.start, "end": m.end, "entity_position": i, "text": m.text}
+            m.start: {
+                "article_id": article.id,
+                "start": m.start,
+                "end": m.end,
+                "entity_position": i,
+                "text": m.text,
+            }
             for i, e in enumerate(tagged.entities)
             for m in e.mentions
         }
@@ -202,7 +209,9 @@ def fetch_article(session: Session, article_id: str) -> StoredArticle | None:
     ).all()
     by_entity: dict[int, list[StoredMention]] = {}
     for m in mentions:
-        by_entity.setdefault(m.entity_position, []).append(StoredMention(start=m.start, end=m.end, text=m.text))
+        by_entity.setdefault(m.entity_position, []).append(
+            StoredMention(start=m.start, end=m.end, text=m.text)
+        )
     return StoredArticle(
         id=row.id,
         url=row.url,
@@ -218,7 +227,12 @@ def fetch_article(session: Session, article_id: str) -> StoredArticle | None:
         dedup=row.status,  # type: ignore[arg-type]
         cluster_id=row.cluster_id,
         entities=tuple(
-            StoredEntity(name=e.name, label=e.label, count=e.count, mentions=tuple(by_entity.get(e.position, ())))  # type: ignore[arg-type]
+            StoredEntity(
+                name=e.name,
+                label=e.label,  # type: ignore[arg-type]  # a str column holding an EntityLabel
+                count=e.count,
+                mentions=tuple(by_entity.get(e.position, ())),
+            )
             for e in entities
         ),
         versions=dict(row.versions),
@@ -279,7 +293,12 @@ def record_dead_letter(
 
 
 def open_dead_letters(
-    session: Session, *, stage: str | None = None, reason: str | None = None, ids: Sequence[int] = (), limit: int = 1000
+    session: Session,
+    *,
+    stage: str | None = None,
+    reason: str | None = None,
+    ids: Sequence[int] = (),
+    limit: int = 1000,
 ) -> list[DeadLetterRow]:
     """Dead letters not yet retried, oldest first, filtered by stage, reason or id."""
     query = select(DeadLetterRow).where(DeadLetterRow.retried_at.is_(None))
@@ -296,13 +315,17 @@ def mark_retried(session: Session, dead_letter_ids: Sequence[int]) -> None:
     """Close dead letters that have been replayed (a new failure opens a new one)."""
     if dead_letter_ids:
         session.execute(
-            update(DeadLetterRow).where(DeadLetterRow.id.in_(dead_letter_ids)).values(retried_at=datetime.now(UTC))
+            update(DeadLetterRow)
+            .where(DeadLetterRow.id.in_(dead_letter_ids))
+            .values(retried_at=datetime.now(UTC))
         )
 
 
 def counts(session: Session) -> dict[str, Any]:
     """Figures for `newsflow status`: articles by verdict, open dead letters by stage and reason."""
-    by_status = dict(session.execute(select(ArticleRow.status, func.count()).group_by(ArticleRow.status)).all())
+    by_status = dict(
+        session.execute(select(ArticleRow.status, func.count()).group_by(ArticleRow.status)).all()
+    )
     dead = session.execute(
         select(DeadLetterRow.stage, DeadLetterRow.reason, func.count())
         .where(DeadLetterRow.retried_at.is_(None))

@@ -1,6 +1,14 @@
 """The store stage's pure part: assemble the stored article from the earlier stages' records."""
 
-from schemas import CleanedArticle, DedupVerdict, RawArticle, StoredArticle, StoredEntity, StoredMention, TaggedArticle
+from schemas import (
+    CleanedArticle,
+    DedupVerdict,
+    RawArticle,
+    StoredArticle,
+    StoredEntity,
+    StoredMention,
+    TaggedArticle,
+)
 
 VERSION = "store-1.0"
 

@@ -51,43 +51,63 @@ class StageTask(Task):  # type: ignore[misc]
         try:
             msg = StageMessage.model_validate(message, strict=False)
         except pydantic.ValidationError as exc:
-            self._dead_letter(None, message, exc, "invalid_message", attempts, started)
+            self._dead_letter(
+                None, message, exc, reason="invalid_message", attempts=attempts, started=started
+            )
         structlog.contextvars.bind_contextvars(article_id=msg.article_id, trace_id=msg.trace_id)
         if self._too_many_deliveries(settings.broker_url.unicode_string()):
-            self._dead_letter(msg, message, RuntimeError("worker lost repeatedly"), "worker_lost", attempts, started)
+            lost = RuntimeError("worker lost repeatedly")
+            self._dead_letter(msg, message, lost, reason="worker_lost", attempts=attempts, started=started)
         ctx = Context(settings)
         try:
             outcome = run_step(self.stage, ctx, msg)
         except TransientError as exc:
             if self.request.retries >= settings.max_retries:
-                self._dead_letter(msg, message, exc, "retries_exhausted", attempts, started)
+                self._dead_letter(
+                    msg, message, exc, reason="retries_exhausted", attempts=attempts, started=started
+                )
             delay = get_exponential_backoff_interval(
                 factor=1, retries=self.request.retries, maximum=settings.retry_backoff_max, full_jitter=True
             )
             log.warning("task_retry", error=str(exc), countdown=delay, duration_ms=_ms(started))
             raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
         except PermanentError as exc:
-            self._dead_letter(msg, message, exc, exc.reason, attempts, started)
+            self._dead_letter(msg, message, exc, reason=exc.reason, attempts=attempts, started=started)
         except SoftTimeLimitExceeded as exc:
-            self._dead_letter(msg, message, exc, "timeout", attempts, started)
+            self._dead_letter(msg, message, exc, reason="timeout", attempts=attempts, started=started)
         except (Retry, Ignore):
             raise
         except Exception as exc:
             # A bug or an input no rule foresaw: keep the message for `newsflow retry` after a fix.
             log.exception("task_unexpected_error")
-            self._dead_letter(msg, message, exc, "unexpected", attempts, started)
+            self._dead_letter(msg, message, exc, reason="unexpected", attempts=attempts, started=started)
         log.info("task_done", outcome="ok", duration_ms=_ms(started), **outcome)
         structlog.contextvars.clear_contextvars()
         return msg.model_dump()
 
     def _dead_letter(
-        self, msg: StageMessage | None, message: Any, exc: BaseException, reason: str, attempts: int, started: float
+        self,
+        msg: StageMessage | None,
+        message: Any,
+        exc: BaseException,
+        *,
+        reason: str,
+        attempts: int,
+        started: float,
     ) -> None:
         """Record a dead letter and stop the chain; if the database is down, retry instead of losing it."""
         try:
-            dead_id = dead_letter(Context(get_settings()), self.stage, msg, _json(message), exc, reason, attempts)
+            dead_id = dead_letter(
+                Context(get_settings()),
+                stage=self.stage,
+                msg=msg,
+                payload=_json(message),
+                error=exc,
+                reason=reason,
+                attempts=attempts,
+            )
         except Exception as db_exc:
-            log.error("dead_letter_failed", reason=reason, error=type(db_exc).__name__)
+            log.exception("dead_letter_failed", reason=reason, error=type(db_exc).__name__)
             delay = get_settings().retry_backoff_max
             raise self.retry(exc=db_exc, countdown=delay, max_retries=None) from db_exc
         log.error(
