@@ -1,0 +1,523 @@
+"""Golden, learning, guard and normalisation tests for the clean stage (`workers.stages.clean`)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from schemas.cleaned import RemovalReason
+from schemas.raw import RawArticle
+from workers.errors import NoContent, NotHtml, PermanentError, TooDeep, TooLarge
+from workers.stages.clean import VERSION, clean, line_keys
+
+GOLDEN = Path(__file__).parent / "golden"
+SHARED = Path(__file__).parents[2] / ".." / "shared"
+AID = "0" * 32
+
+
+def _raw(body: str, **kwargs: object) -> RawArticle:
+    return RawArticle.model_validate({"source": "example.com", "body": body, **kwargs})
+
+
+def _expected_slice(text: str, first: str, last: str) -> str:
+    lines = [line.strip() for line in text.split("\n")]
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next(i for i, line in enumerate(lines) if line.endswith(last))
+    return "\n\n".join(line for line in lines[start : end + 1] if line)
+
+
+# --- golden text dumps -------------------------------------------------------------------
+
+
+def test_sample_text_dump_is_exact() -> None:
+    """The CTN News sample dump yields its title, the body from the dateline to the credits, no chrome."""
+    path = SHARED / "corpus" / "ctnnews-tillerson-china.txt"
+    if not path.exists():
+        pytest.skip("shared corpus not available")
+    body = path.read_text(encoding="utf-8")
+    article = clean(_raw(body, source="ctnnews.com"), AID)
+    assert article.title == "U.S. Secretary of State Rex Tillerson in China to Discuss North Korea"
+    assert article.text == _expected_slice(body, "BEIJING –", "contributed to this story.")
+    assert article.text.startswith("BEIJING –")
+    assert article.text.count("Tillerson is making his second visit") == 1
+    for chrome in (
+        "Connect with us",
+        "World News",
+        "Avatar of",
+        "800 1",
+        "Continue Reading",
+        "CTN News App",
+        "Recent News",
+        "Advertise",
+        "Jooble",
+        "editorial team",
+    ):
+        assert chrome not in article.text
+    assert article.dateline == "BEIJING –"
+    assert article.credits == (
+        "Associated Press writers Joe McDonald in Beijing and Mathew Pennington in Washington "
+        "contributed to this story.",
+    )
+    assert article.section == "World News"
+    assert article.language == "en"
+    assert article.version == VERSION
+    reasons = Counter(r.reason for r in article.removed)
+    assert reasons["repeated_paragraph"] == 1
+    assert reasons["footer"] >= 1
+
+
+def test_own_golden_text_dump_is_exact() -> None:
+    """A dump with the same kinds of chrome (nav, counters, share bar, ad, newsroom footer) comes out exact."""
+    body = (GOLDEN / "harbour-ferry-strike.txt").read_text(encoding="utf-8")
+    expected = (GOLDEN / "harbour-ferry-strike.expected.txt").read_text(encoding="utf-8").strip()
+    article = clean(_raw(body, source="bayside.example"), AID)
+    assert article.title == "Harbour Ferry Crews Walk Out Over Night-Shift Rosters"
+    assert article.text == expected
+    assert article.dateline == "PORT ELLIS (AP) —"
+    assert article.credits == (
+        "Associated Press writer Tomas Reyes in Port Ellis contributed to this story.",
+    )
+    reasons = {r.reason for r in article.removed}
+    assert {"nav", "share_bar", "ad", "footer"} <= reasons
+
+
+def test_title_hint_wins_and_is_not_repeated_in_text() -> None:
+    """A title hint from the scraper is used as the title and its line is not left in the text."""
+    body = (GOLDEN / "harbour-ferry-strike.txt").read_text(encoding="utf-8")
+    hint = "Harbour Ferry Crews Walk Out Over Night-Shift Rosters"
+    article = clean(_raw(body, title=hint), AID)
+    assert article.title == hint
+    assert hint not in article.text
+
+
+# --- source-adaptive boilerplate ---------------------------------------------------------
+
+_WORDS = [
+    "harbour",
+    "council",
+    "budget",
+    "river",
+    "school",
+    "hospital",
+    "bridge",
+    "tram",
+    "market",
+    "festival",
+    "library",
+    "museum",
+    "airport",
+    "railway",
+    "station",
+    "stadium",
+    "factory",
+    "orchard",
+    "vineyard",
+    "reservoir",
+    "clinic",
+    "court",
+    "parliament",
+    "election",
+    "teachers",
+    "nurses",
+    "drivers",
+    "farmers",
+    "fishermen",
+    "builders",
+    "students",
+    "pensioners",
+    "residents",
+]
+_CHROME_LINES = (
+    "Bayside Herald Morning Briefing",
+    "Your harbour, your stories",
+    "Weather desk 31° sunny",
+    "Reader tips welcome at the harbour desk",
+)
+_SYNDICATED = (
+    "The region has been governed by a coalition of independents since the boundary review of "
+    "2019, and its council meets in the old customs house on the quay every second Tuesday."
+)
+_COMMON_SENTENCE = "The council did not respond to a request for comment."
+
+
+def _synthetic_article(index: int) -> str:
+    rng = random.Random(index)
+
+    def sentence() -> str:
+        words = rng.sample(_WORDS, 12)
+        return (
+            f"{words[0].capitalize()} leaders in the {words[1]} district said the {words[2]} and "
+            f"{words[3]} plans for the {words[4]} would reach {words[5]} and {words[6]} by "
+            f"{rng.randint(2025, 2030)}, citing {words[7]} and {words[8]} figures."
+        )
+
+    paragraphs = [" ".join(sentence() for _ in range(2)) for _ in range(6)]
+    lines = [
+        "Home",
+        "Bayside Herald",
+        f"Story number {index} about the {_WORDS[index]} plan",
+        f"SEASIDE – {paragraphs[0]}",
+        paragraphs[1],
+        _CHROME_LINES[0],
+        paragraphs[2],
+        _CHROME_LINES[1],
+        paragraphs[3] + " " + _COMMON_SENTENCE,
+        _CHROME_LINES[2],
+        paragraphs[4],
+        _SYNDICATED,
+        _CHROME_LINES[3],
+        paragraphs[5],
+        _COMMON_SENTENCE,
+        "Privacy Policy",
+    ]
+    return "\n\n".join(lines)
+
+
+def test_source_chrome_is_learned_and_article_text_kept() -> None:
+    """After 20 articles, lines in >= N of them are removed as source chrome; shared prose stays."""
+    raws = [_raw(_synthetic_article(i), source="bayside.example") for i in range(20)]
+    before = [clean(raw, f"{i:032x}") for i, raw in enumerate(raws)]
+    for article in before:  # the premise: generic rules keep this chrome
+        for line in _CHROME_LINES:
+            assert line in article.text
+
+    n_required = 5
+    seen = Counter(key for raw in raws for key in line_keys(raw))
+    for i, raw in enumerate(raws):
+        chrome = frozenset(key for key in line_keys(raw) if seen[key] >= n_required)
+        article = clean(raw, f"{i:032x}", chrome=chrome)
+        for line in _CHROME_LINES:
+            assert line not in article.text
+        assert _SYNDICATED in article.text
+        assert article.text.count(_COMMON_SENTENCE) == 2
+        assert article.text.startswith("SEASIDE – ")
+        learned = [r.text for r in article.removed if r.reason == "source_boilerplate"]
+        assert set(_CHROME_LINES) <= set(learned)
+        assert _SYNDICATED not in learned
+        assert _COMMON_SENTENCE not in learned
+
+
+def test_chrome_seen_in_too_few_articles_is_kept() -> None:
+    """A line shared by fewer than N articles is not passed as chrome and so stays in the text."""
+    raws = [_raw(_synthetic_article(i)) for i in range(3)]
+    seen = Counter(key for raw in raws for key in line_keys(raw))
+    chrome = frozenset(key for key in line_keys(raws[0]) if seen[key] >= 5)
+    assert chrome == frozenset()
+    assert _CHROME_LINES[0] in clean(raws[0], AID, chrome=chrome).text
+
+
+def test_line_keys_skip_prose_and_match_html_blocks() -> None:
+    """Prose sentences are never candidate keys; a short block has the same key in HTML and text form."""
+    text_keys = line_keys(_raw("Weather desk 31° sunny\n\n" + _COMMON_SENTENCE))
+    html_keys = line_keys(
+        _raw(f"<html><body><div>Weather desk 31&deg; sunny</div><p>{_COMMON_SENTENCE}</p></body></html>")
+    )
+    assert len(text_keys) == 1
+    assert text_keys == html_keys
+    assert all(len(key) == 16 for key in text_keys)
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+_HTML_ARTICLE = """<!DOCTYPE html><html lang="en"><head><title>Tram line opens | Bayside Herald</title>
+<meta property="og:site_name" content="Bayside Herald">
+<meta property="article:published_time" content="2024-03-05T08:00:00+00:00">
+<meta name="author" content="Jane Doe"></head><body>
+<nav><a href="/">Home</a> <a href="/news">News</a> <a href="/sport">Sport</a></nav>
+<article><h1>Tram line opens after a decade of delays</h1>
+<p>SEASIDE (AP) — The city's first tram line opened on Tuesday, ten years after construction began
+and four years later than the council had promised when the project was approved.</p>
+<div class="share">Share on Facebook</div>
+<p>Thousands of residents queued at the harbour stop to ride the first cars, which ran every six
+minutes between the railway station and the new hospital on the hill above the bay.</p>
+<p>The project cost twice its original budget, a fact the mayor acknowledged in a short speech
+before cutting the ribbon, saying the delays had taught the city hard lessons about planning.</p>
+<p>Associated Press writer Jane Doe contributed to this report.</p></article>
+<footer>© 2024 Bayside Herald. All rights reserved. <a href="/privacy">Privacy Policy</a></footer>
+</body></html>"""
+
+
+def test_html_article_body_and_metadata() -> None:
+    """An HTML page yields its paragraphs without nav/share/footer, and its title, date, dateline, credits."""
+    article = clean(_raw(_HTML_ARTICLE, url="https://bayside.example/tram"), AID)
+    assert article.text.startswith("SEASIDE (AP) — The city's first tram line")
+    assert article.text.endswith("contributed to this report.")
+    assert "Share on Facebook" not in article.text
+    assert "Privacy Policy" not in article.text
+    assert article.text.count("\n\n") == 3
+    assert article.title == "Tram line opens after a decade of delays"
+    assert article.published_at is not None
+    assert article.published_at.year == 2024
+    assert article.dateline == "SEASIDE (AP) —"
+    assert article.credits == ("Associated Press writer Jane Doe contributed to this report.",)
+    assert article.language == "en"
+
+
+def test_content_type_is_sniffed() -> None:
+    """A body without content_type is cleaned as HTML when it looks like markup."""
+    article = clean(_raw(_HTML_ARTICLE), AID)
+    assert "<p>" not in article.text
+    assert "SEASIDE (AP)" in article.text
+
+
+# --- normalisation -----------------------------------------------------------------------
+
+
+def test_normalisation_repairs_and_strips() -> None:
+    """Mojibake, entities, NUL/control, zero-width and bidi characters are fixed; NFC; paragraphs kept."""
+    body = (
+        "The cafÃ© owner said the rent had doubled since the spring, and that she would close the shop.\x00\n\n"
+        "Officials said the re\u0301view of the bu\u200bsiness rates &amp; fees would finish\u202e in May this year.\n\n"
+        "Tenants\u0007 groups said they would keep campaigning until the council changed the rules for small shops."
+    )
+    article = clean(_raw(body, content_type="text/plain"), AID)
+    assert "café owner" in article.text
+    assert "review" in article.text.replace("\u00e9", "e")
+    assert "\u0301" not in article.text
+    assert "business rates & fees" in article.text
+    for bad in ("\x00", "\x07", "\u200b", "\u202e", "Ã"):
+        assert bad not in article.text
+    assert article.text.count("\n\n") == 2
+
+
+# --- guards ------------------------------------------------------------------------------
+
+
+def _timed_clean(raw: RawArticle) -> tuple[float, object]:
+    # Warm up first: lazy imports and the language model load once per process, not per page.
+    clean(_raw(_HTML_ARTICLE), AID)
+    start = time.perf_counter()
+    try:
+        outcome: object = clean(raw, AID)
+    except PermanentError as error:
+        outcome = error
+    return time.perf_counter() - start, outcome
+
+
+_PROSE = (
+    "<p>"
+    + "The ferry crews said the dispute over rosters would go on until the operator agreed to talks. " * 6
+    + "</p>"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "expected"),
+    [
+        (
+            "nested_divs",
+            "<html><body>" + "<div>" * 10_000 + _PROSE + "</div>" * 10_000 + "</body></html>",
+            TooDeep,
+        ),
+        (
+            "scripts_only",
+            "<html><head><script>" + "var a = 1;\n" * 20_000 + "</script></head><body></body></html>",
+            NoContent,
+        ),
+        (
+            "pdf_as_html",
+            "%PDF-1.7\n%\u00e2\u00e3\u00cf\u00d3\n1 0 obj << /Type /Catalog >> endobj\n" * 100,
+            NotHtml,
+        ),
+    ],
+)
+def test_pathological_html_dead_letters_fast(name: str, body: str, expected: type[Exception]) -> None:
+    """Pathological inputs finish in under a second with a clear dead-letter reason."""
+    elapsed, outcome = _timed_clean(_raw(body, content_type="text/html"))
+    assert isinstance(outcome, expected), (name, outcome)
+    assert elapsed < 1.0
+
+
+def test_huge_attribute_and_huge_token_finish_fast() -> None:
+    """A page with a multi-megabyte attribute and a 10 MB unbroken token is cleaned or refused in < 1 s."""
+    attribute = '<html><body><div data-x="' + "a" * 7_000_000 + '">x</div>' + _PROSE + "</body></html>"
+    elapsed, outcome = _timed_clean(_raw(attribute, content_type="text/html"))
+    assert elapsed < 1.0
+    assert isinstance(outcome, (TooLarge, NoContent)) or "ferry crews" in getattr(outcome, "text", "")
+    token = "word " * 50 + "x" * 10_000_000
+    elapsed, outcome = _timed_clean(_raw(token, content_type="text/plain"))
+    assert elapsed < 1.0
+    assert isinstance(outcome, PermanentError) or "x" * 100 not in getattr(outcome, "text", "x" * 100)
+
+
+def test_body_over_html_cap_is_too_large() -> None:
+    """HTML beyond MAX_HTML_BYTES is refused as too_large before parsing."""
+    from workers.stages.cleaning.guards import MAX_HTML_BYTES
+
+    body = "<html><body>" + _PROSE * (MAX_HTML_BYTES // len(_PROSE) + 10) + "</body></html>"
+    elapsed, outcome = _timed_clean(_raw(body, content_type="text/html"))
+    assert isinstance(outcome, TooLarge)
+    assert outcome.reason == "too_large"
+    assert elapsed < 1.0
+
+
+def test_invalid_utf8_is_cleaned() -> None:
+    """Bytes decoded with replacement or surrogate escapes do not crash cleaning."""
+    data = (
+        "Caf\xe9 prices rose again this week, the owners said, blaming energy costs and rent. " * 4
+    ).encode("latin-1")
+    body = data.decode("utf-8", "surrogateescape")
+    elapsed, outcome = _timed_clean(_raw(body, content_type="text/plain"))
+    assert elapsed < 1.0
+    assert "prices rose again" in getattr(outcome, "text", "")
+    assert "\udce9" not in getattr(outcome, "text", "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+        '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">'
+        '<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>'
+        "<html><body>" + _PROSE + "<p>&lol4;</p></body></html>",
+        '<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        "<html><body>" + _PROSE + "<p>&xxe;</p></body></html>",
+    ],
+    ids=["billion_laughs", "external_entity"],
+)
+def test_xml_entities_are_never_expanded(body: str) -> None:
+    """Entity bombs and external entities are neither expanded nor resolved, and finish fast."""
+    elapsed, outcome = _timed_clean(_raw(body, content_type="text/html"))
+    assert elapsed < 1.0
+    text = getattr(outcome, "text", "")
+    assert "ferry crews" in text
+    assert "lollol" not in text
+    assert "root:" not in text
+
+
+def test_empty_text_dump_is_no_content() -> None:
+    """A dump with only chrome lines is dead-lettered as no_content."""
+    with pytest.raises(NoContent) as info:
+        clean(_raw("Home\n\nShare\n\nAdvertisement\n\n800 1", content_type="text/plain"), AID)
+    assert info.value.reason == "no_content"
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("opening", "dateline"),
+    [
+        ("WASHINGTON (AP) — ", "WASHINGTON (AP) —"),
+        ("NEW YORK, Oct. 1 (Reuters) - ", "NEW YORK, Oct. 1 (Reuters) -"),
+        ("ST. LOUIS – ", "ST. LOUIS –"),
+        ("NASA said on Monday that ", None),
+    ],
+)
+def test_dateline_is_extracted(opening: str, dateline: str | None) -> None:
+    """Datelines of the usual wire forms are found; an acronym starting a sentence is not one."""
+    body = (
+        opening
+        + "the launch window would open next week, weather permitting, officials told reporters at the site."
+    )
+    body += "\n\nThe mission had been delayed twice this year because of problems with the rocket's second stage engine."
+    article = clean(_raw(body, content_type="text/plain"), AID)
+    assert article.dateline == dateline
+    assert article.text.startswith(opening.strip())
+
+
+def test_authors_and_dates_in_text_dump() -> None:
+    """Byline and date lines of a dump become authors and dates; junk author names are rejected."""
+    body = (
+        "Local News\n\nHarbour Ferry Crews Walk Out Over Night-Shift Rosters\n\nBy Mara Lindqvist and Tomas Reyes\n\n"
+        "By Email the author\n\nPublished March 4, 2024 at 6:15 pm\n\nUpdated: March 5, 2024\n\n3 Minute Read\n\n"
+        + (GOLDEN / "harbour-ferry-strike.expected.txt").read_text(encoding="utf-8")
+    )
+    article = clean(_raw(body, content_type="text/plain"), AID)
+    assert article.authors == ("Mara Lindqvist", "Tomas Reyes")
+    assert article.published_at is not None
+    assert (article.published_at.month, article.published_at.day, article.published_at.hour) == (3, 4, 18)
+    assert article.updated_at is not None
+    assert article.updated_at.day == 5
+    assert "Minute Read" not in article.text
+    assert "Email the author" not in article.text
+
+
+def test_repeated_paragraph_kept_once() -> None:
+    """A paragraph repeated verbatim or as a prefix of a longer one is kept once, the longer version."""
+    first = "The bridge will close for repairs from Monday, the transport department said in a statement."
+    longer = first + " Drivers are advised to use the ring road, which will have extra lanes open."
+    other = "Engineers found cracks in two of the supporting piers during a routine inspection last month."
+    body = "\n\n".join([first, other, longer, other])
+    article = clean(_raw(body, content_type="text/plain"), AID)
+    assert article.text == "\n\n".join([other, longer])
+    assert [r.reason for r in article.removed].count("repeated_paragraph") == 2
+
+
+# --- combining extractors and text-dump structure ----------------------------------------
+
+
+def test_merge_trims_unconfirmed_margins_and_fills_agreed_gaps() -> None:
+    """Short primary lines the secondary does not confirm are trimmed at the margins; its prose fills gaps."""
+    from workers.stages.cleaning.merge import merge
+
+    body = [
+        "The harbour authority approved the new ferry terminal on Monday after a two-year review of plans.",
+        "Construction is expected to start in the spring and to last about eighteen months, officials said.",
+        "The terminal will have four berths and a covered waiting hall for up to six hundred passengers at once.",
+    ]
+    missing = (
+        "Residents had objected to the original design, which placed the car park on the beach, and the "
+        "council asked for it to be moved inland before it would approve the scheme."
+    )
+    primary = ["Sign in to read more", body[0], body[1], body[2], "Most read this week"]
+    secondary = [body[0], body[1], missing, body[2], "Cookie settings"]
+    removed: list[tuple[RemovalReason, str]] = []
+    merged = merge(primary, secondary, removed)
+    assert merged == [body[0], body[1], missing, body[2]]
+    assert ("chrome", "Sign in to read more") in removed
+    assert ("chrome", "Most read this week") in removed
+
+
+def test_tiny_primary_falls_back_to_secondary() -> None:
+    """When the primary extractor found almost nothing, the secondary's text is used."""
+    from workers.stages.cleaning.merge import merge
+
+    secondary = [_COMMON_SENTENCE.replace("council", f"council of district {i}") * 3 for i in range(8)]
+    assert merge(["Subscribe"], secondary, []) == secondary
+    assert merge([], secondary, []) == secondary
+
+
+def test_comment_thread_after_short_article_is_not_the_body() -> None:
+    """A long reader-comment thread below a short article does not win the body; the article does."""
+    article = [
+        "SEASIDE – The harbour ferry will run a reduced timetable over the holidays, the operator said on Friday.",
+        "Services on the northern route will stop at eight in the evening instead of midnight until January.",
+        "The operator said the change would let it carry out repairs to two of its older vessels.",
+    ]
+    thread: list[str] = ["Comments"]
+    for n in range(8):
+        thread += [
+            f"reader{n} said:",
+            f"{n + 1} hours ago",
+            "I have taken this ferry every day for twenty years and it has never been this unreliable, "
+            "and the operator keeps raising prices while cutting services for those of us who depend on it.",
+            "Reply",
+        ]
+    article_text = "\n\n".join(article)
+    result = clean(_raw(article_text + "\n\n" + "\n\n".join(thread), content_type="text/plain"), AID)
+    assert result.text == article_text
+    assert "comments" in {r.reason for r in result.removed}
+
+
+def test_cjk_text_dump_is_read_as_prose() -> None:
+    """Japanese lines, written without spaces, count as prose: the body is found and chrome dropped."""
+    body = "\n\n".join(
+        [
+            "ホーム",
+            "シェア",
+            "先日、不正に改造したスマートフォンを販売したとして、商標法違反の疑いで二十代の男性が逮捕されたというニュースを耳にしました。",
+            "報道によると、今回販売されたのは、いわゆる改造された端末で、機能制限を解除したものだということです。",
+            "メーカーはこうした改造を認めておらず、保証の対象外になると説明しています。",
+            "Copyright © 2024 Example Inc. All rights reserved.",
+        ]
+    )
+    result = clean(_raw(body, content_type="text/plain"), AID)
+    assert result.text.startswith("先日、")
+    assert result.text.endswith("説明しています。")
+    assert "Copyright" not in result.text
+    assert result.language == "ja"

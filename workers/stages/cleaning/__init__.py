@@ -1,0 +1,1 @@
+"""Building blocks of the clean stage: normalisation, guards, line features, text dumps, HTML, metadata."""

@@ -1,0 +1,114 @@
+"""Cheap checks before parsing: what the body is, whether it is too large or too deep to parse."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from schemas.raw import RawArticle
+from workers.errors import NotHtml, TooDeep, TooLarge
+
+MAX_HTML_BYTES = 2 * 1024 * 1024
+"""Largest HTML the clean stage parses, counted after scripts, styles and comments are stripped;
+larger bodies are dead-lettered as `too_large`.
+
+Measured on the 2-core dev machine with real article markup (benchmark pages concatenated): 1 MB
+cleans in 0.3 s of CPU, 2 MB in 0.6 s, 3 MB in 1.35 s; so 2 MiB keeps a page within the one-second
+budget. The schema itself admits bodies up to 16 MiB (scripts and inline data included).
+"""
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+"""Largest text dump the clean stage reads (the schema's own cap)."""
+MAX_DEPTH = 200
+"""Deepest element nesting accepted; libxml2 silently truncates beyond 255, losing the text."""
+
+_TAG_SNIFF = re.compile(
+    r"<(?:!doctype|html|head|body|div|p|span|a|article|meta|script|title|br|table)\b", re.I
+)
+_NESTING_TAG = re.compile(
+    r"<(/?)(?:div|span|section|article|main|aside|header|footer|nav|table|tbody|ul|ol|blockquote|"
+    r"font|b|i|em|strong|center|form|figure|dl|small|big|u|s|sup|sub)\b",
+    re.I,
+)
+_BINARY_SIGNATURES = ("%PDF-", "PK\x03\x04", "\x89PNG", "GIF8", "\xff\xd8\xff", "\x7fELF", "MZ")
+
+
+def sniff(raw: RawArticle) -> str:
+    """Return "text/html" or "text/plain" for a raw body; raises NotHtml for binary payloads."""
+    head = raw.body[:4096].lstrip("\ufeff \t\r\n")
+    if head.startswith(_BINARY_SIGNATURES):
+        raise NotHtml("body is a binary document (PDF, image, archive or executable)", reason="not_html")
+    sample = raw.body[:65536]
+    bad = sample.count("\x00") + sample.count("\ufffd")
+    if bad > max(16, len(sample) // 50):
+        raise NotHtml("body looks like binary data", reason="not_html")
+    if raw.content_type is not None:
+        if raw.content_type == "text/html" and not _TAG_SNIFF.search(sample) and "<" not in head[:1]:
+            # Declared HTML without any markup: treat it as the text it is.
+            return "text/plain"
+        return raw.content_type
+    if head.startswith("<") or len(_TAG_SNIFF.findall(sample[:16384])) >= 3:
+        return "text/html"
+    return "text/plain"
+
+
+_SCRIPT_STYLE = re.compile(
+    r"<script\b(?![^>]*ld\+json)[^>]*>.*?</script\s*>|<style\b[^>]*>.*?</style\s*>|<!--.*?-->",
+    re.I | re.S,
+)
+
+
+def strip_inert(body: str) -> str:
+    """Return the HTML without scripts (JSON-LD kept), styles and comments: none of them is article text."""
+    return (
+        _SCRIPT_STYLE.sub("", body)
+        if ("<script" in body or "<style" in body or "<!--" in body or "<SCRIPT" in body or "<STYLE" in body)
+        else body
+    )
+
+
+def check_html(body: str) -> None:
+    """Raise TooLarge or TooDeep when an HTML body is beyond what can be parsed within the time budget."""
+    size = len(body.encode("utf-8", "surrogatepass")) if len(body) * 4 > MAX_HTML_BYTES else len(body)
+    if size > MAX_HTML_BYTES:
+        raise TooLarge(f"HTML body is {size} bytes, the limit is {MAX_HTML_BYTES}", reason="too_large")
+    # Running count of open nesting tags (closing tags subtract); an estimate, cheap enough for every page.
+    steps = [-1 if closing else 1 for closing in _NESTING_TAG.findall(body)]
+    if len(steps) > MAX_DEPTH and max(itertools.accumulate(steps)) > MAX_DEPTH:
+        raise TooDeep(f"markup nests deeper than {MAX_DEPTH} elements", reason="too_deep")
+
+
+_DOCTYPE_SUBSET = re.compile(r"<!DOCTYPE[^>\[]{0,1000}\[.*?\]\s*>", re.I | re.S)
+_ENTITY_DECL = re.compile(r"<!ENTITY[^>]{0,100000}>", re.I)
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,500}\?>", re.I)
+
+
+# The lookbehind anchors matches at the start of a run, so the scan stays linear.
+_HUGE_TOKEN_MIN_BODY = 1_000_000
+_HUGE_TOKEN = re.compile(r"(?<![^\s<>])[^\s<>]{20000,}")
+
+
+def drop_huge_tokens(body: str) -> str:
+    """Return the body without runs of 20,000+ characters free of whitespace and tags.
+
+    No word is that long: such runs are inline data (base64 images, giant attributes, junk), and
+    the regex scans of date and text heuristics would spend seconds on them.
+    """
+    if len(body) <= _HUGE_TOKEN_MIN_BODY or max(map(len, body.split()), default=0) < 20_000:
+        return body  # the common case: small bodies are scanned fast anyway
+    return _HUGE_TOKEN.sub("", body)
+
+
+def defuse(body: str) -> str:
+    """Return the body with XML declarations, DTD internal subsets and entity declarations removed,
+    and huge tokens dropped (see `drop_huge_tokens`).
+
+    Nothing is ever expanded or fetched: billion-laughs and external-entity payloads lose their
+    declarations before any parser sees them.
+    """
+    body = drop_huge_tokens(body)
+    if "<?" in body[:1000]:
+        body = _XML_DECL.sub("", body, count=1)
+    if "<!ENTITY" in body or "<!entity" in body:
+        body = _DOCTYPE_SUBSET.sub("", body)
+        body = _ENTITY_DECL.sub("", body)
+    return body

@@ -1,0 +1,172 @@
+"""HTML pages: article body and metadata by trafilatura, checked against readability when doubtful."""
+
+from __future__ import annotations
+
+import logging
+
+import lxml.html
+import trafilatura
+from lxml import etree
+from readability import Document as ReadabilityDocument
+from trafilatura.readability_lxml import Document as TrafilaturaReadability
+
+from schemas.cleaned import RemovalReason
+from workers.stages.cleaning.extraction import Extraction
+from workers.stages.cleaning.htmlmeta import extract_metadata
+from workers.stages.cleaning.merge import agreement, merge
+
+AGREEMENT_FOR_SECOND_OPINION = 0.6
+"""Below this agreement between trafilatura and its bundled readability, readability-lxml is also run."""
+
+# The extractors log every page they discard at WARNING; the clean stage reports its own outcome.
+for _name in ("trafilatura", "readability", "readability.readability", "htmldate"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+
+def parse_html(body: str) -> lxml.html.HtmlElement | None:
+    """Parse an HTML body into an lxml tree without network access; None when nothing parses."""
+    parser = lxml.html.HTMLParser(encoding="utf-8", no_network=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(body.encode("utf-8", "replace"), parser=parser)
+    except (etree.ParserError, ValueError):
+        return None
+    return root if isinstance(root, lxml.html.HtmlElement) else None
+
+
+def _primary(tree: lxml.html.HtmlElement, url: str | None) -> list[str]:
+    """trafilatura in fast, precision-oriented mode: the main extractor."""
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        fast=True,
+        favor_precision=True,
+        include_comments=False,
+        include_tables=True,
+        deduplicate=False,
+        with_metadata=False,
+    )
+    text = getattr(doc, "text", None) or "" if doc is not None else ""
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def _quick_secondary(tree: lxml.html.HtmlElement) -> list[str]:
+    """trafilatura's bundled readability port: cheap second opinion. It consumes (mutates) `tree`."""
+    try:
+        summary = TrafilaturaReadability(tree, min_text_length=25).summary()
+    except Exception:  # a failing second opinion must never fail the page
+        return []
+    return page_lines(summary) if summary else []
+
+
+def _full_secondary(body: str) -> list[str]:
+    """readability-lxml on the page: the slower, wider second opinion used when the first two disagree."""
+    try:
+        summary = ReadabilityDocument(body).summary(html_partial=True)
+    except Exception:  # a failing second opinion must never fail the page
+        return []
+    return page_lines(summary)
+
+
+def extract_html(body: str, url: str | None) -> Extraction:
+    """Return the article paragraphs and metadata of a (defused) HTML page; pure."""
+    tree = parse_html(body)
+    if tree is None:
+        return Extraction(paragraphs=[])
+    meta = extract_metadata(tree)
+    primary = _primary(tree, url)  # trafilatura works on its own copy of the tree
+    secondary = _quick_secondary(tree)  # last user of the tree: it may consume it
+    if agreement(primary, secondary) < AGREEMENT_FOR_SECOND_OPINION:
+        secondary = _full_secondary(body)
+    removed: list[tuple[RemovalReason, str]] = []
+    paragraphs = merge(primary, secondary, removed)
+    return Extraction(
+        paragraphs=paragraphs,
+        removed=removed,
+        title=meta["title"],
+        authors=meta["authors"],
+        published_at=meta["published_at"],
+        updated_at=meta["updated_at"],
+        section=meta["section"],
+        site_name=meta["site_name"],
+        language=meta["language"],
+        url=meta["url"],
+    )
+
+
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+        "option",
+        "button",
+        "label",
+    ]
+)
+_SKIP_TAGS = frozenset(
+    ["script", "style", "noscript", "template", "svg", "iframe", "head", "object", "embed", "canvas"]
+)
+
+
+def page_lines(body: str) -> list[str]:
+    """Return every visible text line of an HTML page, one per block element (like get_text); pure."""
+    root = parse_html(body)
+    if root is None:
+        return []
+    parts: list[str] = []
+
+    def walk(element: lxml.html.HtmlElement) -> None:
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if tag in _SKIP_TAGS or not tag:
+            if element.tail:
+                parts.append(element.tail)
+            return
+        block = tag in _BLOCK_TAGS
+        if block:
+            parts.append("\n")
+        if element.text:
+            parts.append(element.text)
+        for child in element:
+            walk(child)
+        if block:
+            parts.append("\n")
+        if element.tail:
+            parts.append(element.tail)
+
+    walk(root)
+    return [" ".join(line.split()) for line in "".join(parts).split("\n") if line.strip()]

@@ -1,0 +1,208 @@
+"""Text dumps (a page saved as text): find the body as the densest run of prose lines, and the title."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from workers.stages.cleaning.extraction import Extraction
+from workers.stages.cleaning.lines import (
+    LineInfo,
+    analyse,
+    fold,
+    is_candidate,
+    is_comment_structure,
+    line_key,
+)
+from workers.stages.cleaning.meta import find_authors, find_dates
+
+_HEADLINE_END_OK = re.compile(r"""[?!"'”’)]$|[^.:;,]$""")
+_SMALL_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "of",
+        "off",
+        "on",
+        "onto",
+        "or",
+        "over",
+        "per",
+        "than",
+        "the",
+        "to",
+        "up",
+        "via",
+        "vs",
+        "with",
+    ]
+)
+
+
+def _score(info: LineInfo) -> float:
+    """Weight of one line for the densest-run search: prose pulls the body in, chrome pushes it away."""
+    if info.footer_prose:
+        return -12.0
+    if info.credits:
+        return 2.0
+    if info.prose:
+        return 1.0 + min(info.words, 80) / 8.0
+    if info.chrome in ("comments", "related"):
+        return -6.0  # the start of comments or related links usually ends the article
+    if info.chrome is not None:
+        return -3.0
+    return -1.0 if info.words < 6 else -0.5
+
+
+COMMENTS_DAMPING = 0.25
+"""Prose after the start of a comment thread counts this much: reader comments can outweigh a short article."""
+_DAMP_AFTER = 8.0  # prose score that must precede a comments marker for it to open a thread
+
+
+def _damp_comments(scores: list[float], infos: list[LineInfo]) -> list[float]:
+    """Return scores with prose after the first comment-thread marker (following some prose) damped."""
+    seen = 0.0
+    for i, info in enumerate(infos):
+        if (
+            info.chrome == "comments"
+            and not is_comment_structure(
+                info.text
+            )  # a heading ("Comments", "Leave a reply"), not a timestamp
+            and seen >= _DAMP_AFTER
+            # A thread, not a lone "Comments" button: comment headers/timestamps follow closely.
+            and sum(is_comment_structure(x.text) for x in infos[i : i + 10]) >= 2
+        ):
+            return scores[:i] + [v * COMMENTS_DAMPING if v > 0 else v for v in scores[i:]]
+        if scores[i] > 0:
+            seen += scores[i]
+    return scores
+
+
+def _densest_run(scores: list[float]) -> tuple[int, int]:
+    """Return (start, end) of the maximum-sum run of `scores`, end exclusive (Kadane)."""
+    best, best_span = float("-inf"), (0, 0)
+    total, start = 0.0, 0
+    for i, value in enumerate(scores):
+        if total <= 0:
+            total, start = value, i
+        else:
+            total += value
+        if total > best:
+            best, best_span = total, (start, i + 1)
+    return best_span
+
+
+def _headline_score(info: LineInfo) -> float:
+    """How much a line before the body looks like a headline (0 when it cannot be one)."""
+    if info.chrome is not None or info.footer_prose or info.credits:
+        return 0.0
+    if not 3 <= info.words <= 25 or info.alpha_ratio < 0.6:
+        return 0.0
+    text = info.text
+    if text.endswith((".", ",", ";", ":")) and not text.endswith("..."):
+        return 0.0
+    words = [w for w in text.split() if w[:1].isalpha()]
+    if not words:
+        return 0.0
+    significant = [w for w in words if w.lower() not in _SMALL_WORDS] or words
+    capitalised = sum(w[0].isupper() for w in significant) / len(significant)
+    score = 1.0 + capitalised
+    if 5 <= info.words <= 16:
+        score += 0.5
+    if not text[:1].isupper() and not text[:1].isdigit() and text[:1] not in "\"'‘“":
+        score -= 0.8
+    return score
+
+
+_CONTINUES = re.compile(r"[^.!?:;…。！？\"”’)\]]$")
+_CONTINUATION = re.compile(r"^[a-z(\"“‘]|^[0-9]+[a-z]")
+
+
+def reflow(lines: list[str]) -> list[str]:
+    """Return lines with hard-wrapped sentences joined: a long line that stops mid-sentence and a
+    next line that starts in lower case are one paragraph."""
+    out: list[str] = []
+    for line in lines:
+        if out and len(out[-1]) >= 30 and _CONTINUES.search(out[-1]) and _CONTINUATION.match(line):
+            out[-1] = out[-1] + " " + line
+        else:
+            out.append(line)
+    return out
+
+
+def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] = frozenset()) -> Extraction:  # noqa: PLR0912  # title, section and audit are decided in one pass over lines
+    """Return the article of a normalised text dump: body lines, title and metadata; pure.
+
+    Lines whose key is in `chrome` (learned source boilerplate) count as chrome, reason
+    `source_boilerplate`, unless generic rules already name a reason; prose is never learned chrome.
+    """
+    lines = reflow([line for line in text.split("\n") if line.strip()])
+    infos = [analyse(line) for line in lines]
+    if chrome:
+        infos = [
+            replace(info, chrome="source_boilerplate")
+            if info.chrome is None and is_candidate(info) and line_key(info.text) in chrome
+            else info
+            for info in infos
+        ]
+    scores = _damp_comments([_score(info) for info in infos], infos)
+    start, end = _densest_run(scores)
+    extraction = Extraction(paragraphs=[])
+    if start == end:
+        return extraction
+
+    head = infos[:start]
+    title_index: int | None = None
+    if title_hint:
+        wanted = fold(title_hint)
+        for i, info in enumerate(infos):
+            if wanted and fold(info.text) == wanted:
+                title_index = i
+                break
+        extraction.title = title_hint.strip() or None
+    else:
+        scored = [(_headline_score(info), i) for i, info in enumerate(head)]
+        scored = [(s, i) for s, i in scored if s > 0]
+        if scored:
+            best = max(s for s, _ in scored)
+            # Several equally good candidates: the one nearest the body is the article's own.
+            title_index = max(i for s, i in scored if s >= best - 1e-9)
+            extraction.title = infos[title_index].text
+    if title_index is not None and title_index > 0:
+        previous = infos[title_index - 1]
+        if (
+            1 <= previous.words <= 3
+            and previous.chrome in (None, "nav")
+            and previous.alpha_ratio > 0.8
+            and not previous.sentence_end
+            and previous.text[:1].isupper()
+            and fold(previous.text) not in {"home", "menu", "search", "connect with us", "news"}
+        ):
+            extraction.section = previous.text
+
+    for i, info in enumerate(infos):
+        if start <= i < end:
+            if i == title_index:
+                extraction.removed.append(("title", info.text))
+            elif info.chrome is not None:
+                extraction.removed.append((info.chrome, info.text))
+            else:
+                extraction.paragraphs.append(info.text)
+        elif i != title_index:
+            reason = info.chrome or ("footer" if (i >= end or info.footer_prose) else "chrome")
+            extraction.removed.append((reason, info.text))
+
+    meta_lines = [info.text for info in head] + [info.text for info in infos[end:]][:5]
+    extraction.authors = find_authors(meta_lines)
+    extraction.published_at, extraction.updated_at = find_dates(meta_lines)
+    return extraction
