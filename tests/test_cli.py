@@ -209,3 +209,50 @@ def test_tag_command_tags_stdin():
     for entity in entities:
         for mention in entity["mentions"]:
             assert text[mention["start"] : mention["end"]] == mention["text"]
+
+
+def test_reprocess_selects_stale_articles_by_stage_version(sqlite_url, monkeypatch):
+    """After a cleaner version bump, `reprocess --stale` finds every article cleaned by the old one and redoes it."""
+    from workers.stages import clean as clean_stage
+
+    _run("run", str(EXAMPLES), "--db", sqlite_url)
+    code, stdout, stderr = _run("reprocess", "--from", "clean", "--stale", "--dry-run", "--db", sqlite_url)
+    assert code == 0, stderr
+    assert stdout.split() == []
+    monkeypatch.setattr(clean_stage, "VERSION", "clean-99.0")
+    _, stale, _ = _run("reprocess", "--from", "clean", "--stale", "--dry-run", "--db", sqlite_url)
+    assert len(stale.split()) == 4
+    first, *rest = sorted(stale.split())
+    code, done, stderr = _run(
+        "reprocess", "--from", "clean", "--stale", "--embedded", "--limit", "1", "--db", sqlite_url
+    )
+    assert (code, done.split()) == (0, [first]), stderr
+    code, done, stderr = _run(
+        "reprocess", "--from", "clean", "--stale", "--embedded", "--after", first, "--db", sqlite_url
+    )
+    assert (code, done.split()) == (0, rest), stderr
+    _, after, _ = _run("reprocess", "--from", "clean", "--stale", "--dry-run", "--db", sqlite_url)
+    assert after.split() == []
+    _, shown, _ = _run("show", first, "--json", "--db", sqlite_url)
+    assert json.loads(shown)["versions"]["clean"] == "clean-99.0"
+
+
+def test_reprocess_reads_ids_from_stdin_and_rejects_bad_ones(sqlite_url):
+    """`reprocess -` takes ids on stdin, reruns them from the given stage and reports ids that are not ids."""
+    _, stored, _ = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url, "--json")
+    [article] = _stored(stored)
+    code, stdout, stderr = _run(
+        "reprocess", "-", "--from", "tag", "--embedded", "--db", sqlite_url, stdin=f"{article['id']}\nnonsense\n"
+    )
+    assert code == 1
+    assert stdout.split() == [article["id"]]
+    assert "not an article id: 'nonsense'" in stderr
+    _, again, _ = _run("show", article["id"], "--json", "--db", sqlite_url)
+    assert json.loads(again)["entities"] == article["entities"]
+
+
+def test_reprocess_needs_exactly_one_selection(sqlite_url):
+    """Without ids, --stale or --all (or with two of them) reprocess refuses with exit code 2."""
+    assert _run("reprocess", "--db", sqlite_url)[0] == 2
+    assert _run("reprocess", "--stale", "--all", "--db", sqlite_url)[0] == 2
+    assert _run("reprocess", "--from", "nowhere", "--all", "--db", sqlite_url)[0] == 2

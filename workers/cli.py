@@ -3,7 +3,7 @@
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -454,10 +454,8 @@ def retry(
     Each replayed dead letter is closed; a new failure opens a new one. Idempotent stages make
     replaying an article that meanwhile succeeded harmless.
     """
-    from workers import embedded
     from workers.db import repo
     from workers.db.engine import transaction
-    from workers.pipeline import Context
 
     settings = _settings(db)
     with transaction(settings.database_url) as session:
@@ -474,25 +472,101 @@ def retry(
             typer.echo(f"{dead_id}\t{failed_stage}\t{article}")
         err.print(f"{len(replayable)} dead letter(s) to retry", highlight=False)
         return
-    ctx = Context(settings)
     from workers.ids import new_trace_id
+    from workers.ops import Replayer
 
-    if not embedded_mode:
-        from workers.celery_app import app as celery_app
-        from workers.producer import send
-    failures = 0
+    replayer = Replayer(settings, embedded=embedded_mode)
     for dead_id, failed_stage, article, trace in replayable:
         msg = StageMessage(article_id=article, trace_id=trace or new_trace_id())
         with transaction(settings.database_url) as session:
             repo.mark_retried(session, [dead_id])
-        if embedded_mode:
-            failure = embedded.process(ctx, msg, start=failed_stage)
-            failures += failure is not None
-        else:
-            send(celery_app, msg, start=failed_stage)
+        replayer.replay(msg, failed_stage)
         typer.echo(f"{dead_id}\t{failed_stage}\t{article}")
-    err.print(f"retried {len(replayable)}, failed again {failures}", highlight=False)
-    if failures:
+    err.print(f"retried {len(replayable)}, failed again {replayer.failed}", highlight=False)
+    if replayer.failed:
+        raise typer.Exit(1)
+
+
+def _ids_from(args: list[str]) -> Iterator[str]:
+    """Article ids from the arguments, or one per line on stdin when the only argument is '-'."""
+    source: Iterable[str] = sys.stdin if args == ["-"] else args
+    for line in source:
+        if line.strip():
+            yield line.strip()
+
+
+@app.command()
+def reprocess(
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="Article ids, or '-' to read them from stdin (one per line).")
+    ] = None,
+    start: Annotated[
+        str, typer.Option("--from", help="Stage to restart from: clean, dedup, tag or store.")
+    ] = "clean",
+    stale: Annotated[
+        bool, typer.Option("--stale", help="Select articles whose --from stage was made by an older version.")
+    ] = False,
+    all_articles: Annotated[bool, typer.Option("--all", help="Select every article.")] = False,
+    after: Annotated[str, typer.Option(help="Resume: only ids greater than this one.")] = "",
+    limit: Annotated[int | None, typer.Option(help="At most this many articles.")] = None,
+    chunk: Annotated[int, typer.Option(help="Ids selected per database round trip.")] = 500,
+    embedded_mode: Annotated[
+        bool, typer.Option("--embedded", help="Run in-process instead of enqueuing to the workers.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the selected ids; change nothing.")
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Run stored articles through the pipeline again from one stage, e.g. after a new cleaner version.
+
+    Select by ids (arguments or stdin), by --stale (the stage's record was made by another version
+    than the running code's) or --all. Works in chunks in id order and prints each id as it goes,
+    so an interrupted run resumes with --after LAST_ID; enqueuing waits while the stage's queue is
+    above the high-water mark. Stages are idempotent, so reprocessing an up-to-date article is harmless.
+    """
+    from workers.ids import new_trace_id
+    from workers.ops import Replayer, select_articles
+    from workers.pipeline import stages_from
+
+    settings = _settings(db)
+    try:
+        stages_from(start)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from exc
+    if bool(ids) + stale + all_articles != 1:
+        err.print("choose exactly one of: ids (or -), --stale, --all")
+        raise typer.Exit(2)
+    if stale and start == "store":
+        err.print("store keeps no stage record to compare; reprocess --from tag --stale, or pass ids")
+        raise typer.Exit(2)
+    selected = (
+        (i for i in _ids_from(ids) if i > after)
+        if ids
+        else select_articles(settings, start=start, stale=stale, after=after, chunk=chunk)
+    )
+    replayer = Replayer(settings, embedded=embedded_mode)
+    count = invalid = 0
+    with _progress() as progress:
+        task = progress.add_task(f"reprocess from {start}", total=None)
+        for article in selected:
+            if limit is not None and count >= limit:
+                break
+            try:
+                msg = StageMessage(article_id=article, trace_id=new_trace_id())
+            except ValueError:
+                err.print(f"not an article id: {article!r}", highlight=False)
+                invalid += 1
+                continue
+            if not dry_run:
+                replayer.replay(msg, start)
+            typer.echo(article)
+            count += 1
+            progress.advance(task)
+    verb = "selected" if dry_run else "reprocessed" if embedded_mode else "enqueued"
+    err.print(f"{verb} {count} from {start}, failed {replayer.failed + invalid}", highlight=False)
+    if replayer.failed or invalid:
         raise typer.Exit(1)
 
 

@@ -187,3 +187,13 @@ def dead_letter(
         return repo.record_dead_letter(
             session, stage=stage, message=msg, payload=payload, error=error, reason=reason, attempts=attempts
         )
+
+
+def current_version(stage: str) -> str:
+    """The version the running code records for `stage`; a record with another one is stale."""
+    from importlib import import_module
+
+    if stage not in BY_NAME:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
+    version: str = import_module(f"workers.stages.{stage}").VERSION
+    return version

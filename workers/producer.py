@@ -47,11 +47,16 @@ def queue_depth(client: redis.Redis, stage: str = STAGE_NAMES[0]) -> int:
 
 
 def wait_below_high_water(
-    client: redis.Redis, high_water: int, *, poll_s: float = 0.5, sleep: Callable[[float], None] = time.sleep
+    client: redis.Redis,
+    high_water: int,
+    *,
+    stage: str = STAGE_NAMES[0],
+    poll_s: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> float:
-    """Block while the first queue holds more than `high_water` messages; returns seconds waited."""
+    """Block while `stage`'s queue holds more than `high_water` messages; returns seconds waited."""
     waited = 0.0
-    while queue_depth(client) > high_water:
+    while queue_depth(client, stage) > high_water:
         if waited == 0.0:
             log.info("backpressure_wait", high_water=high_water)
         sleep(poll_s)

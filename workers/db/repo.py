@@ -92,6 +92,26 @@ def require_result(session: Session, article_id: str, stage: str, model: type[M]
     return found
 
 
+def article_ids_after(
+    session: Session, *, stage: str | None, stale_for: str | None, after: str, limit: int
+) -> list[str]:
+    """Article ids above `after` in id order (keyset pages): every raw article, or, with `stage` and
+    `stale_for`, those whose `stage` record was made by a version other than `stale_for`."""
+    if stage is None or stale_for is None:
+        query = select(RawArticleRow.id).where(RawArticleRow.id > after).order_by(RawArticleRow.id)
+    else:
+        query = (
+            select(StageResultRow.article_id)
+            .where(
+                StageResultRow.stage == stage,
+                StageResultRow.version != stale_for,
+                StageResultRow.article_id > after,
+            )
+            .order_by(StageResultRow.article_id)
+        )
+    return list(session.scalars(query.limit(limit)))
+
+
 def learn_lines(session: Session, source: str, article_id: str, keys: Iterable[str]) -> None:
     """Count an article's boilerplate-candidate lines for its source; counting it twice changes nothing."""
     rows = [{"source": source, "line_key": key, "article_id": article_id} for key in sorted(set(keys))]
