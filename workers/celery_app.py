@@ -30,6 +30,14 @@ def create_app() -> Celery:
         result_accept_content=["json"],
         event_serializer="json",
         task_ignore_result=True,
+        # Publishing the next stage of a chain (or a retry) waits out a broker restart, about two
+        # minutes of attempts, instead of failing a finished task after Celery's default 0.6 s.
+        task_publish_retry_policy={
+            "max_retries": 30,
+            "interval_start": 0,
+            "interval_step": 1,
+            "interval_max": 5,
+        },
         # Every task is idempotent, so a message is acknowledged only after it was processed and
         # is redelivered if the worker dies mid-task (STYLE.md 5).
         task_acks_late=True,

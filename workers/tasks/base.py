@@ -35,6 +35,9 @@ class StageTask(Task):  # type: ignore[misc]
 
     stage: ClassVar[str]
     typing = False  # the message is validated by pydantic, not by Celery's signature check
+    # newsflow decides when retries run out (settings.max_retries, then a dead letter); Celery's default
+    # cap of 3 would re-raise the TransientError on the 4th retry and acknowledge the message unrecorded.
+    max_retries = None
     _redis: redis.Redis | None = None
 
     def process(self, message: Any) -> dict[str, str]:

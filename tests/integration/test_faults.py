@@ -1,0 +1,334 @@
+"""Fault injection with real processes: a worker child SIGKILLed mid-task, Redis and PostgreSQL restarted.
+
+Each test starts one real worker, enqueues the sample page and the examples (five articles, one
+of them a near-duplicate), breaks something while work is in flight and checks that every article
+ends up stored exactly once, with no dead letter and nothing left in the queues.
+
+Tasks are caught in flight deterministically rather than by timing: the test holds a SHARE lock on
+`articles` (or an uncommitted `tag` record), so the tasks block inside their upsert, visible in
+`pg_stat_activity` as lock waits, until the test lets go. A task that Celery itself reports as
+"raised unexpected" escaped newsflow's retry/dead-letter policy and fails the test at once.
+
+The last two tests found real bugs when first written: Celery's default cap of three retries
+(a longer PostgreSQL outage lost articles) and the next stage's publish giving up while Redis was
+down; both are fixed in `workers/tasks/base.py` and `workers/celery_app.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import sqlalchemy as sa
+
+from tests.integration.conftest import Worker, run_cli, wait_for
+from tests.samples import EXAMPLES, sample_page
+from tests.servers import libpq_url
+from workers import keys
+from workers.pipeline import STAGE_NAMES
+
+pytestmark = pytest.mark.integration
+
+ARTICLES = 5  # the sample page, feed.jsonl (two), the wind-farm text dump and the library page
+UNACKED = "unacked"  # kombu's Redis transport: messages delivered and not yet acknowledged
+STORE_TIMEOUT_S = 150  # noisy shared machine: spaCy loads in each fresh pool child
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _scalar(db: str, query: str) -> Any:
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _stored(db: str) -> int:
+    """Stored articles; 0 while the database is unreachable."""
+    try:
+        return int(_scalar(db, "SELECT count(*) FROM articles"))
+    except sa.exc.OperationalError:
+        return 0
+
+
+def _queues_empty(broker_url: str) -> bool:
+    try:
+        with redis.Redis.from_url(broker_url) as client:
+            return all(client.llen(keys.queue_name(s)) == 0 for s in STAGE_NAMES)
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def _enqueue_all(env: dict[str, str]) -> list[str]:
+    result = run_cli(env, "enqueue", str(sample_page()), str(EXAMPLES))
+    assert result.returncode == 0, result.stderr
+    ids = result.stdout.split()
+    assert len(set(ids)) == ARTICLES
+    return ids
+
+
+def _events(worker: Worker, event: str, **fields: object) -> list[dict[str, object]]:
+    return [
+        e
+        for e in worker.log_events()
+        if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+    ]
+
+
+def _log_tail(worker: Worker, chars: int = 6000) -> str:
+    return worker.log_path.read_text(errors="replace")[-chars:]
+
+
+def _escaped(worker: Worker) -> list[str]:
+    """Tasks that ended outside newsflow's policy (neither done, retried nor dead-lettered): Celery's own failures."""
+    return [
+        str(e["event"])[:300]
+        for e in worker.log_events()
+        if e.get("logger") == "celery.app.trace" and " raised unexpected: " in str(e.get("event", ""))
+    ]
+
+
+def _wait_all_stored(env: dict[str, str], worker: Worker, timeout: float = STORE_TIMEOUT_S) -> None:
+    """Wait until every article is stored and the queues are empty; fail at once if a task escaped the policy."""
+    db, broker = env["NEWSFLOW_DATABASE_URL"], env["NEWSFLOW_BROKER_URL"]
+
+    def stored() -> bool:
+        if escaped := _escaped(worker):
+            pytest.fail(f"a task failed outside the retry/dead-letter policy, its message acked: {escaped}")
+        return _stored(db) == ARTICLES
+
+    try:
+        wait_for(stored, timeout=timeout, message=f"{ARTICLES} stored articles")
+        wait_for(lambda: _queues_empty(broker), timeout=30, message="the stage queues to drain")
+    except pytest.fail.Exception:
+        print(_log_tail(worker))
+        raise
+
+
+def assert_stored_exactly_once(db: str, ids: list[str]) -> None:
+    """Every enqueued article is stored once, with one record per recorded stage, and nothing was dead-lettered."""
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT id FROM articles")).scalars().all()
+            per_stage = dict(
+                conn.execute(sa.text("SELECT stage, count(*) FROM stage_results GROUP BY stage")).all()
+            )
+            raw = conn.execute(sa.text("SELECT count(*) FROM raw_articles")).scalar_one()
+            self_dups = conn.execute(
+                sa.text("SELECT count(*) FROM articles WHERE duplicate_of = id")
+            ).scalar_one()
+            dead = conn.execute(sa.text("SELECT stage, reason, message FROM dead_letters")).all()
+    finally:
+        engine.dispose()
+    assert dead == []
+    assert sorted(stored) == sorted(ids)
+    assert raw == len(ids)
+    assert per_stage == dict.fromkeys(("clean", "dedup", "tag"), len(ids))  # store's record is `articles`
+    assert self_dups == 0  # a re-run dedup must not find the article's own earlier signature
+
+
+@contextmanager
+def articles_locked(db: str) -> Iterator[psycopg.Connection[Any]]:
+    """Hold a SHARE lock on `articles` (reads go on, the store stage's upsert waits) until the block ends."""
+    conn = psycopg.connect(libpq_url(db))
+    try:
+        conn.execute("LOCK TABLE articles IN SHARE MODE")
+        yield conn
+    finally:
+        with suppress(psycopg.OperationalError):  # the server may have been killed meanwhile
+            conn.rollback()
+        conn.close()
+
+
+def _blocked_ports(db: str, table: str = "articles") -> list[int]:
+    """Client ports of the connections waiting for a lock to insert into `table` (tasks caught in flight)."""
+    with psycopg.connect(libpq_url(db), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT client_port FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE %s"
+            " ORDER BY query_start",
+            (f"INSERT INTO {table}%",),
+        ).fetchall()
+    return [port for (port,) in rows if port is not None]
+
+
+def _pid_owning_local_port(port: int) -> int | None:
+    """The process holding the TCP socket whose local port is `port` (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            targets = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue
+        if targets & inodes:
+            return int(entry.name)
+    return None
+
+
+def _parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+def _received(worker: Worker, task_name: str) -> list[str]:
+    """Task ids of every `Task NAME[ID] received` line, in order (a redelivered task appears twice)."""
+    prefix = f"Task {task_name}["
+    return [
+        str(e["event"])[len(prefix) :].split("]", 1)[0]
+        for e in worker.log_events()
+        if str(e.get("event", "")).startswith(prefix) and str(e["event"]).endswith("] received")
+    ]
+
+
+def _connected(worker: Worker) -> int:
+    """How many times the worker's consumer connected to the broker."""
+    return sum(1 for e in worker.log_events() if str(e.get("event", "")).startswith("Connected to redis://"))
+
+
+def _unacked(broker_url: str) -> int:
+    """Messages delivered but not acknowledged (kombu's Redis transport keeps them in the `unacked` hash)."""
+    with redis.Redis.from_url(broker_url) as client:
+        return int(client.hlen(UNACKED))
+
+
+def _deliveries(broker_url: str, task_id: str) -> int:
+    with redis.Redis.from_url(broker_url) as client:
+        return int(client.get(keys.deliveries(task_id, 0)) or 0)
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+def test_worker_child_killed_mid_task_is_redelivered_and_stored_once(pipeline_env, start_worker):
+    """A pool child SIGKILLed inside a store task: its message is redelivered and every article is stored once."""
+    worker = start_worker()
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(lambda: bool(_blocked_ports(db)), timeout=STORE_TIMEOUT_S, message="a store task blocked")
+        port = _blocked_ports(db)[0]
+        child = _pid_owning_local_port(port)
+        assert child is not None, f"no process owns local port {port}"
+        assert _parent_pid(child) == worker.process.pid  # a pool child of our worker, nobody else's
+        in_flight = set(_received(worker, "newsflow.store"))  # none can finish while the lock is held
+        os.kill(child, signal.SIGKILL)
+        wait_for(
+            lambda: "WorkerLostError" in worker.log_path.read_text(errors="replace"),
+            timeout=30,
+            message="the worker to notice its lost child",
+        )
+    _wait_all_stored(pipeline_env, worker)
+    assert_stored_exactly_once(db, ids)
+    received = _received(worker, "newsflow.store")
+    [killed] = {task_id for task_id in received if received.count(task_id) == 2}
+    assert killed in in_flight
+    assert _deliveries(broker, killed) == 2  # counted by the dead child and by the one that finished it
+    assert len(_events(worker, "task_done", task_id=killed, outcome="ok")) == 1
+    wait_for(lambda: _unacked(broker) == 0, timeout=30, message="every delivered message acknowledged")
+
+
+def test_redis_restarted_mid_flight_loses_nothing(pipeline_env, start_worker, redis_server):
+    """Redis SIGKILLed and restarted with tasks in flight and queued: the worker reconnects and every article is stored once."""
+    worker = start_worker(concurrency=2)
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        # Both pool children blocked inside store tasks: two messages in flight, the rest queued, and
+        # no task can finish while Redis is down.
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 2, timeout=STORE_TIMEOUT_S, message="2 store tasks blocked"
+        )
+        assert not _queues_empty(broker)
+        redis_server.kill()
+        time.sleep(2)
+        redis_server.restart()
+        wait_for(lambda: _connected(worker) == 2, timeout=60, message="the worker to reconnect to Redis")
+    _wait_all_stored(pipeline_env, worker)
+    assert_stored_exactly_once(db, ids)
+    assert worker.process.poll() is None  # the same worker process, reconnected by itself
+    wait_for(lambda: _unacked(broker) == 0, timeout=30, message="every delivered message acknowledged")
+
+
+def test_postgres_restarted_mid_flight_is_retried_not_dead_lettered(
+    pipeline_env, start_worker, postgres_server
+):
+    """PostgreSQL SIGKILLed for seconds mid-flight: the tasks that hit it are retried, none is lost or dead-lettered, all are stored once."""
+    # Retries enough to outlast the outage: each delay is at most NEWSFLOW_RETRY_BACKOFF_MAX (2 s), with full
+    # jitter, so 20 retries take about 20 s on average, far more than the 8 s the server is down.
+    pipeline_env["NEWSFLOW_MAX_RETRIES"] = "20"
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        # Both pool children inside store transactions when the server dies; the rest queued behind them.
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 2, timeout=STORE_TIMEOUT_S, message="2 store tasks blocked"
+        )
+        postgres_server.kill()
+    wait_for(lambda: len(_events(worker, "task_retry")) >= 2, timeout=30, message="the failed tasks retried")
+    time.sleep(8)
+    postgres_server.restart()
+    _wait_all_stored(pipeline_env, worker)
+    assert_stored_exactly_once(db, ids)
+    retried = _events(worker, "task_retry", task_name="newsflow.store")
+    assert len({e["task_id"] for e in retried}) >= 2, retried
+    assert all("OperationalError" in str(e["error"]) for e in retried)
+
+
+def test_stage_finishing_while_redis_is_down_still_continues(pipeline_env, start_worker, redis_server):
+    """A tag task finishing while Redis is down still gets its article stored once Redis is back, not an hour later."""
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    ids = _enqueue_all(pipeline_env)
+    # An uncommitted `tag` record per article makes every tag task wait inside its upsert until we roll back.
+    with psycopg.connect(libpq_url(db)) as held:
+        for article in ids:
+            held.execute(
+                "INSERT INTO stage_results (article_id, stage, version, output) VALUES (%s, 'tag', 'held', '{}')",
+                (article,),
+            )
+        worker = start_worker(concurrency=2)
+        wait_for(
+            lambda: len(_blocked_ports(db, "stage_results")) == 2,
+            timeout=STORE_TIMEOUT_S,
+            message="2 tag tasks blocked",
+        )
+        redis_server.kill()
+        held.rollback()  # both tag tasks finish now, with the broker down
+    wait_for(
+        lambda: (
+            "Giving up refused callback publish" in worker.log_path.read_text(errors="replace")
+            or len(_events(worker, "task_done", task_name="newsflow.tag")) == 2
+        ),
+        timeout=30,
+        message="the tag tasks to finish",
+    )
+    time.sleep(1)
+    redis_server.restart()
+    _wait_all_stored(pipeline_env, worker, timeout=60)
+    assert_stored_exactly_once(db, ids)
