@@ -115,7 +115,13 @@ def store_step(ctx: Context, msg: StageMessage) -> Outcome:
         cleaned = repo.require_result(session, msg.article_id, "clean", CleanedArticle)
         verdict = repo.require_result(session, msg.article_id, "dedup", DedupVerdict)
         tagged = repo.load_result(session, msg.article_id, "tag", TaggedArticle)
-        article = store_stage.assemble(raw, cleaned, verdict, tagged)
+        # The index knows the cluster's canonical now; the verdict knew it when it was decided.
+        cluster = repo.current_cluster(session, msg.article_id) or verdict.cluster_id
+        article = store_stage.assemble(
+            raw, cleaned, verdict.model_copy(update={"cluster_id": cluster}), tagged
+        )
+        if verdict.supersedes is not None:
+            repo.repoint_cluster(session, verdict.supersedes, cluster)
         repo.upsert_article(
             session,
             article,

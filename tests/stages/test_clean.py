@@ -521,3 +521,69 @@ def test_cjk_text_dump_is_read_as_prose() -> None:
     assert result.text.endswith("説明しています。")
     assert "Copyright" not in result.text
     assert result.language == "ja"
+
+
+def test_teaser_card_list_after_article_is_not_the_body() -> None:
+    """A list of related-story cards (headline, author, date, one teaser sentence) does not join the body."""
+    article = [
+        "RIVERTON – The city council voted on Tuesday to rebuild the old stone bridge over the river by 2026.",
+        "The bridge, built in 1890, has been closed to cars since engineers found cracks in its arches last year.",
+        "Council members said the new design would keep the stone facing so that the crossing looks as it did.",
+    ]
+    cards: list[str] = []
+    for n in range(5):
+        cards += [
+            f"Local bakery number {n} wins a regional prize",
+            "Jane Smith",
+            f"November {n + 10}, 2019",
+            "The family-run shop on Main Street has been baking bread for three generations, and after the "
+            "prize its owners say they will hire more bakers, open on Sundays and start shipping their loaves "
+            "to customers across the whole country next spring.",
+        ]
+    body = "\n\n".join(["Home", "News", *article, *cards, "Contact us"])
+    result = clean(_raw(body, content_type="text/plain"), AID)
+    assert result.text == "\n\n".join(article)
+
+
+def test_newsletter_and_follow_promotions_are_removed() -> None:
+    """Newsletter, follow-us and unsubscribe promotions below an article are footer, not text."""
+    article = [
+        "The harbour authority approved the new ferry terminal on Monday after a two-year review of plans.",
+        "Construction is expected to start in the spring and to last about eighteen months, officials said.",
+        "The terminal will have four berths and a covered waiting hall for up to six hundred passengers at once.",
+    ]
+    promos = [
+        "Get breaking harbour news and the latest updates on ferries, fares and timetables in your inbox!",
+        "No spam, we promise. You can unsubscribe at any time and we will never share your details.",
+        "Follow us on Twitter @harbournews and on Facebook for the latest stories from the waterfront.",
+    ]
+    result = clean(_raw("\n\n".join([*article, *promos]), content_type="text/plain"), AID)
+    assert "unsubscribe" not in result.text
+    assert "Follow us" not in result.text
+    assert result.text.startswith(article[0])
+
+
+def test_strip_inert_cuts_scripts_styles_comments_but_keeps_json_ld_and_unclosed() -> None:
+    """Scripts, styles and comments are cut to their first closing; JSON-LD and unclosed elements stay."""
+    from workers.stages.cleaning.guards import strip_inert
+
+    body = (
+        "<p>a</p><script>var x = '</p>';</script ><SCRIPT type='application/ld+json'>{}</SCRIPT>"
+        "<style x='>'>p {}</style><!-- note -->b<!-->c-->d<script>never closed"
+    )
+    assert strip_inert(body) == "<p>a</p><SCRIPT type='application/ld+json'>{}</SCRIPT>bd<script>never closed"
+    assert strip_inert("<p>plain</p>") == "<p>plain</p>"
+
+
+def test_readability_second_opinion_reads_our_parse() -> None:
+    """The wide second opinion (readability-lxml on our parse, hidden elements dropped) finds the article."""
+    from workers.stages.cleaning.html import _full_secondary
+
+    prose = " ".join([_COMMON_SENTENCE] * 3)
+    body = (
+        "<html><body><nav><a href='/'>Home</a></nav><article>"
+        f"<p>{prose}</p><p>{prose}</p><p style='display: none'>Hidden promotion text.</p>"
+        "</article></body></html>"
+    )
+    lines = _full_secondary(body)
+    assert lines == [prose, prose]

@@ -17,6 +17,7 @@ from schemas import RawArticle, StageMessage, StoredArticle, StoredEntity, Store
 from workers.db.models import (
     ArticleRow,
     DeadLetterRow,
+    DedupSignatureRow,
     DuplicateRow,
     EntityRow,
     MentionRow,
@@ -214,6 +215,20 @@ def upsert_article(
                 version=article.versions.get("dedup", ""),
             )
         )
+
+
+def current_cluster(session: Session, article_id: str) -> str | None:
+    """The article's cluster as the dedup index knows it now (a later, earlier-published copy may have
+    taken the cluster over since the verdict was recorded)."""
+    return session.scalar(
+        select(DedupSignatureRow.cluster_id).where(DedupSignatureRow.article_id == article_id)
+    )
+
+
+def repoint_cluster(session: Session, old: str, new: str) -> None:
+    """Move stored articles and duplicate links from cluster `old` to `new`; idempotent."""
+    session.execute(update(ArticleRow).where(ArticleRow.cluster_id == old).values(cluster_id=new))
+    session.execute(update(DuplicateRow).where(DuplicateRow.cluster_id == old).values(cluster_id=new))
 
 
 def fetch_article(session: Session, article_id: str) -> StoredArticle | None:

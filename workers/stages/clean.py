@@ -28,13 +28,15 @@ from workers.stages.cleaning.paragraphs import (
 )
 from workers.stages.cleaning.textdump import extract_text_dump
 
-VERSION = "clean-1.0"
+VERSION = "clean-1.1"
 """Cleaner version recorded on every article; bump it whenever the output for some input changes."""
 
 MAX_REMOVALS = 400
 """Most removal records kept per article (the audit of a huge page is cut, never the article)."""
 
 _REMOVAL_TEXT = 300
+LANGUAGE_SAMPLE_CHARS = 1000
+"""Characters of the article text that language identification reads."""
 
 
 def _extract(raw: RawArticle, chrome: frozenset[str]) -> Extraction:
@@ -56,7 +58,9 @@ def _extract(raw: RawArticle, chrome: frozenset[str]) -> Extraction:
 def _language(text: str, hint: str | None) -> str | None:
     if hint:
         return hint
-    lang, _score = py3langid.classify(text[:3000])
+    # A thousand characters decide the language as well as three thousand (same result on every
+    # benchmark page), at a third of the cost.
+    lang, _score = py3langid.classify(text[:LANGUAGE_SAMPLE_CHARS])
     return str(lang) if lang else None
 
 

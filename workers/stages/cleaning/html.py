@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from copy import copy
 
 import lxml.html
 import trafilatura
@@ -58,10 +60,39 @@ def _quick_secondary(tree: lxml.html.HtmlElement) -> list[str]:
     return page_lines(summary) if summary else []
 
 
+class _ParsedReadability(ReadabilityDocument):  # type: ignore[misc]  # readability-lxml ships no types
+    """readability-lxml on our own parse of the page, without its lxml_html_clean pass.
+
+    That pass removes scripts, styles, comments and event attributes: `strip_inert` already cut
+    the first three and none of them is text, yet the pass is half of readability's time. The
+    document is re-read from a fresh copy on every (ruthless, then gentler) attempt, as from text.
+    """
+
+    def _parse(self, input: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+        self.encoding = "utf-8"
+        doc = copy(input)
+        for element in doc.xpath("//*[@hidden]"):
+            element.drop_tree()
+        for element in doc.xpath("//*[@style]"):
+            if _DISPLAY_NONE.search(element.get("style") or ""):
+                element.drop_tree()
+        doc.resolve_base_href(handle_failures="discard")
+        return doc
+
+
+# readability-lxml's own test for hidden elements.
+_DISPLAY_NONE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!important\s*)?(?:;|$)", re.I
+)
+
+
 def _full_secondary(body: str) -> list[str]:
     """readability-lxml on the page: the slower, wider second opinion used when the first two disagree."""
+    tree = parse_html(body)
+    if tree is None:
+        return []
     try:
-        summary = ReadabilityDocument(body).summary(html_partial=True)
+        summary = _ParsedReadability(tree).summary(html_partial=True)
     except Exception:  # a failing second opinion must never fail the page
         return []
     return page_lines(summary)

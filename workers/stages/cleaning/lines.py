@@ -316,12 +316,46 @@ _FOOTER_PROSE = re.compile(
     r"(produced|provided|written|generated|published)|follow (him|her|them) on)\b",
     re.I,
 )
+# Promotion of the outlet's newsletters, feeds and forums, and contact lines: prose, not the article.
+_PROMO = re.compile(
+    r"\bunsubscribe\b|\bno spam\b|\bsubscribe to (?:our|the)\b.{0,60}\b(?:newsletters?|magazine|title|edition|"
+    r"feed|channel|mailing list)\b|\bfollow us on\b|\bjoin our (?:newsletters?|forums?|community|mailing list)\b|"
+    r"^e-?mail \w+(?: \w+)? at \S+@",
+    re.I,
+)
+_PROMO_HINTS = ("subscribe", "spam", "follow us", "join our", "@")
 _CREDITS = re.compile(
     r"(\bcontributed (to )?(this|the) (story|report|article)\b|\bcontributed reporting\b|"
     r"^\(?(additional )?reporting by\b|\bediting by\b|^\(?compiled by\b|^\(?writing by\b|"
     r"\b(associated press|ap|reuters|afp|upi|dpa|bloomberg) (writers?|reporters?|correspondents?|"
     r"staff)\b.{0,200}\bcontributed\b)",
     re.I,
+)
+_LONGEST_RULE_WORDS = 14  # no whole-line cue has more words, counts and separators included
+_CONSENT_HINTS = ("cookie", "gdpr", "by continuing", "by using")
+_FOOTER_HINTS = (
+    "editor",
+    "our ",
+    "about the author",
+    "comprises",
+    "consists of",
+    "made up of",
+    "writer",
+    "reporter",
+    "journalist",
+    "correspondent",
+    "columnist",
+    "contributor",
+    "dedicated to",
+    "informed",
+    "has been",
+    "expressed",
+    "produced",
+    "provided",
+    "written",
+    "generated",
+    "published",
+    "follow",
 )
 _SENTENCE_LIKE_MIN_WORDS = 7
 CANDIDATE_MAX_WORDS = 40
@@ -370,6 +404,12 @@ def line_key(text: str) -> str:
 
 def chrome_reason(text: str, words: int) -> RemovalReason | None:  # noqa: PLR0911, PLR0912  # an ordered list of rules, each returning its reason
     """Return why a line is page chrome by its own features, or None if it may be content."""
+    if words > _LONGEST_RULE_WORDS:
+        # Every rule below but the counter one applies to short lines only; skipping them keeps
+        # long paragraphs (most of an article) cheap.
+        if not _WORD.search(text) and not fold(text):
+            return "markup"
+        return "share_bar" if _COUNTS_ONLY.match(text) else None
     folded = fold(text)
     if not folded:
         return "empty" if not text.strip() else "markup"
@@ -402,6 +442,11 @@ def chrome_reason(text: str, words: int) -> RemovalReason | None:  # noqa: PLR09
     return None
 
 
+def is_date_line(text: str) -> bool:
+    """True for a line that is only a date (and time), such as an article's or a card's timestamp."""
+    return bool(_ONLY_DATE.match(text.strip()))
+
+
 @lru_cache(maxsize=8192)
 def is_comment_structure(text: str) -> bool:
     """True for the lines that make up a comment thread: "X said:", "2 hours ago", "Reply", a timestamp."""
@@ -414,11 +459,33 @@ def is_comment_structure(text: str) -> bool:
     )
 
 
-def analyse(text: str) -> LineInfo:
-    """Return the features of one normalised line."""
+def is_footer_prose(text: str) -> bool:
+    """True for an outlet/author blurb, a newsletter/follow-us promotion or a cookie-consent notice."""
+    # Literal hints every match must contain: a substring test is far cheaper than the regexes.
+    low = text.lower()
+    return bool(
+        (any(hint in low for hint in _FOOTER_HINTS) and _FOOTER_PROSE.search(text))
+        or (any(hint in low for hint in _CONSENT_HINTS) and _CONSENT.search(text))
+        or (any(hint in low for hint in _PROMO_HINTS) and _PROMO.search(text))
+    )
+
+
+def count_words(text: str) -> int:
+    """Return the number of words of a line; Han and kana count one word per two characters."""
     words = len(text.split())
     if not text.isascii():
         words += len(_CJK.findall(text)) // 2
+    return words
+
+
+def is_credits(text: str, words: int) -> bool:
+    """True for a wire/agency credit line ("Reporting by ...", "AP writers ... contributed")."""
+    return words <= 80 and bool(_CREDITS.search(text))
+
+
+def analyse(text: str) -> LineInfo:
+    """Return the features of one normalised line."""
+    words = count_words(text)
     letters = sum(map(str.isalpha, text))
     visible = (len(text) - text.count(" ")) or 1
     return LineInfo(
@@ -427,8 +494,8 @@ def analyse(text: str) -> LineInfo:
         sentence_end=bool(_SENTENCE_END.search(text)),
         alpha_ratio=letters / visible,
         chrome=chrome_reason(text, words),
-        footer_prose=bool(_FOOTER_PROSE.search(text) or _CONSENT.search(text)),
-        credits=bool(_CREDITS.search(text)) and words <= 80,
+        footer_prose=is_footer_prose(text),
+        credits=is_credits(text, words),
     )
 
 

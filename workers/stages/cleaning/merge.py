@@ -41,7 +41,7 @@ def agreement(a: list[str], b: list[str]) -> float:
 
     def grams(paragraphs: list[str]) -> set[tuple[str, ...]]:
         tokens = [t for p in paragraphs for t in _tokens(p)]
-        return {tuple(tokens[i : i + 4]) for i in range(max(0, len(tokens) - 3))}
+        return set(zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False))
 
     ga, gb = grams(a), grams(b)
     if not ga or not gb:

@@ -18,7 +18,8 @@ _INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad\u180e\u2061-\u2064]")
 # Bidi embedding/override/isolate controls: dropped so that text cannot be visually spoofed.
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 # Whitespace other than newline, including NBSP and the Unicode spaces, collapsed to one space.
-_SPACES = re.compile(r"[^\S\n]+")
+# (A lone plain space is left alone: matching every space would cost a substitution per word.)
+_SPACES = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _FTFY_CONFIG = ftfy.TextFixerConfig(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from schemas.cleaned import RemovalReason
-from workers.stages.cleaning.lines import analyse, fold, is_candidate, line_key
+from workers.stages.cleaning.lines import (
+    analyse,
+    chrome_reason,
+    count_words,
+    fold,
+    is_candidate,
+    is_credits,
+    is_footer_prose,
+    line_key,
+)
 
 _MAX_COMPARED = 600  # paragraphs compared pairwise for repeats; beyond that only exact repeats
 
@@ -30,10 +39,12 @@ def drop_chrome_lines(paragraphs: list[str], removed: list[tuple[RemovalReason, 
     """Return the paragraphs that are not chrome by their own features (share bars, ads, footers)."""
     kept = []
     for paragraph in paragraphs:
-        info = analyse(paragraph)
-        if info.chrome is not None:
-            removed.append((info.chrome, paragraph))
-        elif info.footer_prose and not info.credits:
+        # The features of `analyse`, computed only as far as the decision needs them.
+        words = count_words(paragraph)
+        reason = chrome_reason(paragraph, words)
+        if reason is not None:
+            removed.append((reason, paragraph))
+        elif is_footer_prose(paragraph) and not is_credits(paragraph, words):
             removed.append(("footer", paragraph))
         else:
             kept.append(paragraph)
@@ -41,7 +52,7 @@ def drop_chrome_lines(paragraphs: list[str], removed: list[tuple[RemovalReason, 
 
 
 def _shingles(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+    return set(zip(words, words[1:], words[2:], strict=False)) if len(words) >= 3 else {tuple(words)}
 
 
 def drop_repeats(  # noqa: PLR0912  # one pass per repeat kind (copy, prefix, near-copy) reads best inline
@@ -82,9 +93,11 @@ def drop_repeats(  # noqa: PLR0912  # one pass per repeat kind (copy, prefix, ne
                 continue
             counts: dict[int, int] = {}
             for gram in shingles[i]:
-                for j in index[gram]:
-                    if j != i:
-                        counts[j] = counts.get(j, 0) + 1
+                holders = index[gram]
+                if len(holders) > 1:  # most shingles occur in one paragraph only: this one
+                    for j in holders:
+                        if j != i:
+                            counts[j] = counts.get(j, 0) + 1
             for j, common in counts.items():
                 if j in drop or len(words[j]) < len(words[i]) or folded[i] == folded[j]:
                     continue

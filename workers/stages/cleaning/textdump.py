@@ -12,6 +12,7 @@ from workers.stages.cleaning.lines import (
     fold,
     is_candidate,
     is_comment_structure,
+    is_date_line,
     line_key,
 )
 from workers.stages.cleaning.meta import find_authors, find_dates
@@ -88,6 +89,38 @@ def _damp_comments(scores: list[float], infos: list[LineInfo]) -> list[float]:
     return scores
 
 
+CARD_CHAIN = 3
+"""Date lines in a row, each within a few lines of the last with at most one prose line between,
+that make a list of teaser cards (headline, author, date, one-sentence teaser)."""
+_CARD_GAP = 6
+
+
+def _damp_cards(scores: list[float], infos: list[LineInfo]) -> list[float]:
+    """Return scores with the prose of teaser-card lists (related stories, archives) damped.
+
+    An article has one date line and many prose lines after it; a list of cards repeats date
+    lines with one teaser sentence each. Damped teasers no longer pull the body into the list.
+    """
+    dates = [i for i, info in enumerate(infos) if info.chrome == "byline" and is_date_line(info.text)]
+    damped = list(scores)
+    chain: list[int] = []
+    for index in [*dates, len(infos) + _CARD_GAP + 1]:
+        if (
+            chain
+            and index - chain[-1] <= _CARD_GAP
+            and sum(infos[j].prose for j in range(chain[-1] + 1, index)) <= 1
+        ):
+            chain.append(index)
+            continue
+        if len(chain) >= CARD_CHAIN:
+            # From the first card's headline to the last card's teaser.
+            for j in range(max(0, chain[0] - 2), min(len(infos), chain[-1] + 3)):
+                if damped[j] > 0:
+                    damped[j] *= COMMENTS_DAMPING
+        chain = [index]
+    return damped
+
+
 def _densest_run(scores: list[float]) -> tuple[int, int]:
     """Return (start, end) of the maximum-sum run of `scores`, end exclusive (Kadane)."""
     best, best_span = float("-inf"), (0, 0)
@@ -155,7 +188,7 @@ def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] 
             else info
             for info in infos
         ]
-    scores = _damp_comments([_score(info) for info in infos], infos)
+    scores = _damp_cards(_damp_comments([_score(info) for info in infos], infos), infos)
     start, end = _densest_run(scores)
     extraction = Extraction(paragraphs=[])
     if start == end:
