@@ -242,7 +242,14 @@ def test_reprocess_reads_ids_from_stdin_and_rejects_bad_ones(sqlite_url):
     _, stored, _ = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url, "--json")
     [article] = _stored(stored)
     code, stdout, stderr = _run(
-        "reprocess", "-", "--from", "tag", "--embedded", "--db", sqlite_url, stdin=f"{article['id']}\nnonsense\n"
+        "reprocess",
+        "-",
+        "--from",
+        "tag",
+        "--embedded",
+        "--db",
+        sqlite_url,
+        stdin=f"{article['id']}\nnonsense\n",
     )
     assert code == 1
     assert stdout.split() == [article["id"]]

@@ -52,7 +52,7 @@ class Worker:
 def pipeline_env(redis_url: str, postgres_url: str) -> dict[str, str]:
     """Environment for producers and workers of one test: its own Redis DB and PostgreSQL database, migrated."""
     upgrade(postgres_url)
-    env = {
+    return {
         **os.environ,
         "NEWSFLOW_BROKER_URL": redis_url,
         "NEWSFLOW_DATABASE_URL": postgres_url,
@@ -60,7 +60,6 @@ def pipeline_env(redis_url: str, postgres_url: str) -> dict[str, str]:
         "NEWSFLOW_MAX_RETRIES": "2",
         "NEWSFLOW_RETRY_BACKOFF_MAX": "2",
     }
-    return env
 
 
 @pytest.fixture
