@@ -546,21 +546,21 @@ def test_teaser_card_list_after_article_is_not_the_body() -> None:
 
 
 def test_newsletter_and_follow_promotions_are_removed() -> None:
-    """Newsletter, follow-us and unsubscribe promotions below an article are footer, not text."""
+    """Newsletter, follow-us and unsubscribe promotions below an article are footer, not text; an
+    article paragraph that merely mentions unsubscribing is kept."""
     article = [
         "The harbour authority approved the new ferry terminal on Monday after a two-year review of plans.",
+        "Passengers who signed up for the old timetable alerts will be moved to the new service, and the "
+        "authority stressed that they can unsubscribe at any time by replying to any of the text messages.",
         "Construction is expected to start in the spring and to last about eighteen months, officials said.",
         "The terminal will have four berths and a covered waiting hall for up to six hundred passengers at once.",
     ]
     promos = [
-        "Get breaking harbour news and the latest updates on ferries, fares and timetables in your inbox!",
         "No spam, we promise. You can unsubscribe at any time and we will never share your details.",
         "Follow us on Twitter @harbournews and on Facebook for the latest stories from the waterfront.",
     ]
     result = clean(_raw("\n\n".join([*article, *promos]), content_type="text/plain"), AID)
-    assert "unsubscribe" not in result.text
-    assert "Follow us" not in result.text
-    assert result.text.startswith(article[0])
+    assert result.text == "\n\n".join(article)
 
 
 def test_strip_inert_cuts_scripts_styles_comments_but_keeps_json_ld_and_unclosed() -> None:
@@ -587,3 +587,46 @@ def test_readability_second_opinion_reads_our_parse() -> None:
     )
     lines = _full_secondary(body)
     assert lines == [prose, prose]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain ascii text",
+        "Don’t panic — it’s fine.",
+        "CafÃ© au lait",
+        "donâ€™t stop",
+        "Ã\xa0 bientôt",
+        "ok Â here",
+        "вЂ” dash",
+        "Тот же текст по-русски, без ошибок кодировки.",
+        "日本語のテキスト",
+    ],
+)
+def test_mojibake_test_agrees_with_ftfy(text: str) -> None:
+    """The windowed mojibake test gives ftfy's own `is_bad` answer, clean text and mojibake alike."""
+    from ftfy.badness import is_bad
+
+    from workers.stages.cleaning.normalise import looks_like_mojibake
+
+    long_text = "Plain words and a quote’s curl. " * 80 + text
+    assert looks_like_mojibake(text) == is_bad(text)
+    assert looks_like_mojibake(long_text) == is_bad(long_text)
+
+
+def test_headline_teaser_pairs_below_related_heading_are_cut() -> None:
+    """Below a "Top stories" heading, headline + one-sentence teaser pairs are not article text."""
+    article = [
+        "HARBOURTON – The port authority said on Monday that the new container crane will arrive in March.",
+        "The crane, built in Finland, will double the number of ships the port can unload in a single day.",
+        "Unions welcomed the investment but asked for talks on training dock workers to operate the machine.",
+    ]
+    tail = ["Top stories"]
+    for n in range(3):
+        tail += [
+            f"Island ferry timetable number {n} changes",
+            "The operator said the winter timetable would start a week earlier this year because of storms "
+            "and repairs that are planned at both of the island's harbours.",
+        ]
+    result = clean(_raw("\n\n".join([*article, *tail]), content_type="text/plain"), AID)
+    assert result.text == "\n\n".join(article)

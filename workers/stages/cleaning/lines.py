@@ -317,12 +317,15 @@ _FOOTER_PROSE = re.compile(
     re.I,
 )
 # Promotion of the outlet's newsletters, feeds and forums, and contact lines: prose, not the article.
+# Only short lines: an article paragraph may well mention newsletters or unsubscribing.
 _PROMO = re.compile(
-    r"\bunsubscribe\b|\bno spam\b|\bsubscribe to (?:our|the)\b.{0,60}\b(?:newsletters?|magazine|title|edition|"
-    r"feed|channel|mailing list)\b|\bfollow us on\b|\bjoin our (?:newsletters?|forums?|community|mailing list)\b|"
-    r"^e-?mail \w+(?: \w+)? at \S+@",
+    r"\bunsubscribe (?:at any time|anytime)\b|\bno spam[.,!]|\bsubscribe to (?:our|the)\b.{0,60}\b(?:newsletters?|"
+    r"magazine|title|edition|feed|channel|mailing list)\b|\bfollow us on\b|\bjoin our (?:newsletters?|forums?|"
+    r"community|mailing list)\b|^e-?mail \w+(?: \w+)? at \S+@",
     re.I,
 )
+PROMO_MAX_WORDS = 30
+"""Longest line that a newsletter/follow-us cue marks as promotion."""
 _PROMO_HINTS = ("subscribe", "spam", "follow us", "join our", "@")
 _CREDITS = re.compile(
     r"(\bcontributed (to )?(this|the) (story|report|article)\b|\bcontributed reporting\b|"
@@ -466,7 +469,11 @@ def is_footer_prose(text: str) -> bool:
     return bool(
         (any(hint in low for hint in _FOOTER_HINTS) and _FOOTER_PROSE.search(text))
         or (any(hint in low for hint in _CONSENT_HINTS) and _CONSENT.search(text))
-        or (any(hint in low for hint in _PROMO_HINTS) and _PROMO.search(text))
+        or (
+            any(hint in low for hint in _PROMO_HINTS)
+            and len(text.split()) <= PROMO_MAX_WORDS
+            and _PROMO.search(text)
+        )
     )
 
 

@@ -121,6 +121,34 @@ def _damp_cards(scores: list[float], infos: list[LineInfo]) -> list[float]:
     return damped
 
 
+TEASER_MAX_WORDS = 60
+"""Longest prose line that reads as a teaser below a related-stories heading."""
+
+
+def _teaser_tail(infos: list[LineInfo], marker: int, end: int) -> bool:
+    """True when lines marker+1..end-1 are two or more (headline lines, one short teaser) pairs."""
+    pairs, short_lines = 0, 0
+    for info in infos[marker + 1 : end]:
+        if not info.prose:
+            short_lines += 1
+            continue
+        if short_lines == 0 or info.words > TEASER_MAX_WORDS:
+            return False  # two prose lines in a row, or a long one: article text, not teasers
+        pairs += 1
+        short_lines = 0
+    return pairs >= 2 and short_lines == 0
+
+
+def _cut_teaser_tail(scores: list[float], infos: list[LineInfo], start: int, end: int) -> int:
+    """Return the run's end, cut at a related/comments heading that only headline-teaser pairs follow."""
+    seen = 0.0
+    for i in range(start, end):
+        if infos[i].chrome in ("related", "comments") and seen >= _DAMP_AFTER and _teaser_tail(infos, i, end):
+            return i
+        seen += max(scores[i], 0.0)
+    return end
+
+
 def _densest_run(scores: list[float]) -> tuple[int, int]:
     """Return (start, end) of the maximum-sum run of `scores`, end exclusive (Kadane)."""
     best, best_span = float("-inf"), (0, 0)
@@ -190,6 +218,7 @@ def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] 
         ]
     scores = _damp_cards(_damp_comments([_score(info) for info in infos], infos), infos)
     start, end = _densest_run(scores)
+    end = _cut_teaser_tail(scores, infos, start, end)
     extraction = Extraction(paragraphs=[])
     if start == end:
         return extraction
