@@ -3,6 +3,7 @@
 Start a worker with `newsflow worker` (or `celery -A workers.celery_app worker`).
 """
 
+import gc
 from typing import Any
 
 import structlog
@@ -68,8 +69,12 @@ def _setup_logging(**_: Any) -> None:
 
 @signals.worker_process_init.connect
 def _fresh_connections(**_: Any) -> None:
-    """A forked child must not share the parent's database connections."""
+    """A forked child must not share the parent's database connections; what the parent imported is
+    frozen out of the garbage collector, so collections scan only what tasks allocate (shorter pauses,
+    and copy-on-write pages stay shared)."""
     dispose_all()
+    gc.collect()
+    gc.freeze()
 
 
 @signals.before_task_publish.connect
