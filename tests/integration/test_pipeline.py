@@ -209,3 +209,38 @@ def test_worker_logs_one_json_summary_per_task_without_bodies(pipeline_env, star
     assert "celery@" not in log_text or all(
         line.startswith("{") for line in log_text.splitlines() if line.strip()
     )
+
+
+def test_near_duplicates_on_several_workers_yield_one_canonical(pipeline_env, start_worker, tmp_path):
+    """Copies of one story handled at once by two workers (four processes) form one cluster with one canonical."""
+    start_worker(name="w1")
+    start_worker(name="w2")
+    body = (EXAMPLES / "harbourtimes-wind-farm.txt").read_text()
+    swaps = [
+        ("Tuesday", "Monday"),
+        ("400,000", "410,000"),
+        ("two years", "three years"),
+        ("Oslo", "the capital"),
+    ]
+    feed = tmp_path / "copies.jsonl"
+    with feed.open("w") as handle:
+        for i in range(8):
+            old, new = swaps[i % len(swaps)]
+            copy = body.replace(old, new) + f"\n\nReprinted by outlet {i}."
+            handle.write(
+                json.dumps({"source": f"outlet{i}.example", "content_type": "text/plain", "body": copy})
+            )
+            handle.write("\n")
+    result = run_cli(pipeline_env, "enqueue", str(feed))
+    assert result.returncode == 0, result.stderr
+    ids = result.stdout.split()
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    wait_for(lambda: _count(db, "articles") == 8, timeout=180, message="8 stored articles")
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, status, cluster_id FROM articles")).all()
+    engine.dispose()
+    assert sorted(r.id for r in rows) == sorted(ids)
+    assert [r.status for r in rows].count("unique") == 1
+    [canonical] = [r.id for r in rows if r.status == "unique"]
+    assert {r.cluster_id for r in rows} == {canonical}
