@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import random
 import re
@@ -545,6 +546,7 @@ def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_jso
         conn.execute("ALTER TABLE dedup_bands DROP CONSTRAINT IF EXISTS dedup_bands_pkey")
         for lo in range(start, stop, 250_000):
             hi = min(stop, lo + 250_000)
+            after = conn.execute("SELECT coalesce(max(seq), 0) FROM dedup_signatures").fetchone()[0]  # type: ignore[index]
             conn.execute(
                 """INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, first_seen, cluster_id, verdict)
                    SELECT lpad(to_hex(i), 32, '0'), substring(decode(repeat(md5(i::text), %(rep)s), 'hex') for %(bytes)s),
@@ -559,12 +561,13 @@ def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_jso
                 {"lo": lo, "hi": hi},
             )
             conn.execute(
-                """INSERT INTO dedup_bands (band, article_id)
-                   SELECT ((random() - 0.5) * 1.8e19)::bigint, lpad(to_hex(i), 32, '0')
-                   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS i, generate_series(1, %(bands)s) AS b""",
-                {"lo": lo, "hi": hi, "bands": params.bands},
+                """INSERT INTO dedup_bands (band, seq)
+                   SELECT ((random() - 0.5) * 1.8e19)::bigint, s.seq
+                   FROM dedup_signatures AS s, generate_series(1, %(bands)s) AS b
+                   WHERE s.seq > %(after)s""",
+                {"after": after, "bands": params.bands},
             )
-        conn.execute("ALTER TABLE dedup_bands ADD PRIMARY KEY (band, article_id)")
+        conn.execute("ALTER TABLE dedup_bands ADD PRIMARY KEY (band, seq)")
         conn.execute("VACUUM ANALYZE dedup_signatures, dedup_keys, dedup_bands")
         conn.execute("CHECKPOINT")  # the load's dirty pages are written now, not during the measurement
     return time.perf_counter() - t
@@ -620,6 +623,8 @@ def run_scale(
             baseline = []  # a trivial transaction after each article: this machine's own noise
             kinds: Counter[str] = Counter()
             busy = 0.0
+            gc.collect()
+            gc.freeze()  # as worker children do at start (workers/celery_app.py)
             for cleaned in articles:
                 t = time.perf_counter()
                 with transaction(database_url) as session:

@@ -142,9 +142,18 @@ def test_rerun_with_new_params_redecides_without_self_match(db_url: str) -> None
     assert (again.kind, again.duplicate_of, again.params["threshold"]) == ("unique", None, 0.6)
     with get_engine(db_url).connect() as conn:
         bands = conn.execute(
-            select(func.count()).select_from(DedupBandRow).where(DedupBandRow.article_id == "a" * 32)
+            select(func.count())
+            .select_from(DedupBandRow)
+            .join(DedupSignatureRow, DedupSignatureRow.seq == DedupBandRow.seq)
+            .where(DedupSignatureRow.article_id == "a" * 32)
+        ).scalar_one()
+        orphans = conn.execute(
+            select(func.count())
+            .select_from(DedupBandRow)
+            .where(~DedupBandRow.seq.in_(select(DedupSignatureRow.seq)))
         ).scalar_one()
     assert 0 < bands <= params.bands
+    assert orphans == 0
 
 
 def test_earlier_published_copy_becomes_canonical(db_url: str) -> None:

@@ -133,6 +133,7 @@ def _lookup_statement(postgres: bool) -> Any:
     sig = _SIGNATURES.c
     own = select(
         literal("self").label("what"),
+        sig.seq,
         sig.article_id,
         sig.verdict,
         sig.cluster_id,
@@ -144,6 +145,7 @@ def _lookup_statement(postgres: bool) -> Any:
         return (
             select(
                 literal(kind).label("what"),
+                sig.seq,
                 sig.article_id,
                 literal(None, Text).label("verdict"),
                 sig.cluster_id,
@@ -158,28 +160,31 @@ def _lookup_statement(postgres: bool) -> Any:
             )
         )
 
+    own_seq = select(sig.seq).where(sig.article_id == bindparam("article_id")).scalar_subquery()
     shared = (
-        select(_BANDS.c.article_id, func.count().label("shared"))
+        select(_BANDS.c.seq, func.count().label("shared"))
         .where(
             # PostgreSQL: one array parameter, so the statement text is constant and stays prepared
             _BANDS.c.band == any_(bindparam("bands", type_=postgresql.ARRAY(BigInteger)))
             if postgres
             else _BANDS.c.band.in_(bindparam("bands", expanding=True)),
-            _BANDS.c.article_id != bindparam("article_id"),
+            _BANDS.c.seq != func.coalesce(own_seq, 0),
         )
-        .group_by(_BANDS.c.article_id)
-        .order_by(func.count().desc(), _BANDS.c.article_id)
+        .group_by(_BANDS.c.seq)
+        # ties go to the earlier indexed article; the band index alone decides, no signature is read
+        .order_by(func.count().desc(), _BANDS.c.seq)
         .limit(bindparam("limit"))
         .subquery()
     )
     candidates = select(
         literal("band").label("what"),
+        sig.seq,
         sig.article_id,
         literal(None, Text).label("verdict"),
         sig.cluster_id,
         sig.signature,
         sig.shingles,
-    ).join_from(shared, _SIGNATURES, shared.c.article_id == sig.article_id)
+    ).join_from(shared, _SIGNATURES, shared.c.seq == sig.seq)
     return union_all(own, owner("text"), owner("url"), candidates)
 
 
@@ -195,7 +200,7 @@ _CLUSTER = (
 class _Found:
     """What the lookup returned."""
 
-    stored: tuple[str, str] | None  # (verdict JSON, current cluster) of the article itself
+    stored: tuple[str, str, int] | None  # (verdict JSON, current cluster, seq) of the article itself
     owners: dict[str, Candidate]  # 'text'/'url' -> the article owning that key
     clusters: dict[str, str]  # article id -> its cluster, for every article returned
     candidates: list[Candidate]
@@ -223,7 +228,7 @@ def _lookup(
     for row in rows:
         clusters[row.article_id] = row.cluster_id
         if row.what == "self":
-            stored = (row.verdict, row.cluster_id)
+            stored = (row.verdict, row.cluster_id, row.seq)
             continue
         candidate = Candidate(row.article_id, signature_from_bytes(row.signature), row.shingles)
         if row.what == "band":
@@ -276,12 +281,12 @@ def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParam
     found = _lookup(session, keys, fp, article_id, params.max_candidates)
 
     if found.stored is not None:
-        stored_json, cluster_id = found.stored
+        stored_json, cluster_id, seq = found.stored
         verdict = DedupVerdict.model_validate_json(stored_json)
         if verdict.version == VERSION and verdict.params == record and verdict.text_key == fp.text_key:
             return verdict.model_copy(update={"cluster_id": cluster_id, "supersedes": None})
         # Re-decided with new text or parameters: forget the old bands, keep the keys it owns.
-        session.execute(delete(_BANDS).where(_BANDS.c.article_id == article_id))
+        session.execute(delete(_BANDS).where(_BANDS.c.seq == seq))
 
     kind: VerdictKind = "unique"
     duplicate_of: str | None = None
@@ -326,7 +331,7 @@ def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParam
     )
     _write(
         session, article_id, fp, verdict, published_at,
-        exact=kind == "exact_duplicate", update_row=found.stored is not None,
+        exact=kind == "exact_duplicate", seq=found.stored[2] if found.stored is not None else None,
     )  # fmt: skip
     return verdict
 
@@ -339,15 +344,16 @@ _PG_WRITE = text(
         INSERT INTO dedup_keys (kind, key, article_id)
         SELECT kind, key, :article_id FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS k(kind, key)
         ON CONFLICT DO NOTHING
-    ), new_bands AS (
-        INSERT INTO dedup_bands (band, article_id)
-        SELECT DISTINCT unnest(CAST(:bands AS bigint[])), :article_id
-        ON CONFLICT DO NOTHING
+    ), row AS (
+        INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, cluster_id, verdict)
+        VALUES (:article_id, :signature, :shingles, :published_at, :cluster_id, :verdict)
+        ON CONFLICT (article_id) DO UPDATE SET signature = excluded.signature, shingles = excluded.shingles,
+            published_at = excluded.published_at, cluster_id = excluded.cluster_id, verdict = excluded.verdict
+        RETURNING seq
     )
-    INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, cluster_id, verdict)
-    VALUES (:article_id, :signature, :shingles, :published_at, :cluster_id, :verdict)
-    ON CONFLICT (article_id) DO UPDATE SET signature = excluded.signature, shingles = excluded.shingles,
-        published_at = excluded.published_at, cluster_id = excluded.cluster_id, verdict = excluded.verdict
+    INSERT INTO dedup_bands (band, seq)
+    SELECT DISTINCT band, row.seq FROM row, unnest(CAST(:bands AS bigint[])) AS band
+    ON CONFLICT DO NOTHING
     """
 )
 
@@ -360,8 +366,9 @@ def _write(
     published_at: datetime | None,
     *,
     exact: bool,
-    update_row: bool,
+    seq: int | None,
 ) -> None:
+    """Index the decided article; `seq` is its existing row's, None for a new article."""
     keys = [("text", fp.text_key)] + ([("url", fp.url_key)] if fp.url_key is not None else [])
     # an exact duplicate's bands are its owner's: indexing them again would find nothing new
     bands = [] if exact else sorted(set(fp.bands))
@@ -379,12 +386,11 @@ def _write(
         )
         return
     _insert_ignore(session, _KEYS, [{"kind": k, "key": v, "article_id": article_id} for k, v in keys])
-    if update_row:
-        session.execute(update(_SIGNATURES).where(_SIGNATURES.c.article_id == article_id).values(**values))
+    if seq is not None:
+        session.execute(update(_SIGNATURES).where(_SIGNATURES.c.seq == seq).values(**values))
     else:
-        session.execute(_SIGNATURES.insert(), values)
+        seq = session.execute(_SIGNATURES.insert().returning(_SIGNATURES.c.seq), values).scalar_one()
     if bands:
         session.execute(
-            sqlite.insert(_BANDS).on_conflict_do_nothing(),
-            [{"band": b, "article_id": article_id} for b in bands],
+            sqlite.insert(_BANDS).on_conflict_do_nothing(), [{"band": b, "seq": seq} for b in bands]
         )

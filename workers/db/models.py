@@ -155,7 +155,10 @@ class DedupSignatureRow(Base):
 
     __tablename__ = "dedup_signatures"
 
-    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    # A compact surrogate for the article in dedup_bands (32 rows per article): a BIGINT there instead of
+    # the 32-character id roughly halves the largest table and its index.
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    article_id: Mapped[str] = mapped_column(ID, unique=True)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     shingles: Mapped[int] = mapped_column(Integer)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -170,7 +173,7 @@ class DedupBandRow(Base):
     __tablename__ = "dedup_bands"
 
     band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, doc="The article's dedup_signatures.seq.")
 
 
 class SourceLineRow(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 17:51:56.495425
+Create Date: 2026-11-28 19:07:31.365485
 """
 
 from collections.abc import Sequence
@@ -54,8 +54,8 @@ def upgrade() -> None:
     op.create_table(
         "dedup_bands",
         sa.Column("band", sa.BigInteger(), nullable=False),
-        sa.Column("article_id", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("band", "article_id"),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("band", "seq"),
     )
     op.create_table(
         "dedup_keys",
@@ -69,6 +69,7 @@ def upgrade() -> None:
 
     op.create_table(
         "dedup_signatures",
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("article_id", sa.String(length=32), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.Column("shingles", sa.Integer(), nullable=False),
@@ -81,7 +82,8 @@ def upgrade() -> None:
         ),
         sa.Column("cluster_id", sa.String(length=32), nullable=False),
         sa.Column("verdict", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("article_id"),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("article_id"),
     )
     with op.batch_alter_table("dedup_signatures", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_dedup_signatures_cluster_id"), ["cluster_id"], unique=False)
