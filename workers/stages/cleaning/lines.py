@@ -86,6 +86,19 @@ _SHARE = (
     "tiktok",
     "rss",
 )
+_AD = (
+    "advertisement",
+    "advertise",
+    "advertise here",
+    "advertise with us",
+    "sponsored",
+    "ad",
+    "sponsored content",
+    "partner content",
+    "story continues below advertisement",
+    "article continues below",
+    "scroll to continue with content",
+)
 _NAV = (
     "home",
     "menu",
@@ -143,14 +156,7 @@ _NAV = (
     "tags",
     "topics",
     "categories",
-    "advertisement",
-    "advertise",
-    "advertise here",
-    "advertise with us",
-    "sponsored",
-    "ad",
-    "sponsored content",
-    "partner content",
+    *_AD,
     "contact us",
     "about us",
     "privacy policy",
@@ -171,9 +177,6 @@ _NAV = (
     "photos",
     "gallery",
     "loading",
-    "story continues below advertisement",
-    "article continues below",
-    "scroll to continue with content",
     "click here",
     "jobs",
     "report",
@@ -195,20 +198,7 @@ _NAV = (
 _SHARE_BAR: RemovalReason = "share_bar"
 _NAV_REASON: RemovalReason = "nav"
 _WHOLE: dict[str, RemovalReason] = dict.fromkeys(_SHARE, _SHARE_BAR) | dict.fromkeys(_NAV, _NAV_REASON)
-for _c in (
-    "advertisement",
-    "advertise",
-    "advertise here",
-    "advertise with us",
-    "sponsored",
-    "ad",
-    "sponsored content",
-    "partner content",
-    "story continues below advertisement",
-    "article continues below",
-    "scroll to continue with content",
-):
-    _WHOLE[_c] = "ad"
+_WHOLE |= dict.fromkeys(_AD, "ad")
 for _c in (
     "related",
     "related articles",
