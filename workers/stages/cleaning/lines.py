@@ -99,6 +99,16 @@ _AD = (
     "article continues below",
     "scroll to continue with content",
 )
+_COMMENT_CONTROLS = (
+    "report abuse",
+    "flag",
+    "likes",
+    "log in to reply",
+    "login to reply",
+    "reply to this comment",
+    "cancel reply",
+    "post comment",
+)
 _NAV = (
     "home",
     "menu",
@@ -180,14 +190,7 @@ _NAV = (
     "click here",
     "jobs",
     "report",
-    "report abuse",
-    "flag",
-    "likes",
-    "log in to reply",
-    "login to reply",
-    "reply to this comment",
-    "cancel reply",
-    "post comment",
+    *_COMMENT_CONTROLS,
     "submit",
     "loading...",
     "accept",
@@ -222,20 +225,7 @@ for _c in (
     "top stories",
 ):
     _WHOLE[_c] = "related"
-for _c in (
-    "comments",
-    "comment",
-    "reply",
-    "report abuse",
-    "flag",
-    "likes",
-    "log in to reply",
-    "login to reply",
-    "reply to this comment",
-    "cancel reply",
-    "post comment",
-):
-    _WHOLE[_c] = "comments"
+_WHOLE |= dict.fromkeys(("comments", "comment", "reply", *_COMMENT_CONTROLS), "comments")
 
 _SOCIAL = re.compile(
     r"\b(?:facebook|twitter|whatsapp|pinterest|pint|pin|linkedin|email|e mail|reddit|telegram|tumblr|flipboard|"
