@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: docstring paragraphs are rewrapped to the terminal
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -107,7 +108,9 @@ def _article_table(articles: list[StoredArticle]) -> Table:
 
 @app.command()
 def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: SourceOpt = "local") -> None:
-    """Process files in-process (embedded mode) into SQLite and print what was stored.
+    """Process files in-process into SQLite (embedded mode).
+
+    Prints what was stored: a table, or one JSON object per article with --json.
 
     No servers needed: the same stages the workers run, one article at a time. The database
     (default ./newsflow.db) is created and migrated on first use. Exit code 1 if any input was
@@ -155,7 +158,9 @@ def enqueue(
         typer.Option(help="Wait while the clean queue holds more (default NEWSFLOW_HIGH_WATER_MARK)."),
     ] = None,
 ) -> None:
-    """Validate raw articles, persist them and enqueue the pipeline on Redis (distributed mode).
+    """Validate, persist and enqueue raw articles on Redis.
+
+    Distributed mode: the workers (`newsflow worker`) run the pipeline.
 
     Invalid records are reported as FILE:LINE: FIELD: REASON and skipped; valid ones are still
     enqueued. Waits while the first stage's queue is above the high-water mark. Prints one
@@ -192,7 +197,9 @@ def worker(
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Worker processes.")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Log level.")] = "INFO",
 ) -> None:
-    """Start a Celery worker on the stage queues: `celery -A workers.celery_app worker`, exec'd.
+    """Start a Celery worker on the stage queues.
+
+    Execs `celery -A workers.celery_app worker`.
 
     Any further options go to celery unchanged (e.g. `--hostname`, `--max-tasks-per-child`).
     """
@@ -225,7 +232,10 @@ def show(
     ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Show one stored article: metadata, dedup verdict and cluster, entities, stage versions."""
+    """Show one stored article, its verdict and entities.
+
+    Metadata, dedup verdict, similarity, reason and cluster, entities and stage versions.
+    """
     from sqlalchemy import select
 
     from schemas import CleanedArticle, DedupVerdict
@@ -297,7 +307,10 @@ def show(
 
 @app.command()
 def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
-    """Queue depths (if Redis answers), articles stored by verdict, and open dead letters."""
+    """Queue depths, stored articles and dead letters.
+
+    Queue depths if Redis answers, articles by dedup verdict, open dead letters by stage and reason.
+    """
     import redis
 
     from workers.db import repo
@@ -337,7 +350,10 @@ def schema(
         str, typer.Argument(help="raw (what producers submit), message, cleaned, verdict, tagged or stored.")
     ] = "raw",
 ) -> None:
-    """Print a boundary's JSON Schema; `raw` is the contract for producers in any language."""
+    """Print a boundary's JSON Schema.
+
+    `raw` (the default) is the contract for producers in any language.
+    """
     from schemas import CleanedArticle, DedupVerdict, TaggedArticle
 
     models: dict[str, Any] = {
@@ -356,7 +372,10 @@ def schema(
 
 @app.command("clean")
 def clean_command(paths: Paths, json_out: JsonOpt = False, source: SourceOpt = "local") -> None:
-    """Run the clean stage alone on files and print title, metadata and text; stores nothing."""
+    """Run the clean stage alone on files; store nothing.
+
+    Prints, per input, its path (and URL), title, metadata and text.
+    """
     from workers.errors import PermanentError
     from workers.ids import article_id
     from workers.stages import clean as clean_stage
@@ -407,7 +426,7 @@ def tag_command(
     file: Annotated[str, typer.Argument(help="A plain-text file, or '-' for stdin.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Tag plain text with the configured model and print the entities; stores nothing.
+    """Tag plain text and print the entities; store nothing.
 
     Offsets are into the text exactly as given.
     """
@@ -449,7 +468,9 @@ def retry(
     ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Replay dead letters from the stage that failed: enqueued to the workers, or in-process.
+    """Replay dead letters from the stage that failed.
+
+    Enqueued to the workers, or run in-process with --embedded.
 
     Each replayed dead letter is closed; a new failure opens a new one. Idempotent stages make
     replaying an article that meanwhile succeeded harmless.
@@ -518,7 +539,9 @@ def reprocess(
     ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Run stored articles through the pipeline again from one stage, e.g. after a new cleaner version.
+    """Run stored articles again from one stage.
+
+    For example after a new cleaner version.
 
     Select by ids (arguments or stdin), by --stale (the stage's record was made by another version
     than the running code's) or --all. Works in chunks in id order and prints each id as it goes,
