@@ -141,17 +141,21 @@ def _lookup_statement(postgres: bool) -> Any:
         sig.shingles,
     ).where(sig.article_id == bindparam("article_id"))
 
+    def _match_columns(what: str) -> tuple[Any, ...]:
+        """The columns of a row that may match: how it was found, and its signature."""
+        return (
+            literal(what).label("what"),
+            sig.seq,
+            sig.article_id,
+            literal(None, Text).label("verdict"),
+            sig.cluster_id,
+            sig.signature,
+            sig.shingles,
+        )
+
     def owner(kind: str) -> Any:
         return (
-            select(
-                literal(kind).label("what"),
-                sig.seq,
-                sig.article_id,
-                literal(None, Text).label("verdict"),
-                sig.cluster_id,
-                sig.signature,
-                sig.shingles,
-            )
+            select(*_match_columns(kind))
             .join_from(_KEYS, _SIGNATURES, _KEYS.c.article_id == sig.article_id)
             .where(
                 _KEYS.c.kind == kind,
@@ -176,15 +180,7 @@ def _lookup_statement(postgres: bool) -> Any:
         .limit(bindparam("limit"))
         .subquery()
     )
-    candidates = select(
-        literal("band").label("what"),
-        sig.seq,
-        sig.article_id,
-        literal(None, Text).label("verdict"),
-        sig.cluster_id,
-        sig.signature,
-        sig.shingles,
-    ).join_from(shared, _SIGNATURES, shared.c.seq == sig.seq)
+    candidates = select(*_match_columns("band")).join_from(shared, _SIGNATURES, shared.c.seq == sig.seq)
     return union_all(own, owner("text"), owner("url"), candidates)
 
 

@@ -99,6 +99,14 @@ _AD = (
     "article continues below",
     "scroll to continue with content",
 )
+_RELATED_HEADINGS = (
+    "related",
+    "related articles",
+    "related stories",
+    "related posts",
+    "recent news",
+    "recent posts",
+)
 _COMMENT_CONTROLS = (
     "report abuse",
     "flag",
@@ -135,12 +143,7 @@ _NAV = (
     "see more",
     "view more",
     "more stories",
-    "related",
-    "related articles",
-    "related stories",
-    "related posts",
-    "recent news",
-    "recent posts",
+    *_RELATED_HEADINGS,
     "latest news",
     "latest",
     "trending",
@@ -203,12 +206,7 @@ _NAV_REASON: RemovalReason = "nav"
 _WHOLE: dict[str, RemovalReason] = dict.fromkeys(_SHARE, _SHARE_BAR) | dict.fromkeys(_NAV, _NAV_REASON)
 _WHOLE |= dict.fromkeys(_AD, "ad")
 for _c in (
-    "related",
-    "related articles",
-    "related stories",
-    "related posts",
-    "recent news",
-    "recent posts",
+    *_RELATED_HEADINGS,
     "you may also like",
     "you might also like",
     "recommended",
