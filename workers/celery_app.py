@@ -4,6 +4,7 @@ Start a worker with `newsflow worker` (or `celery -A workers.celery_app worker`)
 """
 
 import gc
+import logging
 from typing import Any
 
 import structlog
@@ -15,6 +16,9 @@ from workers.logging import configure_logging
 from workers.pipeline import STAGE_NAMES
 from workers.settings import get_settings
 
+SHORT_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+"""At most about 2 s of publish attempts (kombu's retry policy)."""
+
 
 def create_app() -> Celery:
     """A Celery app configured from `Settings`; tasks are registered from `workers.tasks`."""
@@ -22,8 +26,21 @@ def create_app() -> Celery:
     app = Celery("newsflow", include=["workers.tasks"])
     app.conf.update(
         broker_url=str(settings.broker_url),
+        # Outages of any length: the consumer reconnects with backoff for as long as it takes, it never
+        # gives up and exits (Celery's default is 100 attempts); `_OutageLog` keeps one line per change.
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        broker_channel_error_retry=True,
+        broker_connection_timeout=5,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "socket_keepalive": True,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
+        },
         # JSON only: a pickle message is refused, never deserialized.
         task_serializer="json",
         result_serializer="json",
@@ -31,14 +48,10 @@ def create_app() -> Celery:
         result_accept_content=["json"],
         event_serializer="json",
         task_ignore_result=True,
-        # Publishing the next stage of a chain (or a retry) waits out a broker restart, about two
-        # minutes of attempts, instead of failing a finished task after Celery's default 0.6 s.
-        task_publish_retry_policy={
-            "max_retries": 30,
-            "interval_start": 0,
-            "interval_step": 1,
-            "interval_max": 5,
-        },
+        # A publish from a task (the next stage, a retry) tries a few seconds, not minutes: a task must
+        # not hold a pool process through an outage. What could not be published is found again from the
+        # database by the reconciler (`workers.reconcile`), whose deadline bounds the recovery time.
+        task_publish_retry_policy=SHORT_PUBLISH_RETRY,
         # Every task is idempotent, so a message is acknowledged only after it was processed and
         # is redelivered if the worker dies mid-task (STYLE.md 5).
         task_acks_late=True,
@@ -65,6 +78,31 @@ def _setup_logging(**_: Any) -> None:
     """Celery asks for logging setup: use ours, so its own lines come out as structlog JSON too."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+
+
+class _OutageLog(logging.Filter):
+    """One log line per broker state change: the first "cannot connect" / "connection lost" line of an
+    outage passes, its repetitions (one per reconnect attempt) are dropped until "Connected to" again."""
+
+    down = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if text.startswith("Connected to"):
+            if _OutageLog.down:
+                _OutageLog.down = False
+                record.msg = "broker reconnected: " + text
+            return True
+        if "Cannot connect to" in text or "Connection to broker lost" in text:
+            if _OutageLog.down:
+                return False
+            _OutageLog.down = True
+        return True
+
+
+_OUTAGE_LOG = _OutageLog()
+for _name in ("celery.worker.consumer.consumer", "celery.worker.consumer.connection"):
+    logging.getLogger(_name).addFilter(_OUTAGE_LOG)
 
 
 @signals.worker_process_init.connect

@@ -63,3 +63,67 @@ class ModelUnavailable(PermanentError):
     """The configured spaCy model is not installed (fix NEWSFLOW_TAGGER_MODEL, then `newsflow retry`)."""
 
     reason = "model_unavailable"
+
+
+class InvalidMessage(PermanentError):
+    """A queued message that is not a stage message: wrong shape, argument count or keyword."""
+
+    reason = "invalid_message"
+
+
+class DatabaseRejected(PermanentError):
+    """The database refused the statement itself (a constraint, a value it cannot hold, a statement too
+    large): the same input fails the same way again, so it is not retried."""
+
+    reason = "database_rejected"
+
+
+class DeadLettered(Exception):
+    """Raised by a stage task after it recorded a dead letter: Celery marks the task FAILURE (Flower lists it
+    as failed), acknowledges the message and never retries it. The arguments are positional so the
+    exception survives Celery's JSON serialisation of failures."""
+
+    def __init__(self, stage: str, reason: str, dead_letter_id: int | None) -> None:
+        super().__init__(stage, reason, dead_letter_id)
+        self.stage = stage
+        self.reason = reason
+        self.dead_letter_id = dead_letter_id
+
+    def __str__(self) -> str:
+        return f"dead-lettered at {self.stage}: {self.reason} (dead letter {self.dead_letter_id})"
+
+
+_DETERMINISTIC_DB = (
+    "too many sql variables",  # SQLite: more parameters than it allows in one statement
+    "number of parameters must be between",  # psycopg: PostgreSQL's 65,535 parameter limit
+    "string or blob too big",
+    "statement too big",
+    "too big",
+    "cannot contain nul",  # a NUL character in a text value
+    "invalid byte sequence",
+    "out of range",
+)
+
+
+def is_deterministic_db_error(exc: BaseException) -> bool:
+    """True for a database error that the same statement will hit again (not an outage)."""
+    import sqlalchemy.exc
+
+    if isinstance(
+        exc,
+        sqlalchemy.exc.IntegrityError | sqlalchemy.exc.DataError | sqlalchemy.exc.ProgrammingError,
+    ):
+        return True
+    if isinstance(exc, sqlalchemy.exc.StatementError | ValueError):
+        text = describe(exc).lower()
+        return any(marker in text for marker in _DETERMINISTIC_DB)
+    return False
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """`ClassName: first line of the message`, with SQLAlchemy's statement and parameters left out, so no
+    article text reaches a log line."""
+    inner = getattr(exc, "orig", None) or exc
+    first = (str(inner).strip().splitlines() or [""])[0]
+    first = first.split("[SQL:", 1)[0].split("[parameters:", 1)[0].strip()
+    return f"{type(inner).__name__}: {first[:limit]}" if first else type(inner).__name__

@@ -13,6 +13,13 @@ def queue_name(stage: str) -> str:
     return f"{PREFIX}.{stage}"
 
 
-def deliveries(task_id: str, retries: int) -> str:
-    """Counter of deliveries of one task attempt; a message that keeps killing workers is dead-lettered."""
-    return f"{PREFIX}:deliveries:{task_id}:{retries}"
+def deliveries(delivery_tag: str) -> str:
+    """Counter of deliveries of one published message (its broker delivery tag, which a redelivery keeps);
+    a message that keeps killing workers is dead-lettered. Expires with the visibility timeout and is
+    deleted when the task ends, so these keys stay bounded by the messages in flight."""
+    return f"{PREFIX}:deliveries:{delivery_tag}"
+
+
+def deliveries_pattern() -> str:
+    """SCAN pattern matching every delivery counter."""
+    return f"{PREFIX}:deliveries:*"

@@ -160,15 +160,25 @@ TRANSIENT = (
     ConnectionError,
     TimeoutError,
 )
-"""Errors that mean 'the database or broker is briefly unavailable', not 'this input is bad'."""
+"""Errors that mean 'the database or broker is briefly unavailable', not 'this input is bad'. An error of
+these classes that the same statement would hit again (`errors.is_deterministic_db_error`: too many SQL
+variables, a statement too large, a NUL in a string) is permanent instead; so are IntegrityError and
+DataError, which are not listed."""
 
 
 def run_step(stage: str, ctx: Context, msg: StageMessage) -> Outcome:
-    """Run one stage for one article, turning infrastructure failures into `TransientError`."""
+    """Run one stage for one article: an outage becomes `TransientError`, a statement the database
+    refuses deterministically becomes `DatabaseRejected` (permanent, never retried)."""
+    from workers.errors import DatabaseRejected, describe, is_deterministic_db_error
+
     try:
         return BY_NAME[stage].step(ctx, msg)
-    except TRANSIENT as exc:
-        raise TransientError(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    except Exception as exc:
+        if is_deterministic_db_error(exc):
+            raise DatabaseRejected(describe(exc)) from exc
+        if isinstance(exc, TRANSIENT):
+            raise TransientError(describe(exc)) from exc
+        raise
 
 
 def stages_from(start: str) -> tuple[str, ...]:

@@ -3,26 +3,41 @@
 `enqueue()` is the programmatic producer; `newsflow enqueue` wraps it. A message carries only
 the article id and a trace id (STYLE.md 3); the raw article is persisted first, so a stage can
 always re-read it.
+
+Fast and safe: articles go in batches, one multi-row insert-if-absent per batch (RETURNING tells
+which ids are new) and one broker connection for the batch's publishes. Only new articles are
+published, so re-running a file publishes nothing. While Redis (or the database) is away the
+producer waits and says so in one line; an article it persisted but could not publish is found
+from the database by the reconciler (`workers.reconcile`), so nothing is lost if it is stopped.
 """
 
+import functools
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
 
 import redis
 import structlog
-from celery import Celery, chain
+from celery import Celery, Signature
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from schemas import RawArticle, StageMessage
 from workers import keys
-from workers.db import repo
 from workers.db.engine import transaction
+from workers.db.models import RawArticleRow
 from workers.ids import article_id, new_trace_id
 from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, stages_from
+from workers.pipeline import STAGE_NAMES, TRANSIENT, stages_from
 from workers.settings import Settings
 
 log = get_logger(__name__)
+
+WAIT_MAX_S = 5.0
+"""Longest pause between two attempts while the broker or the database is away."""
 
 
 @dataclass
@@ -31,14 +46,19 @@ class EnqueueReport:
 
     sent: list[str] = field(default_factory=list)
     new: int = 0
+    published: int = 0
     waited_s: float = 0.0
+    outage_s: float = 0.0
 
 
-def pipeline_signature(app: Celery, msg: StageMessage, start: str = STAGE_NAMES[0]) -> chain:
-    """The Celery chain that runs the stages from `start` to the end for one article."""
-    names = stages_from(start)
-    first, *rest = (app.signature(keys.task_name(name), queue=keys.queue_name(name)) for name in names)
-    return chain(first.clone(args=(msg.model_dump(),)), *rest)
+def stage_signature(app: Celery, msg: StageMessage, stage: str = STAGE_NAMES[0]) -> Signature:
+    """The task message that runs `stage` for one article; each stage task publishes the next itself."""
+    stages_from(stage)  # validates the name
+    return app.signature(keys.task_name(stage), args=(msg.model_dump(),), queue=keys.queue_name(stage))
+
+
+pipeline_signature = stage_signature
+"""Older name: the pipeline from `start` is now started by its first stage's message alone."""
 
 
 def queue_depth(client: redis.Redis, stage: str = STAGE_NAMES[0]) -> int:
@@ -53,20 +73,111 @@ def wait_below_high_water(
     stage: str = STAGE_NAMES[0],
     poll_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str], None] | None = None,
 ) -> float:
     """Block while `stage`'s queue holds more than `high_water` messages; returns seconds waited."""
     waited = 0.0
     while queue_depth(client, stage) > high_water:
         if waited == 0.0:
-            log.info("backpressure_wait", high_water=high_water)
+            log.info("backpressure_wait", high_water=high_water, stage=stage)
+            if on_wait is not None:
+                on_wait(
+                    f"queue {keys.queue_name(stage)} above {high_water} messages: waiting for the workers"
+                )
         sleep(poll_s)
         waited += poll_s
     return waited
 
 
-def send(app: Celery, msg: StageMessage, start: str = STAGE_NAMES[0]) -> None:
-    """Publish the pipeline for one persisted article, its trace id in the message headers."""
-    pipeline_signature(app, msg, start).apply_async(headers={"trace_id": msg.trace_id})
+def send(
+    app: Celery,
+    msg: StageMessage,
+    start: str = STAGE_NAMES[0],
+    *,
+    producer: Any = None,
+    retry_policy: dict[str, float] | None = None,
+    retry: bool = True,
+) -> None:
+    """Publish the message that starts the pipeline for one persisted article at stage `start`, its trace
+    id in the message headers. Raises if the broker stays unreachable through the retry policy."""
+    options: dict[str, Any] = {"headers": {"trace_id": msg.trace_id}, "retry": retry}
+    if producer is not None:
+        options["producer"] = producer
+    if retry_policy is not None:
+        options["retry_policy"] = retry_policy
+    stage_signature(app, msg, start).apply_async(**options)
+
+
+def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str]]) -> set[str]:
+    """Insert the raw articles `(id, raw, trace_id)` that are absent, in one statement; returns the ids
+    that were new. Idempotent: an id already stored (or twice in the batch) is inserted once."""
+    unique = {aid: (aid, raw, trace) for aid, raw, trace in rows}
+    if not unique:
+        return set()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = [
+        {
+            "id": aid,
+            "source": raw.source,
+            "url": raw.url,
+            "content_type": raw.content_type,
+            "payload": raw.model_dump_json(),
+            "trace_id": trace,
+        }
+        for aid, raw, trace in unique.values()
+    ]
+    stmt = dialect.insert(RawArticleRow).values(values).on_conflict_do_nothing(index_elements=["id"])
+    return set(session.scalars(stmt.returning(RawArticleRow.id)))
+
+
+def _batches(items: Iterable[RawArticle], size: int) -> Iterator[list[RawArticle]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+class _Outage:
+    """Waits out an unreachable broker or database with one message per outage, not per attempt."""
+
+    def __init__(self, say: Callable[[str], None] | None) -> None:
+        self.say = say
+        self.seconds = 0.0
+
+    def run(self, what: str, action: Callable[[], Any]) -> Any:
+        delay, started = 0.5, None
+        while True:
+            try:
+                result = action()
+            except (*TRANSIENT, OSError, _kombu_errors()) as exc:
+                if started is None:
+                    started = time.monotonic()
+                    from workers.errors import describe
+
+                    log.info("producer_waiting", target=what, error=describe(exc))
+                    if self.say is not None:
+                        self.say(
+                            f"{what} unreachable ({type(exc).__name__}); waiting and retrying (Ctrl-C stops)"
+                        )
+                time.sleep(delay)
+                delay = min(delay * 2, WAIT_MAX_S)
+                continue
+            if started is not None:
+                waited = time.monotonic() - started
+                self.seconds += waited
+                log.info("producer_resumed", target=what, waited_s=round(waited, 1))
+                if self.say is not None:
+                    self.say(f"{what} reachable again after {waited:.0f}s; going on")
+            return result
+
+
+def _say(line: str) -> None:
+    print(f"newsflow enqueue: {line}", file=sys.stderr, flush=True)
+
+
+def _kombu_errors() -> type[Exception]:
+    from kombu.exceptions import OperationalError
+
+    return OperationalError
 
 
 def enqueue(
@@ -74,26 +185,60 @@ def enqueue(
     settings: Settings,
     app: Celery,
     *,
-    check_every: int = 100,
     on_sent: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    batch_size: int | None = None,
 ) -> EnqueueReport:
-    """Persist each raw article (once) and enqueue its pipeline, waiting while the clean queue is full.
+    """Persist each raw article (once) and enqueue the new ones, waiting while the clean queue is full
+    and while Redis or the database is unreachable.
 
-    Idempotent per article: the same article enqueued twice is stored once, and the stages it
-    runs again change nothing.
+    Idempotent per article: the same article enqueued twice is stored once and published once.
+    `on_sent` gets every article id (new or already known) in input order.
     """
-    client = redis.Redis.from_url(settings.broker_url.unicode_string())
+    client = redis.Redis.from_url(settings.broker_url.unicode_string(), socket_timeout=10)
     report = EnqueueReport()
-    for count, raw in enumerate(articles):
-        if count % check_every == 0:
-            report.waited_s += wait_below_high_water(client, settings.high_water_mark)
-        msg = StageMessage(article_id=article_id(raw), trace_id=new_trace_id())
-        with transaction(settings.database_url) as session:
-            report.new += repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-        with structlog.contextvars.bound_contextvars(trace_id=msg.trace_id, article_id=msg.article_id):
-            send(app, msg)
-            log.info("article_enqueued", source=raw.source)
-        report.sent.append(msg.article_id)
-        if on_sent is not None:
-            on_sent(msg.article_id)
+    on_wait = on_wait or _say
+    outage = _Outage(on_wait)
+    size = batch_size or settings.producer_batch
+    for batch in _batches(articles, size):
+        room = max(settings.high_water_mark - len(batch), 0)
+        report.waited_s += outage.run(
+            "Redis", functools.partial(wait_below_high_water, client, room, on_wait=on_wait)
+        )
+        msgs = [StageMessage(article_id=article_id(raw), trace_id=new_trace_id()) for raw in batch]
+
+        def insert(msgs: list[StageMessage] = msgs, batch: list[RawArticle] = batch) -> set[str]:
+            with transaction(settings.database_url) as session:
+                return ensure_raw_batch(
+                    session, [(m.article_id, raw, m.trace_id) for m, raw in zip(msgs, batch, strict=True)]
+                )
+
+        new_ids = outage.run("the database", insert)
+        report.new += len(new_ids)
+        fresh: dict[str, StageMessage] = {}
+        for msg in msgs:
+            if msg.article_id in new_ids and msg.article_id not in fresh:
+                fresh[msg.article_id] = msg
+        pending = list(fresh.values())
+        while pending:
+            pending = outage.run("Redis", functools.partial(_publish, app, pending))
+        report.published += len(fresh)
+        for msg in msgs:
+            report.sent.append(msg.article_id)
+            if on_sent is not None:
+                on_sent(msg.article_id)
+    report.outage_s = outage.seconds
+    log.info("enqueue_done", sent=len(report.sent), new=report.new, published=report.published)
     return report
+
+
+def _publish(app: Celery, msgs: list[StageMessage]) -> list[StageMessage]:
+    """Publish `msgs` over one broker connection; returns those left (empty when all went out). A failure
+    part-way raises after the ones already out are dropped from the list, so a retry sends only the rest."""
+    with app.producer_or_acquire() as producer:
+        while msgs:
+            msg = msgs[0]
+            with structlog.contextvars.bound_contextvars(trace_id=msg.trace_id, article_id=msg.article_id):
+                send(app, msg, producer=producer, retry=False)
+            msgs.pop(0)
+    return msgs

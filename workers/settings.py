@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=60, ge=1, description="Soft time limit per task, seconds.")
     task_time_limit: int = Field(default=90, ge=1, description="Hard time limit per task, seconds.")
     visibility_timeout: int = Field(
-        default=3600, ge=60, description="Seconds before Redis redelivers an unacknowledged message."
+        default=600, ge=60, description="Seconds before Redis redelivers an unacknowledged message."
     )
     worker_max_memory_per_child: int = Field(
         default=750_000, ge=50_000, description="KiB of RSS after which a worker child is replaced."
@@ -50,6 +50,21 @@ class Settings(BaseSettings):
         default="auto", description="auto: pretty on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Python log level name.")
+    # --- runtime
+    reconcile_older_than: int = Field(
+        default=600,
+        ge=1,
+        description="Seconds without progress after which the reconciler re-enqueues an unfinished article.",
+    )
+    reconcile_every: int = Field(default=60, ge=1, description="Seconds between two reconciler passes.")
+    next_stage_publish_retries: int = Field(
+        default=3,
+        ge=0,
+        description="Publish attempts for the next stage inside a task; then the reconciler takes over.",
+    )
+    producer_batch: int = Field(
+        default=500, ge=1, le=5000, description="Raw articles the producer inserts and publishes per batch."
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":

@@ -129,3 +129,117 @@ def wait_for(condition: Callable[[], bool], *, timeout: float = 90, message: str
             return
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+# --- the fault checker: the ledger of enqueued ids against durable rows ------------------------------
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the database says about a set of enqueued article ids after a fault."""
+
+    enqueued: int
+    stored: int
+    dead_lettered: int
+    lost: list[str]
+    duplicated: list[str]
+    entity_mismatch: list[str]
+    foreign: list[str]
+
+    def clean(self) -> bool:
+        """Nothing lost, nothing duplicated, every stored article's entities exactly its tag record's."""
+        return not (self.lost or self.duplicated or self.entity_mismatch or self.foreign)
+
+    def line(self) -> str:
+        """One line of figures for the test output."""
+        return (
+            f"ledger: enqueued={self.enqueued} stored={self.stored} dead_lettered={self.dead_lettered}"
+            f" lost={len(self.lost)} duplicated={len(self.duplicated)}"
+            f" entity_mismatch={len(self.entity_mismatch)} foreign={len(self.foreign)}"
+        )
+
+
+def check_ledger(db: str, ids: list[str]) -> Ledger:
+    """Compare enqueued ids with stored rows, stage records and open dead letters.
+
+    lost: enqueued, neither stored nor with an open dead letter. duplicated: an id with more than one
+    stored row, raw row or open dead letter. entity_mismatch: a stored article whose entity or mention
+    rows differ in number from its `tag` record (a double write or a partial one). foreign: stored rows
+    for ids never enqueued.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT id FROM articles")).scalars().all()
+            raw = conn.execute(sa.text("SELECT id FROM raw_articles")).scalars().all()
+            dead = (
+                conn.execute(sa.text("SELECT article_id FROM dead_letters WHERE retried_at IS NULL"))
+                .scalars()
+                .all()
+            )
+            entities = dict(
+                conn.execute(sa.text("SELECT article_id, count(*) FROM entities GROUP BY article_id")).all()
+            )
+            mentions = dict(
+                conn.execute(sa.text("SELECT article_id, count(*) FROM mentions GROUP BY article_id")).all()
+            )
+            tags = dict(
+                conn.execute(
+                    sa.text("SELECT article_id, output FROM stage_results WHERE stage = 'tag'")
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    wanted = set(ids)
+    mismatch = []
+    for article in stored:
+        tagged = json.loads(tags.get(article) or "{}")
+        found = tagged.get("entities") or []
+        want_entities = len(found)
+        want_mentions = len({m["start"] for e in found for m in e.get("mentions", [])})
+        if (entities.get(article, 0), mentions.get(article, 0)) != (want_entities, want_mentions):
+            mismatch.append(article)
+    counts: dict[str, int] = {}
+    for article in [*stored, *raw, *dead]:
+        counts[article] = counts.get(article, 0) + 1
+    duplicated = sorted(a for a in wanted if counts.get(a, 0) > 2 or stored.count(a) > 1 or raw.count(a) > 1)
+    return Ledger(
+        enqueued=len(wanted),
+        stored=len(set(stored) & wanted),
+        dead_lettered=len(set(dead) & wanted),
+        lost=sorted(wanted - set(stored) - set(dead)),
+        duplicated=duplicated,
+        entity_mismatch=sorted(mismatch),
+        foreign=sorted(set(stored) - wanted),
+    )
+
+
+@pytest.fixture
+def start_reconciler(
+    pipeline_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `newsflow reconcile --loop` as its own process (stopped at the end of the test)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*, every: int = 2, older_than: int = 3) -> subprocess.Popen[bytes]:
+        log_path = tmp_path / f"reconciler-{len(procs)}.log"
+        with log_path.open("wb") as handle:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "reconcile", "--loop", "--every", str(every),
+                 "--older-than", str(older_than)],
+                env=pipeline_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

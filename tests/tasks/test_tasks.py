@@ -5,14 +5,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from celery.exceptions import Ignore
 from structlog.testing import capture_logs
 
 from schemas import RawArticle, StageMessage
 from tests.samples import EXAMPLES
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.errors import TransientError
+from workers.errors import DeadLettered, TransientError
 from workers.ids import article_id
 from workers.settings import get_settings
 from workers.tasks import clean, dedup, store, tag
@@ -88,13 +87,15 @@ def test_running_every_task_twice_changes_no_row(database_url):
 
 
 def test_permanent_error_is_dead_lettered_once_and_stops_the_chain(database_url):
-    """A page that is not HTML raises Ignore (chain stops) and leaves one dead letter with stage, reason, attempts."""
+    """A page that is not HTML raises DeadLettered (FAILURE, no next stage) and leaves one dead letter with stage, reason, attempts."""
     raw = RawArticle(source="broken.example", content_type="text/html", body="%PDF-1.4\n%\x00\x01 obj stream")
     message = _persist(database_url, raw)
-    with pytest.raises(Ignore):
+    with pytest.raises(DeadLettered) as first:
         clean(message)
-    with pytest.raises(Ignore):
+    with pytest.raises(DeadLettered) as second:
         clean(message)
+    assert (first.value.stage, first.value.reason) == ("clean", "not_html")
+    assert first.value.dead_letter_id == second.value.dead_letter_id is not None
     [row] = _dead_letters(database_url)
     assert (row.stage, row.reason, row.attempts, row.article_id) == (
         "clean",
@@ -116,7 +117,7 @@ def test_permanent_error_is_dead_lettered_once_and_stops_the_chain(database_url)
 )
 def test_bad_messages_are_dead_lettered_with_their_payload(database_url, message, reason):
     """Invalid messages and messages for unknown articles are kept as dead letters, never dropped."""
-    with pytest.raises(Ignore):
+    with pytest.raises(DeadLettered, match=reason):
         dedup(message)
     [row] = _dead_letters(database_url)
     assert (row.stage, row.reason) == ("dedup", reason)
@@ -145,3 +146,119 @@ def test_task_logs_one_summary_event_without_the_body(database_url):
     assert done[0]["log_level"] == "info"
     assert isinstance(done[0]["duration_ms"], int)
     assert "floodwater" not in repr(events)
+
+
+def test_dead_letter_survives_celery_json_serialisation():
+    """DeadLettered round-trips through Celery's JSON exception encoding with stage, reason and id intact."""
+    from celery.utils.serialization import create_exception_cls  # noqa: F401 -- Celery's own machinery
+
+    from workers.celery_app import app
+
+    backend = app.backend
+    encoded = backend.prepare_exception(DeadLettered("tag", "timeout", 7), serializer="json")
+    decoded = backend.exception_to_python(encoded)
+    assert type(decoded).__name__ == "DeadLettered"
+    assert decoded.args == ("tag", "timeout", 7)
+
+
+def test_concurrent_dead_letters_for_one_article_stage_leave_one_open_row(database_url):
+    """Eight threads recording the same (article, stage) failure at once leave exactly one open dead letter."""
+    import threading
+
+    from workers.pipeline import Context, dead_letter
+
+    message = _persist(database_url, ARTICLE)
+    msg = StageMessage.model_validate(message)
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def record(n: int) -> None:
+        try:
+            ids.append(
+                dead_letter(
+                    Context(get_settings()),
+                    stage="tag",
+                    msg=msg,
+                    payload="{}",
+                    error=RuntimeError("boom"),
+                    reason="unexpected",
+                    attempts=n,
+                )
+            )
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] or all("locked" in str(e) for e in errors)  # SQLite may refuse a writer
+    assert len(set(ids)) == 1
+    [row] = _dead_letters(database_url)
+    assert row.attempts == max(n for n in range(1, 9)) or database_url.startswith("sqlite")
+
+
+@pytest.mark.parametrize(
+    ("make", "permanent"),
+    [
+        (lambda: _statement_error(sa.exc.OperationalError, "too many SQL variables"), True),
+        (
+            lambda: _statement_error(
+                sa.exc.OperationalError,
+                "sending query failed: number of parameters must be between 0 and 65535",
+            ),
+            True,
+        ),
+        (
+            lambda: _statement_error(
+                sa.exc.DataError, "PostgreSQL text fields cannot contain NUL (0x00) bytes"
+            ),
+            True,
+        ),
+        (
+            lambda: _statement_error(sa.exc.IntegrityError, "duplicate key value violates unique constraint"),
+            True,
+        ),
+        (lambda: _statement_error(sa.exc.OperationalError, "connection refused"), False),
+        (lambda: _statement_error(sa.exc.OperationalError, "database is locked"), False),
+    ],
+)
+def test_deterministic_database_errors_are_permanent(monkeypatch, make, permanent):
+    """A statement the database will refuse again is DatabaseRejected (permanent); an outage stays transient."""
+    from workers import pipeline
+    from workers.errors import DatabaseRejected
+
+    def failing(_ctx: Any, _msg: Any) -> Any:
+        raise make()
+
+    monkeypatch.setitem(pipeline.BY_NAME, "store", pipeline.Stage("store", failing))
+    msg = StageMessage(article_id="d" * 32, trace_id="t")
+    expected = DatabaseRejected if permanent else TransientError
+    with pytest.raises(expected) as raised:
+        pipeline.run_step("store", pipeline.Context(get_settings()), msg)
+    assert "secret article text" not in str(raised.value)  # SQL parameters never reach the message
+
+
+def _statement_error(cls: type[sa.exc.DBAPIError], text: str) -> sa.exc.DBAPIError:
+    return cls("INSERT INTO articles VALUES (?)", {"text": "secret article text"}, Exception(text))
+
+
+def test_unexpected_error_log_line_has_no_sql_parameters(database_url, monkeypatch):
+    """An unexpected database error is logged with its class and a cleaned message, never the SQL parameters."""
+    from workers import pipeline
+
+    def failing(_ctx: Any, _msg: Any) -> Any:
+        raise sa.exc.StatementError(
+            "weird", "INSERT INTO x VALUES (?)", {"text": "secret article text"}, KeyError("k")
+        )
+
+    message = _persist(database_url, ARTICLE)
+    monkeypatch.setitem(pipeline.BY_NAME, "clean", pipeline.Stage("clean", failing))
+    with capture_logs() as events, pytest.raises(DeadLettered, match="unexpected"):
+        clean(message)
+    [line] = [e for e in events if e["event"] == "task_unexpected_error"]
+    assert line["error_class"] == "StatementError"
+    assert "secret article text" not in repr(events)
+    [row] = _dead_letters(database_url)
+    assert "secret article text" not in row.payload

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -203,3 +204,29 @@ class DeadLetterRow(Base):
     first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    # At most one open dead letter per (article, stage): `record_dead_letter` upserts on it (migration 0003).
+    __table_args__ = (
+        Index(
+            "uq_dead_letters_open",
+            "article_id",
+            "stage",
+            unique=True,
+            postgresql_where=text("retried_at IS NULL"),
+            sqlite_where=text("retried_at IS NULL"),
+        ),
+    )
+
+
+class ReconcileRow(Base):
+    """When the reconciler last re-enqueued an article, and from which stage: it counts as progress, so an
+    article is re-sent at most once per deadline (the reconciler's own ledger, see `workers.reconcile`)."""
+
+    __tablename__ = "reconcile_marks"
+
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(20))
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    times: Mapped[int] = mapped_column(Integer, default=1)

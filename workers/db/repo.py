@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Insert, delete, func, select, update
+from sqlalchemy import Insert, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -290,41 +290,43 @@ def record_dead_letter(
     reason: str,
     attempts: int,
 ) -> int:
-    """Keep a message a stage could not process; the same open failure twice updates one row."""
+    """Keep a message a stage could not process; returns its id. Idempotent and race-free: one atomic
+    upsert on the unique index of open dead letters per (article, stage), so the same open failure
+    recorded twice, even concurrently, updates one row."""
+    from workers.errors import describe
+
     article_id = message.article_id if message else None
     now = datetime.now(UTC)
-    text = str(error)[:2000] or type(error).__name__
-    existing = None
+    values = {
+        "article_id": article_id,
+        "stage": stage,
+        "error_class": type(error).__name__,
+        "reason": reason,
+        "message": describe(error, limit=2000),
+        "attempts": attempts,
+        "payload": payload,
+        "trace_id": message.trace_id if message else None,
+        "first_failed_at": now,
+        "last_failed_at": now,
+    }
+    stmt = _insert(session, DeadLetterRow).values(values)
     if article_id is not None:
-        existing = session.scalar(
-            select(DeadLetterRow).where(
-                DeadLetterRow.article_id == article_id,
-                DeadLetterRow.stage == stage,
-                DeadLetterRow.retried_at.is_(None),
-            )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["article_id", "stage"],
+            index_where=DeadLetterRow.retried_at.is_(None),
+            set_={
+                "error_class": stmt.excluded.error_class,
+                "reason": stmt.excluded.reason,
+                "message": stmt.excluded.message,
+                "attempts": case(
+                    (DeadLetterRow.attempts > stmt.excluded.attempts, DeadLetterRow.attempts),
+                    else_=stmt.excluded.attempts,
+                ),
+                "last_failed_at": stmt.excluded.last_failed_at,
+            },
         )
-    if existing is not None:
-        existing.error_class = type(error).__name__
-        existing.reason = reason
-        existing.message = text
-        existing.attempts = max(existing.attempts, attempts)
-        existing.last_failed_at = now
-        return existing.id
-    row = DeadLetterRow(
-        article_id=article_id,
-        stage=stage,
-        error_class=type(error).__name__,
-        reason=reason,
-        message=text,
-        attempts=attempts,
-        payload=payload,
-        trace_id=message.trace_id if message else None,
-        first_failed_at=now,
-        last_failed_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row.id
+    dead_id: int = session.execute(stmt.returning(DeadLetterRow.id)).scalar_one()
+    return dead_id
 
 
 def open_dead_letters(

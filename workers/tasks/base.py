@@ -1,33 +1,41 @@
-"""What every stage task shares: message validation, retries, dead letters and the summary line.
+"""What every stage task shares: message validation, retries, dead letters, the next stage and the summary line.
 
 A stage task is three lines (STYLE.md 1); this base class holds the policy:
 - `TransientError` → retried with exponential backoff and full jitter, dead-lettered when retries run out;
 - `PermanentError`, a soft time limit or an unexpected exception → dead-lettered at once, never retried;
-- a message that keeps killing its worker (redelivered after worker loss) → dead-lettered as `worker_lost`;
-- a dead letter stops the chain; the next stage is not sent.
+- a message that keeps killing its worker (redelivered after worker loss) → dead-lettered as `worker_lost`,
+  unless the stage's result already exists (then the stage is done and the pipeline goes on);
+- a dead letter ends the task in Celery's FAILURE state with `DeadLettered` (acknowledged, not retried,
+  shown as failed in Flower), and the next stage is not sent;
+- on success the task itself publishes the next stage, after its result is durably recorded, with a
+  short bounded retry; if the broker is away the article is left to the reconciler (`workers.reconcile`),
+  which finds it from the database. No Celery chain: nothing runs outside this policy.
 """
 
 import time
+import traceback
+from contextlib import suppress
 from typing import Any, ClassVar
 
 import pydantic
 import redis
 import structlog
 from celery import Task
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
 from schemas import StageMessage
 from workers import keys
-from workers.errors import PermanentError, TransientError
+from workers.errors import DeadLettered, PermanentError, TransientError, describe
 from workers.logging import get_logger
-from workers.pipeline import Context, dead_letter, run_step
+from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_step
 from workers.settings import get_settings
+from workers.tasks.strategy import DELIVERY_HEADER
 
 log = get_logger(__name__)
 
 MAX_DELIVERIES = 3
-"""Deliveries of one attempt after which a message that kills workers is dead-lettered."""
+"""Deliveries of one message after which a message that kills workers is dead-lettered."""
 
 
 class StageTask(Task):  # type: ignore[misc]
@@ -38,19 +46,35 @@ class StageTask(Task):  # type: ignore[misc]
     # newsflow decides when retries run out (settings.max_retries, then a dead letter); Celery's default
     # cap of 3 would re-raise the TransientError on the 4th retry and acknowledge the message unrecorded.
     max_retries = None
-    _redis: redis.Redis | None = None
+    # A dead letter is an expected end: Celery logs it at INFO without a traceback, marks the task FAILURE.
+    throws = (DeadLettered,)
+    # The shape guard in front of Celery's strategy: a malformed message never stops the worker.
+    Strategy = "workers.tasks.strategy:guarded"
+    _redis: ClassVar[redis.Redis | None] = None
 
     def process(self, message: Any) -> dict[str, str]:
-        """Run this stage on one message; return the message for the next stage."""
+        """Run this stage on one message, publish the next stage; return the message for the next stage."""
         started = time.perf_counter()
         settings = get_settings()
         attempts = self.request.retries + 1
         trace_id = _header(self.request, "trace_id")
+        structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             task_id=self.request.id, task_name=self.name, stage=self.stage, attempt=attempts
         )
         if trace_id:
             structlog.contextvars.bind_contextvars(trace_id=trace_id)
+        delivery = self._count_delivery()
+        try:
+            return self._process(message, settings, attempts, started, delivery)
+        finally:
+            if delivery is not None:
+                self._forget_delivery(delivery[0])
+            structlog.contextvars.clear_contextvars()
+
+    def _process(
+        self, message: Any, settings: Any, attempts: int, started: float, delivery: tuple[str, int] | None
+    ) -> dict[str, str]:
         try:
             msg = StageMessage.model_validate(message, strict=False)
         except pydantic.ValidationError as exc:
@@ -58,10 +82,17 @@ class StageTask(Task):  # type: ignore[misc]
                 None, message, exc, reason="invalid_message", attempts=attempts, started=started
             )
         structlog.contextvars.bind_contextvars(article_id=msg.article_id, trace_id=msg.trace_id)
-        if self._too_many_deliveries(settings.broker_url.unicode_string()):
-            lost = RuntimeError("worker lost repeatedly")
-            self._dead_letter(msg, message, lost, reason="worker_lost", attempts=attempts, started=started)
         ctx = Context(settings)
+        if delivery is not None and delivery[1] > MAX_DELIVERIES:
+            if self._already_done(ctx, msg):
+                # Delivered often (published twice, or redelivered) but the stage's result is there.
+                log.info(
+                    "task_done", outcome="already_done", deliveries=delivery[1], duration_ms=_ms(started)
+                )
+                self._publish_next(msg, settings)
+                return msg.model_dump()
+            lost = RuntimeError(f"worker lost repeatedly ({delivery[1]} deliveries)")
+            self._dead_letter(msg, message, lost, reason="worker_lost", attempts=attempts, started=started)
         try:
             outcome = run_step(self.stage, ctx, msg)
         except TransientError as exc:
@@ -78,15 +109,53 @@ class StageTask(Task):  # type: ignore[misc]
             self._dead_letter(msg, message, exc, reason=exc.reason, attempts=attempts, started=started)
         except SoftTimeLimitExceeded as exc:
             self._dead_letter(msg, message, exc, reason="timeout", attempts=attempts, started=started)
-        except (Retry, Ignore):
+        except (Retry, DeadLettered):
             raise
         except Exception as exc:
-            # A bug or an input no rule foresaw: keep the message for `newsflow retry` after a fix.
-            log.exception("task_unexpected_error")
+            # A bug or an input no rule foresaw: keep the message for `newsflow retry` after a fix. The
+            # line names the error and where it happened, never its arguments (SQL parameters are text).
+            log.error(  # noqa: TRY400 -- a traceback would print the exception's message with its parameters
+                "task_unexpected_error",
+                error_class=type(exc).__name__,
+                error=describe(exc),
+                where=_where(exc),
+            )
             self._dead_letter(msg, message, exc, reason="unexpected", attempts=attempts, started=started)
-        log.info("task_done", outcome="ok", duration_ms=_ms(started), **outcome)
-        structlog.contextvars.clear_contextvars()
+        published = self._publish_next(msg, settings)
+        log.info("task_done", outcome="ok", duration_ms=_ms(started), next_published=published, **outcome)
         return msg.model_dump()
+
+    def _publish_next(self, msg: StageMessage, settings: Any) -> bool | None:
+        """Publish the next stage (None at the end, or when called directly); False if the broker refused
+        within the short retry: the stage's result is recorded, so the reconciler sends it later."""
+        index = STAGE_NAMES.index(self.stage)
+        if index + 1 == len(STAGE_NAMES) or self.request.called_directly:
+            return None
+        from workers.producer import send
+
+        nxt = STAGE_NAMES[index + 1]
+        policy = {
+            "max_retries": settings.next_stage_publish_retries,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        }
+        try:
+            send(self.app, msg, nxt, retry_policy=policy)
+        except Exception as exc:
+            log.warning("next_stage_not_published", next_stage=nxt, error=describe(exc), left_to="reconciler")
+            return False
+        return True
+
+    def _already_done(self, ctx: Context, msg: StageMessage) -> bool:
+        from workers.db.engine import transaction
+        from workers.reconcile import stage_done
+
+        try:
+            with transaction(ctx.database_url) as session:
+                return stage_done(session, msg.article_id, self.stage)
+        except Exception:  # the database is down: the stage runs (and retries) as usual
+            return False
 
     def _dead_letter(
         self,
@@ -98,7 +167,7 @@ class StageTask(Task):  # type: ignore[misc]
         attempts: int,
         started: float,
     ) -> None:
-        """Record a dead letter and stop the chain; if the database is down, retry instead of losing it."""
+        """Record a dead letter and end the task as FAILURE; if the database is down, retry instead of losing it."""
         try:
             dead_id = dead_letter(
                 Context(get_settings()),
@@ -110,7 +179,7 @@ class StageTask(Task):  # type: ignore[misc]
                 attempts=attempts,
             )
         except Exception as db_exc:
-            log.exception("dead_letter_failed", reason=reason, error=type(db_exc).__name__)
+            log.warning("dead_letter_failed", reason=reason, error=describe(db_exc))
             delay = get_settings().retry_backoff_max
             raise self.retry(exc=db_exc, countdown=delay, max_retries=None) from db_exc
         log.error(
@@ -118,28 +187,38 @@ class StageTask(Task):  # type: ignore[misc]
             outcome="dead_letter",
             reason=reason,
             error_class=type(exc).__name__,
-            error=str(exc)[:500],
+            error=describe(exc, limit=500),
             dead_letter_id=dead_id,
             duration_ms=_ms(started),
         )
-        structlog.contextvars.clear_contextvars()
-        raise Ignore()
+        raise DeadLettered(self.stage, reason, dead_id)
 
-    def _too_many_deliveries(self, broker_url: str) -> bool:
-        """Count this attempt's deliveries; True once a message has been redelivered too often."""
-        if self.request.id is None:
-            return False  # called directly, not delivered by a broker
+    def _count_delivery(self) -> tuple[str, int] | None:
+        """Count this delivery of this message (its broker delivery tag, kept across redeliveries, new
+        for each publish); the counter expires with the visibility timeout. None if not counted."""
+        tag = _header(self.request, DELIVERY_HEADER)
+        if tag is None or self.request.called_directly:
+            return None
+        settings = get_settings()
         try:
-            if StageTask._redis is None:
-                StageTask._redis = redis.Redis.from_url(broker_url, socket_timeout=5)
-            key = keys.deliveries(self.request.id, self.request.retries)
-            pipe = StageTask._redis.pipeline()
+            key = keys.deliveries(tag)
+            pipe = self._client(settings.broker_url.unicode_string()).pipeline()
             pipe.incr(key)
-            pipe.expire(key, 7 * 24 * 3600)
-            count = int(pipe.execute()[0])
+            pipe.expire(key, settings.visibility_timeout)
+            return key, int(pipe.execute()[0])
         except redis.exceptions.RedisError:
-            return False  # counting is a safeguard; never fail a task because it cannot count
-        return count > MAX_DELIVERIES
+            return None  # counting is a safeguard; never fail a task because it cannot count
+
+    def _forget_delivery(self, key: str) -> None:
+        """The task ended (done, retried or dead-lettered): its counter is no longer needed."""
+        with suppress(redis.exceptions.RedisError):  # else it expires with the visibility timeout
+            self._client(get_settings().broker_url.unicode_string()).delete(key)
+
+    @staticmethod
+    def _client(broker_url: str) -> redis.Redis:
+        if StageTask._redis is None:
+            StageTask._redis = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
+        return StageTask._redis
 
 
 def _header(request: Any, name: str) -> str | None:
@@ -147,6 +226,12 @@ def _header(request: Any, name: str) -> str | None:
     if value is None and isinstance(getattr(request, "headers", None), dict):
         value = request.headers.get(name)
     return value if isinstance(value, str) else None
+
+
+def _where(exc: BaseException) -> list[str]:
+    """The innermost frames of the exception as `file:line function`, without any message."""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    return [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames]
 
 
 def _json(message: Any) -> str:
