@@ -9,6 +9,7 @@ same article leaves the same rows.
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.exceptions
@@ -115,7 +116,16 @@ def clean_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
                 "removed": len(cleaned.removed),
             }
         repo.upsert_results(session, "clean", done)
+        _CLEAN_BATCHES[0] += 1
+        if _CLEAN_BATCHES[0] % PRUNE_EVERY == 0:
+            cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.chrome_prune_after_s)
+            repo.prune_source_lines(session, {raw.source for _, raw, _ in prepared}, cutoff)
     return results
+
+
+PRUNE_EVERY = 256
+"""Clean batches (per process) between two prunes of their sources' lines seen only once."""
+_CLEAN_BATCHES = [0]
 
 
 def clean_step(ctx: Context, msg: StageMessage) -> Outcome:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         default="auto", description="auto: pretty on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Python log level name.")
+    # --- perf
+    chrome_prune_after_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="Seconds after which a line seen in only one article of its source is forgotten.",
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":

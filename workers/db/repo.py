@@ -278,6 +278,30 @@ def learn_chrome(
     return chrome
 
 
+def prune_source_lines(session: Session, sources: Iterable[str], seen_before: datetime) -> int:
+    """Forget the lines of `sources` seen in only one article, counted before `seen_before` (a line that
+    has not recurred since is no chrome); returns the rows deleted. Keeps `source_lines` bounded."""
+    other = SourceLineRow.__table__.alias("other")
+    deleted = 0
+    for source in sorted(set(sources)):
+        recurring = (
+            select(other.c.line_key)
+            .where(
+                other.c.source == SourceLineRow.source,
+                other.c.line_key == SourceLineRow.line_key,
+                other.c.article_id != SourceLineRow.article_id,
+            )
+            .exists()
+        )
+        result = session.execute(
+            delete(SourceLineRow).where(
+                SourceLineRow.source == source, SourceLineRow.seen_at < seen_before, ~recurring
+            )
+        )
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
 ROWS_PER_WRITE = 1000
 """Entity and mention rows per executemany call: bounded memory for an article with 10,000+ entities."""
 
