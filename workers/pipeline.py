@@ -7,14 +7,15 @@ steps, so the two modes share one code path. Every step is idempotent: running i
 same article leaves the same rows.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.exceptions
 import sqlalchemy.exc
 
-from schemas import CleanedArticle, DedupVerdict, StageMessage, TaggedArticle
+from schemas import CleanedArticle, DedupVerdict, RawArticle, StageMessage, TaggedArticle
 from workers.db import repo
 from workers.db.engine import transaction
 from workers.errors import TransientError
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 Outcome = Mapping[str, Any]
 """Small facts a step reports for its summary log line (counts and versions, never text)."""
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Context:
@@ -42,20 +45,92 @@ class Context:
         return self.settings.database_url
 
 
-def clean_step(ctx: Context, msg: StageMessage) -> Outcome:
-    """Clean the raw article, learning its source's chrome first; records the `clean` result."""
+BatchOutcome = Outcome | Exception
+"""Per article of a batch: its outcome, or the exception that failed that article alone."""
+
+
+def _fatal() -> tuple[type[BaseException], ...]:
+    """Errors that fail a whole batch, not one article: infrastructure (retried) and the task's time limit."""
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    return (*TRANSIENT, SoftTimeLimitExceeded)
+
+
+def _one(results: Sequence[BatchOutcome]) -> Outcome:
+    """The outcome of a batch of one; its article's exception is raised."""
+    (result,) = results
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _isolated(work: Callable[[], T], fatal: tuple[type[BaseException], ...]) -> T | Exception:
+    """Run one article's part of a batch: its exception is returned (it fails that article only)
+    unless it is fatal to the whole batch (database or broker down, time limit), which is raised."""
+    try:
+        return work()
+    except fatal:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def clean_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Clean a batch of raw articles, learning their sources' chrome first; records each `clean` result.
+
+    One transaction: one read of the raw articles, one of the sources' line counts, one write of the
+    counts and one of the results. An article that cannot be cleaned fails alone. Idempotent.
+    """
     from workers.stages import clean as clean_stage
 
+    fatal = _fatal()
+    results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
-        raw = repo.load_raw(session, msg.article_id)
-        keys = clean_stage.line_keys(raw)
-        repo.learn_lines(session, raw.source, msg.article_id, keys)
-    with transaction(ctx.database_url) as session:
-        chrome = repo.chrome_keys(session, raw.source, keys, ctx.settings.chrome_min_articles)
-    cleaned = clean_stage.clean(raw, msg.article_id, chrome=chrome)
-    with transaction(ctx.database_url) as session:
-        repo.upsert_result(session, msg.article_id, "clean", cleaned.version, cleaned)
-    return {"version": cleaned.version, "chars": len(cleaned.text), "removed": len(cleaned.removed)}
+        inputs = repo.load_inputs(session, [m.article_id for m in msgs], raw=True)
+        prepared: list[tuple[int, RawArticle, frozenset[str]]] = []
+        for i, msg in enumerate(msgs):
+            found = _isolated(
+                lambda msg=msg: (raw := inputs.require_raw(msg.article_id), clean_stage.line_keys(raw)),  # type: ignore[misc]
+                fatal,
+            )
+            if isinstance(found, Exception):
+                results[i] = found
+            else:
+                prepared.append((i, *found))
+        chrome = repo.learn_chrome(
+            session,
+            [(raw.source, msgs[i].article_id, keys) for i, raw, keys in prepared],
+            ctx.settings.chrome_min_articles,
+        )
+        done: list[tuple[str, str, CleanedArticle]] = []
+        for (i, raw, _), learned in zip(prepared, chrome, strict=True):
+            article_id = msgs[i].article_id
+            cleaned = _isolated(lambda: clean_stage.clean(raw, article_id, chrome=learned), fatal)  # noqa: B023
+            if isinstance(cleaned, Exception):
+                results[i] = cleaned
+                continue
+            done.append((article_id, cleaned.version, cleaned))
+            results[i] = {
+                "version": cleaned.version,
+                "chars": len(cleaned.text),
+                "removed": len(cleaned.removed),
+            }
+        repo.upsert_results(session, "clean", done)
+        _CLEAN_BATCHES[0] += 1
+        if _CLEAN_BATCHES[0] % PRUNE_EVERY == 0:
+            cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.chrome_prune_after_s)
+            repo.prune_source_lines(session, {raw.source for _, raw, _ in prepared}, cutoff)
+    return results
+
+
+PRUNE_EVERY = 256
+"""Clean batches (per process) between two prunes of their sources' lines seen only once."""
+_CLEAN_BATCHES = [0]
+
+
+def clean_step(ctx: Context, msg: StageMessage) -> Outcome:
+    """Clean the raw article, learning its source's chrome first; records the `clean` result."""
+    return _one(clean_batch(ctx, [msg]))
 
 
 def dedup_params(settings: Settings) -> "DedupParams":
@@ -65,87 +140,193 @@ def dedup_params(settings: Settings) -> "DedupParams":
     return DedupParams(threshold=settings.dedup_threshold)
 
 
-def dedup_step(ctx: Context, msg: StageMessage) -> Outcome:
-    """Decide whether the cleaned article repeats an earlier one; records the `dedup` verdict."""
+def dedup_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Decide for each cleaned article whether it repeats an earlier one; records each `dedup` verdict.
+
+    The inputs are read in one query (in the first article's transaction); each article is then decided
+    and recorded in a transaction of its own, so its index entry and verdict are atomic and the index's
+    locks are held for one decision only. An article that fails rolls back alone. Idempotent.
+    """
     from workers.db import dedup_index
 
-    with transaction(ctx.database_url) as session:
-        cleaned = repo.require_result(session, msg.article_id, "clean", CleanedArticle)
-        verdict = dedup_index.ensure_verdict(session, cleaned, dedup_params(ctx.settings))
-        repo.upsert_result(session, msg.article_id, "dedup", verdict.version, verdict)
-    return {"version": verdict.version, "verdict": verdict.kind, "duplicate_of": verdict.duplicate_of}
+    fatal = _fatal()
+    params = dedup_params(ctx.settings)
+    results: list[BatchOutcome] = [{} for _ in msgs]
+    inputs: repo.Inputs | None = None
+    for i, msg in enumerate(msgs):
+        try:
+            with transaction(ctx.database_url) as session:
+                if inputs is None:
+                    inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean",))
+                cleaned = inputs.require(msg.article_id, "clean", CleanedArticle)
+                verdict = dedup_index.ensure_verdict(session, cleaned, params)
+                repo.upsert_results(session, "dedup", [(msg.article_id, verdict.version, verdict)])
+        except fatal:
+            raise
+        except Exception as exc:
+            results[i] = exc
+            continue
+        results[i] = {
+            "version": verdict.version,
+            "verdict": verdict.kind,
+            "duplicate_of": verdict.duplicate_of,
+        }
+    return results
+
+
+def dedup_step(ctx: Context, msg: StageMessage) -> Outcome:
+    """Decide whether the cleaned article repeats an earlier one; records the `dedup` verdict."""
+    return _one(dedup_batch(ctx, [msg]))
 
 
 def _skip_tagging(verdict: DedupVerdict, settings: Settings) -> bool:
     return verdict.kind in ("exact_duplicate", "near_duplicate") and not settings.tag_duplicates
 
 
-def tag_step(ctx: Context, msg: StageMessage) -> Outcome:
-    """Tag the cleaned article's entities (duplicates skipped unless configured); records `tag`."""
+def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Tag a batch of cleaned articles (duplicates skipped unless configured) with one `nlp.pipe` over
+    the batch; records each `tag` result. One transaction: one read, one write. If the batch's model call
+    fails, each article is tagged alone, so a bad article fails by itself. Idempotent.
+    """
     from workers.stages import tag as tag_stage
 
+    fatal = _fatal()
+    results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
-        cleaned = repo.require_result(session, msg.article_id, "clean", CleanedArticle)
-        verdict = repo.require_result(session, msg.article_id, "dedup", DedupVerdict)
-    nlp = tag_stage.load_model(ctx.settings.tagger_model)
-    if _skip_tagging(verdict, ctx.settings):
-        model, model_version = tag_stage.model_info(nlp)
-        tagged = TaggedArticle(
-            article_id=msg.article_id,
-            version=tag_stage.VERSION,
-            model=model,
-            model_version=model_version,
-            skipped=f"{verdict.kind} of {verdict.duplicate_of}",
+        inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean", "dedup"))
+        nlp = tag_stage.load_model(ctx.settings.tagger_model)
+        tagged: dict[int, TaggedArticle] = {}
+        to_tag: list[tuple[int, CleanedArticle]] = []
+        for i, msg in enumerate(msgs):
+            found = _isolated(
+                lambda msg=msg: (  # type: ignore[misc]
+                    inputs.require(msg.article_id, "clean", CleanedArticle),
+                    inputs.require(msg.article_id, "dedup", DedupVerdict),
+                ),
+                fatal,
+            )
+            if isinstance(found, Exception):
+                results[i] = found
+                continue
+            cleaned, verdict = found
+            if _skip_tagging(verdict, ctx.settings):
+                model, model_version = tag_stage.model_info(nlp)
+                tagged[i] = TaggedArticle(
+                    article_id=msg.article_id,
+                    version=tag_stage.VERSION,
+                    model=model,
+                    model_version=model_version,
+                    skipped=f"{verdict.kind} of {verdict.duplicate_of}",
+                )
+            else:
+                to_tag.append((i, cleaned))
+        # One model call for the batch; a lone article, or a batch whose call failed, goes one by one.
+        together = (
+            _isolated(lambda: tag_stage.tag_many([c for _, c in to_tag], nlp), fatal)
+            if len(to_tag) > 1
+            else None
         )
-    else:
-        tagged = tag_stage.tag(cleaned, nlp)
+        for n, (i, cleaned) in enumerate(to_tag):
+            one = (
+                together[n]
+                if isinstance(together, list)
+                else _isolated(lambda: tag_stage.tag(cleaned, nlp), fatal)  # noqa: B023
+            )
+            if isinstance(one, Exception):
+                results[i] = one
+            else:
+                tagged[i] = one
+        for i, article in tagged.items():
+            results[i] = {
+                "version": article.version,
+                "entities": len(article.entities),
+                "skipped": article.skipped is not None,
+            }
+        repo.upsert_results(
+            session,
+            "tag",
+            [(msgs[i].article_id, article.version, article) for i, article in sorted(tagged.items())],
+        )
+    return results
+
+
+def tag_step(ctx: Context, msg: StageMessage) -> Outcome:
+    """Tag the cleaned article's entities (duplicates skipped unless configured); records `tag`."""
+    return _one(tag_batch(ctx, [msg]))
+
+
+def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Assemble and upsert a batch of stored articles with their entities, mentions and duplicate links.
+
+    One transaction: one read of every input (raw, clean, dedup, tag, current cluster), one executemany
+    per table. An article whose inputs are missing or bad fails alone. Idempotent.
+    """
+    fatal = _fatal()
+    results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
-        repo.upsert_result(session, msg.article_id, "tag", tagged.version, tagged)
-    return {
-        "version": tagged.version,
-        "entities": len(tagged.entities),
-        "skipped": tagged.skipped is not None,
-    }
+        inputs = repo.load_inputs(
+            session, [m.article_id for m in msgs], raw=True, stages=("clean", "dedup", "tag"), cluster=True
+        )
+        writes: list[tuple[int, repo.ArticleWrite, str | None]] = []
+        for i, msg in enumerate(msgs):
+            found = _isolated(lambda msg=msg: _assemble(inputs, msg.article_id), fatal)  # type: ignore[misc]
+            if isinstance(found, Exception):
+                results[i] = found
+            else:
+                writes.append((i, *found))
+        # A later, earlier-published copy took a cluster over: move the old cluster's stored members.
+        for _, write, supersedes in writes:
+            if supersedes is not None:
+                repo.repoint_cluster(session, supersedes, write.article.cluster_id)
+        repo.upsert_articles(session, [write for _, write, _ in writes])
+        for i, write, _ in writes:
+            article = write.article
+            results[i] = {
+                "version": store_stage.VERSION,
+                "verdict": article.dedup,
+                "entities": len(article.entities),
+            }
+    return results
+
+
+def _assemble(inputs: repo.Inputs, article_id: str) -> tuple[repo.ArticleWrite, str | None]:
+    """The stored article from the batch's inputs, and the cluster its verdict superseded (or None)."""
+    raw = inputs.require_raw(article_id)
+    cleaned = inputs.require(article_id, "clean", CleanedArticle)
+    verdict = inputs.require(article_id, "dedup", DedupVerdict)
+    tagged = inputs.result(article_id, "tag", TaggedArticle)
+    # The index knows the cluster's canonical now; the verdict knew it when it was decided.
+    cluster = inputs.clusters.get(article_id) or verdict.cluster_id
+    article = store_stage.assemble(raw, cleaned, verdict.model_copy(update={"cluster_id": cluster}), tagged)
+    write = repo.ArticleWrite(
+        article,
+        tagged,
+        canonical_url=verdict.canonical_url,
+        similarity=verdict.similarity,
+        reason=verdict.reason,
+    )
+    return write, verdict.supersedes
 
 
 def store_step(ctx: Context, msg: StageMessage) -> Outcome:
     """Assemble and upsert the stored article with its entities, mentions and duplicate link."""
-    with transaction(ctx.database_url) as session:
-        raw = repo.load_raw(session, msg.article_id)
-        cleaned = repo.require_result(session, msg.article_id, "clean", CleanedArticle)
-        verdict = repo.require_result(session, msg.article_id, "dedup", DedupVerdict)
-        tagged = repo.load_result(session, msg.article_id, "tag", TaggedArticle)
-        # The index knows the cluster's canonical now; the verdict knew it when it was decided.
-        cluster = repo.current_cluster(session, msg.article_id) or verdict.cluster_id
-        article = store_stage.assemble(
-            raw, cleaned, verdict.model_copy(update={"cluster_id": cluster}), tagged
-        )
-        if verdict.supersedes is not None:
-            repo.repoint_cluster(session, verdict.supersedes, cluster)
-        repo.upsert_article(
-            session,
-            article,
-            tagged,
-            canonical_url=verdict.canonical_url,
-            similarity=verdict.similarity,
-            reason=verdict.reason,
-        )
-    return {"version": store_stage.VERSION, "verdict": article.dedup, "entities": len(article.entities)}
+    return _one(store_batch(ctx, [msg]))
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of the pipeline: its name and the step that runs it."""
+    """One stage of the pipeline: its name, the step that runs it for one article, and for a batch."""
 
     name: str
     step: Callable[[Context, StageMessage], Outcome]
+    batch: Callable[[Context, Sequence[StageMessage]], list[BatchOutcome]]
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("clean", clean_step),
-    Stage("dedup", dedup_step),
-    Stage("tag", tag_step),
-    Stage("store", store_step),
+    Stage("clean", clean_step, clean_batch),
+    Stage("dedup", dedup_step, dedup_batch),
+    Stage("tag", tag_step, tag_batch),
+    Stage("store", store_step, store_batch),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 BY_NAME = {stage.name: stage for stage in STAGES}

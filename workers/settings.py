@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     producer_batch: int = Field(
         default=500, ge=1, le=5000, description="Raw articles the producer inserts and publishes per batch."
     )
+    # --- perf
+    chrome_prune_after_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="Seconds after which a line seen in only one article of its source is forgotten.",
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":

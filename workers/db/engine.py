@@ -25,14 +25,19 @@ _engines: dict[str, Engine] = {}
 
 
 def get_engine(url: str) -> Engine:
-    """The engine for `url`, created once per process (pool_pre_ping survives database restarts)."""
+    """The engine for `url`, created once per process.
+
+    No `pool_pre_ping`: it costs a round trip on every checkout. A connection the database dropped
+    fails its next statement with an OperationalError, which the steps report as transient (the task
+    layer retries), and SQLAlchemy then invalidates the whole pool, so the retry connects afresh.
+    """
     engine = _engines.get(url)
     if engine is None:
         if make_url(url).get_backend_name() == "sqlite":
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(url, pool_size=5, max_overflow=5)
         _engines[url] = engine
     return engine
 

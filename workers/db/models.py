@@ -185,6 +185,9 @@ class SourceLineRow(Base):
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
     line_key: Mapped[str] = mapped_column(String(32), primary_key=True)
     article_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), doc="When this article's sighting was counted."
+    )
 
 
 class DeadLetterRow(Base):

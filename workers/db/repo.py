@@ -4,12 +4,13 @@ Each function takes an open `Session` (one transaction, from `workers.db.engine.
 so a step commits its reads and writes together.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Insert, case, delete, func, select, update
+from sqlalchemy import Insert, case, delete, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,17 +63,109 @@ def load_raw(session: Session, article_id: str) -> RawArticle:
 
 def upsert_result(session: Session, article_id: str, stage: str, version: str, output: BaseModel) -> None:
     """Record a stage's output for an article; writing the same output again changes no row."""
-    payload = output.model_dump_json()
-    stmt = _insert(session, StageResultRow).values(
-        article_id=article_id, stage=stage, version=version, output=payload
-    )
+    upsert_results(session, stage, [(article_id, version, output)])
+
+
+def upsert_results(session: Session, stage: str, results: Sequence[tuple[str, str, BaseModel]]) -> None:
+    """Record a stage's outputs, (article id, version, output) each, in one executemany; writing the same
+    outputs again changes no row. Idempotent."""
+    if not results:
+        return
+    rows = [
+        {"article_id": article_id, "stage": stage, "version": version, "output": output.model_dump_json()}
+        for article_id, version, output in results
+    ]
+    stmt = _insert(session, StageResultRow)
     stmt = stmt.on_conflict_do_update(
         index_elements=["article_id", "stage"],
         set_={"version": stmt.excluded.version, "output": stmt.excluded.output, "updated_at": func.now()},
         where=(StageResultRow.output != stmt.excluded.output)
         | (StageResultRow.version != stmt.excluded.version),
     )
-    session.execute(stmt)
+    # executemany: one compiled statement (cached), one parameter set per row, so no bind-parameter limit.
+    session.execute(stmt, rows)
+
+
+@dataclass
+class Inputs:
+    """What a batch step read in one query: raw payloads, stage outputs and current clusters, by article id."""
+
+    raw: dict[str, str] = field(default_factory=dict)
+    results: dict[tuple[str, str], str] = field(default_factory=dict)
+    clusters: dict[str, str] = field(default_factory=dict)
+
+    def result(self, article_id: str, stage: str, model: type[M]) -> M | None:
+        """A stage's output for the article, validated, or None if that stage has not run."""
+        payload = self.results.get((article_id, stage))
+        return None if payload is None else model.model_validate_json(payload)
+
+    def require(self, article_id: str, stage: str, model: type[M]) -> M:
+        """Like `result`, but MissingInput when the stage has not run."""
+        found = self.result(article_id, stage, model)
+        if found is None:
+            raise MissingInput(f"no {stage} result for article {article_id}")
+        return found
+
+    def require_raw(self, article_id: str) -> RawArticle:
+        """The raw article; MissingInput if there is none."""
+        payload = self.raw.get(article_id)
+        if payload is None:
+            raise MissingInput(f"no raw article {article_id}")
+        return RawArticle.model_validate_json(payload)
+
+
+IDS_PER_QUERY = 500
+"""Article ids bound per input query (SQLite allows 32,766 variables, PostgreSQL 65,535)."""
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load_inputs(
+    session: Session,
+    article_ids: Sequence[str],
+    *,
+    raw: bool = False,
+    stages: Sequence[str] = (),
+    cluster: bool = False,
+) -> Inputs:
+    """Everything a batch step reads, in one UNION ALL query per 500 ids: raw payloads (`raw`), the given
+    stages' outputs and the dedup index's current clusters (`cluster`). Read-only."""
+    found = Inputs()
+    unique = sorted(set(article_ids))
+    for ids in _chunks(unique, IDS_PER_QUERY):
+        parts: list[Any] = []
+        if raw:
+            parts.append(
+                select(RawArticleRow.id.label("a"), literal("raw").label("k"), RawArticleRow.payload.label("v"))
+                .where(RawArticleRow.id.in_(ids))
+            )  # fmt: skip
+        if stages:
+            parts.append(
+                select(StageResultRow.article_id, StageResultRow.stage, StageResultRow.output).where(
+                    StageResultRow.article_id.in_(ids), StageResultRow.stage.in_(stages)
+                )
+            )
+        if cluster:
+            parts.append(
+                select(DedupSignatureRow.article_id, literal("cluster"), DedupSignatureRow.cluster_id).where(
+                    DedupSignatureRow.article_id.in_(ids)
+                )
+            )
+        if not parts:
+            return found
+        query: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+        rows: Iterable[Any] = session.execute(query)
+        for article_id, kind, value in rows:
+            if kind == "raw" and raw:
+                found.raw[article_id] = value
+            elif kind == "cluster" and cluster:
+                found.clusters[article_id] = value
+            else:
+                found.results[(article_id, kind)] = value
+    return found
 
 
 def load_result(session: Session, article_id: str, stage: str, model: type[M]) -> M | None:
@@ -117,8 +210,10 @@ def learn_lines(session: Session, source: str, article_id: str, keys: Iterable[s
     """Count an article's boilerplate-candidate lines for its source; counting it twice changes nothing."""
     rows = [{"source": source, "line_key": key, "article_id": article_id} for key in sorted(set(keys))]
     if rows:
-        stmt = _insert(session, SourceLineRow).values(rows)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["source", "line_key", "article_id"]))
+        stmt = _insert(session, SourceLineRow)
+        session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["source", "line_key", "article_id"]), rows
+        )
 
 
 def chrome_keys(session: Session, source: str, keys: Iterable[str], min_articles: int) -> frozenset[str]:
@@ -135,6 +230,93 @@ def chrome_keys(session: Session, source: str, keys: Iterable[str], min_articles
     return frozenset(found)
 
 
+KEYS_PER_QUERY = 5000
+"""Line keys bound per `source_lines` query (below SQLite's and PostgreSQL's variable limits)."""
+
+
+def learn_chrome(
+    session: Session, articles: Sequence[tuple[str, str, frozenset[str]]], min_articles: int
+) -> list[frozenset[str]]:
+    """Count each (source, article id, line keys) and return, per article, its keys seen in at least
+    `min_articles` distinct articles of its source (itself and the batch's earlier articles included).
+
+    Bounded: a key already learned as chrome (`min_articles` others) is not counted again, so a source
+    keeps at most about `min_articles` rows per key. One read per source per 5,000 keys, one executemany
+    write. Counting the same article again adds no row. Idempotent.
+    """
+    by_source: dict[str, set[str]] = {}
+    for source, _, keys in articles:
+        by_source.setdefault(source, set()).update(keys)
+    seen: dict[tuple[str, str], set[str]] = {}
+    for source, wanted in by_source.items():
+        for chunk in _chunks(sorted(wanted), KEYS_PER_QUERY):
+            rows = session.execute(
+                select(SourceLineRow.line_key, SourceLineRow.article_id).where(
+                    SourceLineRow.source == source, SourceLineRow.line_key.in_(chunk)
+                )
+            )
+            for key, article_id in rows:
+                seen.setdefault((source, key), set()).add(article_id)
+    chrome: list[frozenset[str]] = []
+    new_rows: list[dict[str, str]] = []
+    for source, article_id, keys in articles:
+        learned: set[str] = set()
+        for key in sorted(keys):
+            holders = seen.setdefault((source, key), set())
+            others = len(holders - {article_id})
+            if others + 1 >= min_articles:
+                learned.add(key)
+            if others < min_articles and article_id not in holders:
+                new_rows.append({"source": source, "line_key": key, "article_id": article_id})
+            holders.add(article_id)
+        chrome.append(frozenset(learned))
+    if new_rows:
+        stmt = _insert(session, SourceLineRow)
+        session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["source", "line_key", "article_id"]), new_rows
+        )
+    return chrome
+
+
+def prune_source_lines(session: Session, sources: Iterable[str], seen_before: datetime) -> int:
+    """Forget the lines of `sources` seen in only one article, counted before `seen_before` (a line that
+    has not recurred since is no chrome); returns the rows deleted. Keeps `source_lines` bounded."""
+    other = SourceLineRow.__table__.alias("other")
+    deleted = 0
+    for source in sorted(set(sources)):
+        recurring = (
+            select(other.c.line_key)
+            .where(
+                other.c.source == SourceLineRow.source,
+                other.c.line_key == SourceLineRow.line_key,
+                other.c.article_id != SourceLineRow.article_id,
+            )
+            .exists()
+        )
+        result = session.execute(
+            delete(SourceLineRow).where(
+                SourceLineRow.source == source, SourceLineRow.seen_at < seen_before, ~recurring
+            )
+        )
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
+ROWS_PER_WRITE = 1000
+"""Entity and mention rows per executemany call: bounded memory for an article with 10,000+ entities."""
+
+
+@dataclass(frozen=True)
+class ArticleWrite:
+    """One stored article to write, with what its rows need from the dedup verdict."""
+
+    article: StoredArticle
+    tagged: TaggedArticle | None
+    canonical_url: str | None
+    similarity: float | None
+    reason: str
+
+
 def upsert_article(
     session: Session,
     article: StoredArticle,
@@ -145,11 +327,16 @@ def upsert_article(
     reason: str,
 ) -> None:
     """Write the stored article, its entities, mentions and duplicate link; rewriting yields the same rows."""
-    values: dict[str, Any] = {
+    upsert_articles(session, [ArticleWrite(article, tagged, canonical_url, similarity, reason)])
+
+
+def _article_values(write: ArticleWrite) -> dict[str, Any]:
+    article = write.article
+    return {
         "id": article.id,
         "source": article.source,
         "url": article.url,
-        "canonical_url": canonical_url,
+        "canonical_url": write.canonical_url,
         "title": article.title,
         "text": article.text,
         "word_count": len(article.text.split()),
@@ -163,58 +350,85 @@ def upsert_article(
         "cluster_id": article.cluster_id,
         "versions": article.versions,
     }
-    stmt = _insert(session, ArticleRow).values(values)
+
+
+def _entity_rows(write: ArticleWrite) -> list[dict[str, Any]]:
+    if write.tagged is None:
+        return []
+    return [
+        {
+            "article_id": write.article.id,
+            "position": i,
+            "name": e.name,
+            "label": e.label,
+            "count": e.count,
+            "first_position": e.first_position,
+            "in_title": e.in_title,
+            "salience": e.salience,
+            "country_code": e.country_code,
+        }
+        for i, e in enumerate(write.tagged.entities)
+    ]
+
+
+def _mention_rows(write: ArticleWrite) -> list[dict[str, Any]]:
+    if write.tagged is None:
+        return []
+    mentions = {
+        m.start: {
+            "article_id": write.article.id,
+            "start": m.start,
+            "end": m.end,
+            "entity_position": i,
+            "text": m.text,
+        }
+        for i, e in enumerate(write.tagged.entities)
+        for m in e.mentions
+    }
+    return list(mentions.values())
+
+
+def upsert_articles(session: Session, writes: Sequence[ArticleWrite]) -> None:
+    """Write stored articles with their entities, mentions and duplicate links, each table in one
+    executemany (entities and mentions in chunks of 1,000 rows, so no article can exceed a database's
+    bind-parameter limit); rewriting yields the same rows. Idempotent."""
+    if not writes:
+        return
+    by_id = {w.article.id: w for w in writes}  # the same article twice in a batch: written once
+    ids = sorted(by_id)
+    values = [_article_values(by_id[i]) for i in ids]
+    stmt = _insert(session, ArticleRow)
     session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}
-        )
+            index_elements=["id"], set_={k: stmt.excluded[k] for k in values[0] if k != "id"}
+        ),
+        values,
     )
-    session.execute(delete(MentionRow).where(MentionRow.article_id == article.id))
-    session.execute(delete(EntityRow).where(EntityRow.article_id == article.id))
-    if tagged is not None and tagged.entities:
-        session.execute(
-            _insert(session, EntityRow).values(
-                [
-                    {
-                        "article_id": article.id,
-                        "position": i,
-                        "name": e.name,
-                        "label": e.label,
-                        "count": e.count,
-                        "first_position": e.first_position,
-                        "in_title": e.in_title,
-                        "salience": e.salience,
-                        "country_code": e.country_code,
-                    }
-                    for i, e in enumerate(tagged.entities)
-                ]
-            )
-        )
-        mentions = {
-            m.start: {
-                "article_id": article.id,
-                "start": m.start,
-                "end": m.end,
-                "entity_position": i,
-                "text": m.text,
-            }
-            for i, e in enumerate(tagged.entities)
-            for m in e.mentions
+    for chunk in _chunks(ids, IDS_PER_QUERY):
+        session.execute(delete(MentionRow).where(MentionRow.article_id.in_(chunk)))
+        session.execute(delete(EntityRow).where(EntityRow.article_id.in_(chunk)))
+        session.execute(delete(DuplicateRow).where(DuplicateRow.article_id.in_(chunk)))
+    entities = [row for i in ids for row in _entity_rows(by_id[i])]
+    for rows in _chunks(entities, ROWS_PER_WRITE):
+        session.execute(_insert(session, EntityRow), list(rows))
+    mentions = [row for i in ids for row in _mention_rows(by_id[i])]
+    for rows in _chunks(mentions, ROWS_PER_WRITE):
+        session.execute(_insert(session, MentionRow), list(rows))
+    duplicates = [
+        {
+            "article_id": w.article.id,
+            "duplicate_of": w.article.duplicate_of,
+            "cluster_id": w.article.cluster_id,
+            "kind": w.article.dedup,
+            "similarity": w.similarity,
+            "reason": w.reason,
+            "version": w.article.versions.get("dedup", ""),
         }
-        session.execute(_insert(session, MentionRow).values(list(mentions.values())))
-    session.execute(delete(DuplicateRow).where(DuplicateRow.article_id == article.id))
-    if article.duplicate_of is not None:
-        session.execute(
-            _insert(session, DuplicateRow).values(
-                article_id=article.id,
-                duplicate_of=article.duplicate_of,
-                cluster_id=article.cluster_id,
-                kind=article.dedup,
-                similarity=similarity,
-                reason=reason,
-                version=article.versions.get("dedup", ""),
-            )
-        )
+        for w in (by_id[i] for i in ids)
+        if w.article.duplicate_of is not None
+    ]
+    if duplicates:
+        session.execute(_insert(session, DuplicateRow), duplicates)
 
 
 def current_cluster(session: Session, article_id: str) -> str | None:
