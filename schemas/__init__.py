@@ -2,7 +2,7 @@
 
 from schemas.cleaned import CleanedArticle, Removal, RemovalReason
 from schemas.dedup import DedupVerdict, VerdictKind
-from schemas.messages import StageMessage
+from schemas.messages import StageBatch, StageMessage
 from schemas.raw import ContentType, RawArticle
 from schemas.stored import StoredArticle, StoredEntity, StoredMention
 from schemas.tagged import Entity, EntityLabel, Mention, TaggedArticle
@@ -17,6 +17,7 @@ __all__ = [
     "RawArticle",
     "Removal",
     "RemovalReason",
+    "StageBatch",
     "StageMessage",
     "StoredArticle",
     "StoredEntity",

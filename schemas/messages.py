@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import StringConstraints, TypeAdapter
+from pydantic import Field, StringConstraints, TypeAdapter
 
 from schemas._base import Frozen
 from schemas.limits import ARTICLE_ID_PATTERN
@@ -18,3 +18,16 @@ class StageMessage(Frozen):
 
 
 STAGE_MESSAGE = TypeAdapter(StageMessage)
+
+MAX_BATCH = 64
+"""Most articles one stage message may carry (`NEWSFLOW_BATCH_SIZE` is at most this)."""
+
+
+class StageBatch(Frozen):
+    """Work for one stage on a small batch of articles (STYLE.md 17): each keeps its own trace, and a
+    failure belongs to one article. A batch of one is the same work as a `StageMessage`."""
+
+    articles: Annotated[list[StageMessage], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+STAGE_BATCH = TypeAdapter(StageBatch)

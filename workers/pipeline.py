@@ -362,6 +362,20 @@ def run_step(stage: str, ctx: Context, msg: StageMessage) -> Outcome:
         raise
 
 
+def run_batch(stage: str, ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Run one stage for a batch of articles: each article's own failure is returned in its place; an
+    outage (the whole batch cannot run) becomes `TransientError`; anything else that stops the whole batch
+    is raised as it is, and the caller goes on one article at a time."""
+    try:
+        return BY_NAME[stage].batch(ctx, msgs)
+    except Exception as exc:
+        from workers.errors import describe, is_deterministic_db_error
+
+        if isinstance(exc, TRANSIENT) and not is_deterministic_db_error(exc):
+            raise TransientError(describe(exc)) from exc
+        raise
+
+
 def stages_from(start: str) -> tuple[str, ...]:
     """The stage names from `start` to the end, for a retry or reprocess that resumes mid-pipeline."""
     if start not in BY_NAME:

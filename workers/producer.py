@@ -25,7 +25,7 @@ from celery import Celery, Signature
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from schemas import RawArticle, StageMessage
+from schemas import RawArticle, StageBatch, StageMessage
 from workers import keys
 from workers.db.engine import transaction
 from workers.db.models import RawArticleRow
@@ -108,6 +108,35 @@ def send(
     stage_signature(app, msg, start).apply_async(**options)
 
 
+def batch_signature(app: Celery, msgs: Sequence[StageMessage], stage: str = STAGE_NAMES[0]) -> Signature:
+    """The task message that runs `stage` for a micro-batch of articles (`schemas.StageBatch`)."""
+    stages_from(stage)
+    body = StageBatch(articles=list(msgs)).model_dump()
+    return app.signature(keys.task_name(stage), args=(body,), queue=keys.queue_name(stage))
+
+
+def send_batch(
+    app: Celery,
+    msgs: Sequence[StageMessage],
+    start: str = STAGE_NAMES[0],
+    *,
+    producer: Any = None,
+    retry_policy: dict[str, float] | None = None,
+    retry: bool = True,
+) -> None:
+    """Publish one message that runs stage `start` for several persisted articles (one article: `send`).
+    Raises if the broker stays unreachable through the retry policy."""
+    if len(msgs) == 1:
+        send(app, msgs[0], start, producer=producer, retry_policy=retry_policy, retry=retry)
+        return
+    options: dict[str, Any] = {"retry": retry}
+    if producer is not None:
+        options["producer"] = producer
+    if retry_policy is not None:
+        options["retry_policy"] = retry_policy
+    batch_signature(app, msgs, start).apply_async(**options)
+
+
 def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str]]) -> set[str]:
     """Insert the raw articles `(id, raw, trace_id)` that are absent, in one statement; returns the ids
     that were new. Idempotent: an id already stored (or twice in the batch) is inserted once."""
@@ -130,10 +159,72 @@ def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str
     return set(session.scalars(stmt.returning(RawArticleRow.id)))
 
 
-def _batches(items: Iterable[RawArticle], size: int) -> Iterator[list[RawArticle]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
+def _batches(
+    items: Iterable[RawArticle], size: int, linger_s: float | None = None
+) -> Iterator[list[RawArticle]]:
+    """`items` in lists of up to `size`. With `linger_s`, a list is also cut when its first item has
+    waited that long for the next one (a slow stdin), so a lone article goes out at once; the input is
+    then read in a thread, and an error it raises is raised here."""
+    if linger_s is None:
+        it = iter(items)
+        while batch := list(islice(it, size)):
+            yield batch
+        return
+    yield from _lingering(items, size, linger_s)
+
+
+_END = object()
+
+
+def _lingering(items: Iterable[RawArticle], size: int, linger_s: float) -> Iterator[list[RawArticle]]:
+    import queue
+    import threading
+
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=size * 2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            handoff.put(exc)
+
+    reader = threading.Thread(target=read, name="newsflow-producer-reader", daemon=True)
+    reader.start()
+    try:
+        batch: list[RawArticle] = []
+        deadline = 0.0
+        while True:
+            timeout = None if not batch else max(deadline - time.monotonic(), 0.0)
+            try:
+                item = handoff.get(timeout=timeout)
+            except queue.Empty:
+                yield batch
+                batch = []
+                continue
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if not batch:
+                deadline = time.monotonic() + linger_s
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        stop.set()
 
 
 class _Outage:
@@ -200,7 +291,7 @@ def enqueue(
     on_wait = on_wait or _say
     outage = _Outage(on_wait)
     size = batch_size or settings.producer_batch
-    for batch in _batches(articles, size):
+    for batch in _batches(articles, size, settings.batch_linger_ms / 1000):
         room = max(settings.high_water_mark - len(batch), 0)
         report.waited_s += outage.run(
             "Redis", functools.partial(wait_below_high_water, client, room, on_wait=on_wait)
@@ -219,7 +310,9 @@ def enqueue(
         for msg in msgs:
             if msg.article_id in new_ids and msg.article_id not in fresh:
                 fresh[msg.article_id] = msg
-        pending = list(fresh.values())
+        step = settings.batch_size
+        fresh_msgs = list(fresh.values())
+        pending = [fresh_msgs[i : i + step] for i in range(0, len(fresh_msgs), step)]
         while pending:
             pending = outage.run("Redis", functools.partial(_publish, app, pending))
         report.published += len(fresh)
@@ -232,13 +325,17 @@ def enqueue(
     return report
 
 
-def _publish(app: Celery, msgs: list[StageMessage]) -> list[StageMessage]:
-    """Publish `msgs` over one broker connection; returns those left (empty when all went out). A failure
-    part-way raises after the ones already out are dropped from the list, so a retry sends only the rest."""
+def _publish(app: Celery, batches: list[list[StageMessage]]) -> list[list[StageMessage]]:
+    """Publish each batch as one message over one broker connection; returns those left (empty when all
+    went out). A failure part-way raises after the ones already out are dropped from the list, so a retry
+    sends only the rest."""
     with app.producer_or_acquire() as producer:
-        while msgs:
-            msg = msgs[0]
-            with structlog.contextvars.bound_contextvars(trace_id=msg.trace_id, article_id=msg.article_id):
-                send(app, msg, producer=producer, retry=False)
-            msgs.pop(0)
-    return msgs
+        while batches:
+            batch = batches[0]
+            first = batch[0]
+            with structlog.contextvars.bound_contextvars(
+                trace_id=first.trace_id, article_id=first.article_id
+            ):
+                send_batch(app, batch, producer=producer, retry=False)
+            batches.pop(0)
+    return batches

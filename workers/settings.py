@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     producer_batch: int = Field(
         default=500, ge=1, le=5000, description="Raw articles the producer inserts and publishes per batch."
     )
+    # --- batch
+    batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Articles one stage message carries (micro-batches); 1 sends one message per article.",
+    )
+    batch_linger_ms: int = Field(
+        default=50,
+        ge=0,
+        description="Longest wait of the producer for a batch to fill before it sends what it has.",
+    )
     # --- perf
     chrome_prune_after_s: int = Field(
         default=7 * 24 * 3600,

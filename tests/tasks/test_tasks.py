@@ -1,5 +1,6 @@
 """Task wrappers called directly (STYLE.md 11, tier 2): real database, no broker, no worker."""
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -232,7 +233,9 @@ def test_deterministic_database_errors_are_permanent(monkeypatch, make, permanen
     def failing(_ctx: Any, _msg: Any) -> Any:
         raise make()
 
-    monkeypatch.setitem(pipeline.BY_NAME, "store", pipeline.Stage("store", failing))
+    monkeypatch.setitem(
+        pipeline.BY_NAME, "store", dataclasses.replace(pipeline.BY_NAME["store"], step=failing)
+    )
     msg = StageMessage(article_id="d" * 32, trace_id="t")
     expected = DatabaseRejected if permanent else TransientError
     with pytest.raises(expected) as raised:

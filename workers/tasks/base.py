@@ -10,6 +10,15 @@ A stage task is three lines (STYLE.md 1); this base class holds the policy:
 - on success the task itself publishes the next stage, after its result is durably recorded, with a
   short bounded retry; if the broker is away the article is left to the reconciler (`workers.reconcile`),
   which finds it from the database. No Celery chain: nothing runs outside this policy.
+
+A message may carry a micro-batch of articles (`schemas.StageBatch`, STYLE.md 17): the stage reads, runs and
+writes the batch together (`pipeline.run_batch`), and a failure still belongs to one article:
+- an article that fails alone is dead-lettered alone, the others go on as one batch to the next stage
+  (the task then ends FAILURE with `DeadLettered`, so Flower shows that something in it failed);
+- an outage retries the whole batch (every stage is idempotent, so work already recorded is not changed);
+- anything that stops the whole batch (its time limit, a statement the database refuses, a redelivery
+  after a worker died on it) splits it: each article is re-published alone to this stage, so the one
+  at fault is found and dead-lettered by the rules above while its neighbours are stored.
 """
 
 import time
@@ -24,11 +33,11 @@ from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
-from schemas import StageMessage
+from schemas import StageBatch, StageMessage
 from workers import keys
 from workers.errors import DeadLettered, PermanentError, TransientError, describe
 from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_step
+from workers.pipeline import STAGE_NAMES, BatchOutcome, Context, dead_letter, run_batch, run_step
 from workers.settings import get_settings
 from workers.tasks.strategy import DELIVERY_HEADER
 
@@ -52,7 +61,7 @@ class StageTask(Task):  # type: ignore[misc]
     Strategy = "workers.tasks.strategy:guarded"
     _redis: ClassVar[redis.Redis | None] = None
 
-    def process(self, message: Any) -> dict[str, str]:
+    def process(self, message: Any) -> dict[str, Any]:
         """Run this stage on one message, publish the next stage; return the message for the next stage."""
         started = time.perf_counter()
         settings = get_settings()
@@ -74,7 +83,17 @@ class StageTask(Task):  # type: ignore[misc]
 
     def _process(
         self, message: Any, settings: Any, attempts: int, started: float, delivery: tuple[str, int] | None
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
+        if isinstance(message, dict) and "articles" in message:
+            try:
+                batch = StageBatch.model_validate(message, strict=False)
+            except pydantic.ValidationError as exc:
+                self._dead_letter(
+                    None, message, exc, reason="invalid_message", attempts=attempts, started=started
+                )
+            if len(batch.articles) > 1:
+                return self._process_batch(batch, settings, attempts, started, delivery)
+            message = batch.articles[0].model_dump()
         try:
             msg = StageMessage.model_validate(message, strict=False)
         except pydantic.ValidationError as exc:
@@ -124,6 +143,147 @@ class StageTask(Task):  # type: ignore[misc]
         published = self._publish_next(msg, settings)
         log.info("task_done", outcome="ok", duration_ms=_ms(started), next_published=published, **outcome)
         return msg.model_dump()
+
+    def _process_batch(
+        self,
+        batch: StageBatch,
+        settings: Any,
+        attempts: int,
+        started: float,
+        delivery: tuple[str, int] | None,
+    ) -> dict[str, Any]:
+        """Run this stage on a batch of articles (see the module docstring for the failure rules)."""
+        msgs = list(batch.articles)
+        structlog.contextvars.bind_contextvars(batch_size=len(msgs))
+        if delivery is not None and delivery[1] > 1:
+            # A worker died with this batch: go on one article at a time, so an article that kills
+            # workers is dead-lettered alone after its own deliveries.
+            return self._split(msgs, settings, why="redelivered", started=started)
+        ctx = Context(settings)
+        try:
+            results = run_batch(self.stage, ctx, msgs)
+        except TransientError as exc:
+            if self.request.retries >= settings.max_retries:
+                gave_up = [PermanentError(str(exc), reason="retries_exhausted") for _ in msgs]
+                return self._finish_batch(
+                    ctx, msgs, list(gave_up), settings, attempts=attempts, started=started
+                )
+            delay = get_exponential_backoff_interval(
+                factor=1, retries=self.request.retries, maximum=settings.retry_backoff_max, full_jitter=True
+            )
+            log.warning("task_retry", error=str(exc), countdown=delay, duration_ms=_ms(started))
+            raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
+        except (Retry, DeadLettered):
+            raise
+        except (SoftTimeLimitExceeded, Exception) as exc:
+            return self._split(msgs, settings, why=type(exc).__name__, started=started, error=exc)
+        return self._finish_batch(ctx, msgs, results, settings, attempts=attempts, started=started)
+
+    def _finish_batch(
+        self,
+        ctx: Context,
+        msgs: list[StageMessage],
+        results: list[BatchOutcome],
+        settings: Any,
+        *,
+        attempts: int,
+        started: float,
+    ) -> dict[str, Any]:
+        """Dead-letter the articles that failed alone, log one line per article, send the rest on."""
+        done: list[StageMessage] = []
+        dead: list[tuple[str, int]] = []
+        for msg, result in zip(msgs, results, strict=True):
+            with structlog.contextvars.bound_contextvars(article_id=msg.article_id, trace_id=msg.trace_id):
+                if not isinstance(result, Exception):
+                    log.info("task_done", outcome="ok", duration_ms=_ms(started), **result)
+                    done.append(msg)
+                    continue
+                reason = _reason(result)
+                try:
+                    dead_id = dead_letter(
+                        ctx,
+                        stage=self.stage,
+                        msg=msg,
+                        payload=msg.model_dump_json(),
+                        error=result,
+                        reason=reason,
+                        attempts=attempts,
+                    )
+                except Exception as db_exc:
+                    # Nothing is dropped without a record: run the batch again later (it is idempotent).
+                    log.warning("dead_letter_failed", reason=reason, error=describe(db_exc))
+                    raise self.retry(
+                        exc=db_exc, countdown=settings.retry_backoff_max, max_retries=None
+                    ) from db_exc
+                log.error(
+                    "task_done",
+                    outcome="dead_letter",
+                    reason=reason,
+                    error_class=type(result).__name__,
+                    error=describe(result, limit=500),
+                    dead_letter_id=dead_id,
+                    duration_ms=_ms(started),
+                )
+                dead.append((reason, dead_id))
+        published = self._publish_next_many(done, settings)
+        log.info(
+            "batch_done", articles=len(msgs), ok=len(done), dead_letters=len(dead), next_published=published
+        )
+        if dead:
+            raise DeadLettered(self.stage, dead[0][0], dead[0][1])
+        return {"articles": [m.model_dump() for m in done]}
+
+    def _split(
+        self,
+        msgs: list[StageMessage],
+        settings: Any,
+        *,
+        why: str,
+        started: float,
+        error: BaseException | None = None,
+    ) -> dict[str, Any]:
+        """Re-publish each article of the batch alone to this stage; one that cannot be published is
+        left to the reconciler (its stage record is missing, so it is found and sent again)."""
+        log.warning(
+            "batch_split",
+            why=why,
+            articles=len(msgs),
+            error=None if error is None else describe(error),
+            duration_ms=_ms(started),
+        )
+        for msg in msgs:
+            self._send(msg, self.stage, settings)
+        return {"articles": []}
+
+    def _send(self, what: StageMessage | list[StageMessage], stage: str, settings: Any) -> bool:
+        """Publish one article or a batch to `stage` with the short retry; False if the broker refused."""
+        from workers.producer import send, send_batch
+
+        policy = {
+            "max_retries": settings.next_stage_publish_retries,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        }
+        try:
+            if isinstance(what, list):
+                send_batch(self.app, what, stage, retry_policy=policy)
+            else:
+                send(self.app, what, stage, retry_policy=policy)
+        except Exception as exc:
+            log.warning(
+                "next_stage_not_published", next_stage=stage, error=describe(exc), left_to="reconciler"
+            )
+            return False
+        return True
+
+    def _publish_next_many(self, msgs: list[StageMessage], settings: Any) -> bool | None:
+        """Publish the next stage for `msgs` as one message (None at the end, when called directly, or
+        when nothing is left); False if the broker refused: the reconciler sends them later."""
+        index = STAGE_NAMES.index(self.stage)
+        if not msgs or index + 1 == len(STAGE_NAMES) or self.request.called_directly:
+            return None
+        return self._send(msgs if len(msgs) > 1 else msgs[0], STAGE_NAMES[index + 1], settings)
 
     def _publish_next(self, msg: StageMessage, settings: Any) -> bool | None:
         """Publish the next stage (None at the end, or when called directly); False if the broker refused
@@ -226,6 +386,18 @@ def _header(request: Any, name: str) -> str | None:
     if value is None and isinstance(getattr(request, "headers", None), dict):
         value = request.headers.get(name)
     return value if isinstance(value, str) else None
+
+
+def _reason(exc: BaseException) -> str:
+    """The dead-letter reason of an article that failed alone in a batch."""
+    from workers.errors import DatabaseRejected, is_deterministic_db_error
+
+    if isinstance(exc, PermanentError):
+        return exc.reason
+    if is_deterministic_db_error(exc):
+        return DatabaseRejected.reason
+    log.error("task_unexpected_error", error_class=type(exc).__name__, error=describe(exc), where=_where(exc))
+    return "unexpected"
 
 
 def _where(exc: BaseException) -> list[str]:

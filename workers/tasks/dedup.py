@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import workers.stages.dedup  # noqa: F401 -- imported once in the worker's main process, shared by its children
 from workers.celery_app import app
 from workers.tasks.base import StageTask
 
