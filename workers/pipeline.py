@@ -265,7 +265,12 @@ def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
     results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
         inputs = repo.load_inputs(
-            session, [m.article_id for m in msgs], raw=True, stages=("clean", "dedup", "tag"), cluster=True
+            session,
+            [m.article_id for m in msgs],
+            raw=True,
+            stages=("clean", "dedup", "tag"),
+            cluster=True,
+            stored=True,
         )
         writes: list[tuple[int, repo.ArticleWrite, str | None]] = []
         for i, msg in enumerate(msgs):
@@ -278,7 +283,8 @@ def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
         for _, write, supersedes in writes:
             if supersedes is not None:
                 repo.repoint_cluster(session, supersedes, write.article.cluster_id)
-        repo.upsert_articles(session, [write for _, write, _ in writes])
+        new = {w.article.id for _, w, _ in writes} - inputs.stored
+        repo.upsert_articles(session, [write for _, write, _ in writes], new=new)
         for i, write, _ in writes:
             article = write.article
             results[i] = {
