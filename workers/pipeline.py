@@ -265,7 +265,12 @@ def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
     results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
         inputs = repo.load_inputs(
-            session, [m.article_id for m in msgs], raw=True, stages=("clean", "dedup", "tag"), cluster=True
+            session,
+            [m.article_id for m in msgs],
+            raw=True,
+            stages=("clean", "dedup", "tag"),
+            cluster=True,
+            stored=True,
         )
         writes: list[tuple[int, repo.ArticleWrite, str | None]] = []
         for i, msg in enumerate(msgs):
@@ -278,7 +283,8 @@ def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
         for _, write, supersedes in writes:
             if supersedes is not None:
                 repo.repoint_cluster(session, supersedes, write.article.cluster_id)
-        repo.upsert_articles(session, [write for _, write, _ in writes])
+        new = {w.article.id for _, w, _ in writes} - inputs.stored
+        repo.upsert_articles(session, [write for _, write, _ in writes], new=new)
         for i, write, _ in writes:
             article = write.article
             results[i] = {
@@ -408,3 +414,12 @@ def current_version(stage: str) -> str:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
     version: str = import_module(f"workers.stages.{stage}").VERSION
     return version
+
+
+def run_batch(stage: str, ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
+    """Run one stage for a batch of articles: per article its outcome or the exception that failed it
+    alone (to dead-letter that article only); infrastructure failures of the batch raise `TransientError`."""
+    try:
+        return BY_NAME[stage].batch(ctx, msgs)
+    except TRANSIENT as exc:
+        raise TransientError(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc

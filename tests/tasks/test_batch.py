@@ -159,3 +159,14 @@ def test_a_stage_error_in_one_article_leaves_the_others(url: str, monkeypatch: p
     with transaction(url) as session:
         assert repo.load_result(session, msgs[0].article_id, "tag", TaggedArticle) is not None
         assert repo.load_result(session, victim, "tag", TaggedArticle) is None
+
+
+def test_run_batch_turns_a_database_outage_into_one_transient_error(tmp_path: Any) -> None:
+    """A batch whose database cannot be opened fails as a whole with TransientError (retried), not per article."""
+    from workers.errors import TransientError
+    from workers.pipeline import run_batch
+
+    ctx = Context(Settings(database_url=f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"))
+    msgs = [StageMessage(article_id=f"{i:032x}", trace_id="t") for i in range(3)]
+    with pytest.raises(TransientError):
+        run_batch("clean", ctx, msgs)

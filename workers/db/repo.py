@@ -93,6 +93,7 @@ class Inputs:
     raw: dict[str, str] = field(default_factory=dict)
     results: dict[tuple[str, str], str] = field(default_factory=dict)
     clusters: dict[str, str] = field(default_factory=dict)
+    stored: set[str] = field(default_factory=set)  # ids that already have an `articles` row
 
     def result(self, article_id: str, stage: str, model: type[M]) -> M | None:
         """A stage's output for the article, validated, or None if that stage has not run."""
@@ -130,9 +131,10 @@ def load_inputs(
     raw: bool = False,
     stages: Sequence[str] = (),
     cluster: bool = False,
+    stored: bool = False,
 ) -> Inputs:
     """Everything a batch step reads, in one UNION ALL query per 500 ids: raw payloads (`raw`), the given
-    stages' outputs and the dedup index's current clusters (`cluster`). Read-only."""
+    stages' outputs, the dedup index's current clusters (`cluster`) and which are stored (`stored`). Read-only."""
     found = Inputs()
     unique = sorted(set(article_ids))
     for ids in _chunks(unique, IDS_PER_QUERY):
@@ -154,6 +156,8 @@ def load_inputs(
                     DedupSignatureRow.article_id.in_(ids)
                 )
             )
+        if stored:
+            parts.append(select(ArticleRow.id, literal("stored"), literal("")).where(ArticleRow.id.in_(ids)))
         if not parts:
             return found
         query: Any = parts[0] if len(parts) == 1 else union_all(*parts)
@@ -163,6 +167,8 @@ def load_inputs(
                 found.raw[article_id] = value
             elif kind == "cluster" and cluster:
                 found.clusters[article_id] = value
+            elif kind == "stored" and stored:
+                found.stored.add(article_id)
             else:
                 found.results[(article_id, kind)] = value
     return found
@@ -388,10 +394,15 @@ def _mention_rows(write: ArticleWrite) -> list[dict[str, Any]]:
     return list(mentions.values())
 
 
-def upsert_articles(session: Session, writes: Sequence[ArticleWrite]) -> None:
+def upsert_articles(
+    session: Session, writes: Sequence[ArticleWrite], *, new: frozenset[str] | set[str] = frozenset()
+) -> None:
     """Write stored articles with their entities, mentions and duplicate links, each table in one
     executemany (entities and mentions in chunks of 1,000 rows, so no article can exceed a database's
-    bind-parameter limit); rewriting yields the same rows. Idempotent."""
+    bind-parameter limit); rewriting yields the same rows. Idempotent.
+
+    `new`: ids known to have no stored rows yet, whose old rows need no delete (a concurrent first write
+    of the same article inserts the same rows, which the inserts then skip)."""
     if not writes:
         return
     by_id = {w.article.id: w for w in writes}  # the same article twice in a batch: written once
@@ -404,16 +415,16 @@ def upsert_articles(session: Session, writes: Sequence[ArticleWrite]) -> None:
         ),
         values,
     )
-    for chunk in _chunks(ids, IDS_PER_QUERY):
+    for chunk in _chunks([i for i in ids if i not in new], IDS_PER_QUERY):
         session.execute(delete(MentionRow).where(MentionRow.article_id.in_(chunk)))
         session.execute(delete(EntityRow).where(EntityRow.article_id.in_(chunk)))
         session.execute(delete(DuplicateRow).where(DuplicateRow.article_id.in_(chunk)))
     entities = [row for i in ids for row in _entity_rows(by_id[i])]
     for rows in _chunks(entities, ROWS_PER_WRITE):
-        session.execute(_insert(session, EntityRow), list(rows))
+        session.execute(_insert(session, EntityRow).on_conflict_do_nothing(), list(rows))
     mentions = [row for i in ids for row in _mention_rows(by_id[i])]
     for rows in _chunks(mentions, ROWS_PER_WRITE):
-        session.execute(_insert(session, MentionRow), list(rows))
+        session.execute(_insert(session, MentionRow).on_conflict_do_nothing(), list(rows))
     duplicates = [
         {
             "article_id": w.article.id,
@@ -428,7 +439,7 @@ def upsert_articles(session: Session, writes: Sequence[ArticleWrite]) -> None:
         if w.article.duplicate_of is not None
     ]
     if duplicates:
-        session.execute(_insert(session, DuplicateRow), duplicates)
+        session.execute(_insert(session, DuplicateRow).on_conflict_do_nothing(), duplicates)
 
 
 def current_cluster(session: Session, article_id: str) -> str | None:
