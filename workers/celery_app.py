@@ -90,9 +90,7 @@ class _OutageLog(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         if text.startswith("Connected to"):
-            if _OutageLog.down:
-                _OutageLog.down = False
-                record.msg = "broker reconnected: " + text
+            _OutageLog.down = False  # the line itself says the broker is back
             return True
         if "Cannot connect to" in text or "Connection to broker lost" in text:
             if _OutageLog.down:
