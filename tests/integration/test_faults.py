@@ -501,3 +501,30 @@ def test_worker_main_process_killed_is_recovered_by_the_reconciler_not_the_visib
     print(ledger.line())
     assert ledger.clean(), ledger
     assert_stored_exactly_once(db, ids)
+
+
+def test_sigterm_during_work_and_during_scheduled_retries_loses_nothing(
+    pipeline_env, start_worker, postgres_server
+):
+    """F6: SIGTERM while two store tasks are in flight and others wait as scheduled retries (PostgreSQL
+    briefly down): the worker finishes or hands back its messages, a new worker stores every article once."""
+    pipeline_env["NEWSFLOW_MAX_RETRIES"] = "20"
+    pipeline_env["NEWSFLOW_RETRY_BACKOFF_MAX"] = "8"
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 2, timeout=STORE_TIMEOUT_S, message="2 store tasks blocked"
+        )
+        postgres_server.kill()
+    wait_for(lambda: len(_events(worker, "task_retry")) >= 2, timeout=30, message="tasks waiting to retry")
+    worker.process.send_signal(signal.SIGTERM)  # warm shutdown with retries scheduled (ETA messages held)
+    worker.process.wait(timeout=60)
+    postgres_server.restart()
+    replacement = start_worker(concurrency=2, name="w2")
+    _wait_all_stored(pipeline_env, replacement, timeout=STORE_TIMEOUT_S)
+    ledger = check_ledger(db, ids)
+    print(ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
