@@ -33,3 +33,112 @@ def test_producer_does_not_wait_below_high_water(redis_url):
     client = redis.Redis.from_url(redis_url)
     client.rpush(keys.queue_name("clean"), b"m")
     assert wait_below_high_water(client, high_water=10, poll_s=0.1) == 0.0
+
+
+# --- the batched producer against real Redis and PostgreSQL ------------------------------------------
+
+import json  # noqa: E402 -- the section's own imports
+import threading as _threading  # noqa: E402
+
+import pytest  # noqa: E402
+
+from schemas import RawArticle  # noqa: E402
+from workers.celery_app import create_app  # noqa: E402
+from workers.db.engine import upgrade  # noqa: E402
+from workers.producer import enqueue  # noqa: E402
+from workers.settings import Settings  # noqa: E402
+
+
+def _articles(n: int, start: int = 0) -> list[RawArticle]:
+    return [
+        RawArticle(source="bench.example", url=f"https://bench.example/{i}", body=f"Small article {i}. " * 10)
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def producer_env(redis_url: str, postgres_url: str) -> tuple[Settings, object]:
+    """Settings and a Celery app pointed at this test's Redis and migrated PostgreSQL."""
+    upgrade(postgres_url)
+    settings = Settings(broker_url=redis_url, database_url=postgres_url, producer_batch=100)
+    app = create_app()
+    app.conf.broker_url = redis_url
+    return settings, app
+
+
+def _raw_count(db: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        n = int(conn.execute(sa.text("SELECT count(*) FROM raw_articles")).scalar_one())
+    engine.dispose()
+    return n
+
+
+def test_batched_producer_persists_once_and_publishes_only_new_articles(producer_env):
+    """350 articles (one repeated in the input) give 349 raw rows and 349 messages; re-running the same input
+    publishes nothing and still reports every id in input order."""
+    settings, app = producer_env
+    articles = _articles(349)
+    articles.insert(10, articles[3])
+    sent: list[str] = []
+    report = enqueue(articles, settings, app, on_sent=sent.append)
+    client = redis.Redis.from_url(settings.broker_url.unicode_string())
+    assert (report.new, report.published, len(report.sent)) == (349, 349, 350)
+    assert sent == report.sent
+    assert _raw_count(settings.database_url) == 349
+    assert queue_depth(client) == 349
+    bodies = [json.loads(m) for m in client.lrange(keys.queue_name("clean"), 0, -1)]
+    assert len({b["headers"]["id"] for b in bodies}) == 349
+    again = enqueue(articles, settings, app)
+    assert (again.new, again.published) == (0, 0)
+    assert queue_depth(client) == 349
+
+
+def test_producer_waits_out_a_redis_outage_and_publishes_everything(producer_env, redis_server, capsys):
+    """Redis killed while the producer runs: it says it waits (one line), resumes after the restart and
+    every article is persisted and published once."""
+    settings, app = producer_env
+    client = redis.Redis.from_url(settings.broker_url.unicode_string())
+    redis_server.kill()
+    reports = []
+    # The producer runs in a thread; the server is restarted from the main thread (a server started from a
+    # thread gets its parent-death signal when that thread ends).
+    producer = _threading.Thread(target=lambda: reports.append(enqueue(_articles(250), settings, app)))
+    producer.start()
+    time.sleep(3.0)
+    redis_server.restart()
+    producer.join(timeout=60)
+    [report] = reports
+    err = capsys.readouterr().err
+    assert err.count("Redis unreachable") == 1
+    assert "reachable again" in err
+    assert report.outage_s > 1
+    assert _raw_count(settings.database_url) == 250
+    assert queue_depth(client) == 250
+
+
+def test_producer_applies_backpressure_with_a_visible_message(producer_env, capsys):
+    """Above the high-water mark the producer waits and says why, then goes on once workers drain the queue."""
+    settings, app = producer_env
+    settings = Settings(**{**settings.model_dump(), "high_water_mark": 150})
+    client = redis.Redis.from_url(settings.broker_url.unicode_string())
+
+    done = _threading.Event()
+    most: list[int] = []
+
+    def drain() -> None:  # a slow worker: takes 90 messages every 0.5 s
+        while not done.wait(0.5):
+            most.append(queue_depth(client))
+            client.ltrim(keys.queue_name("clean"), 90, -1)
+
+    drainer = _threading.Thread(target=drain)
+    drainer.start()
+    report = enqueue(_articles(400), settings, app)
+    done.set()
+    drainer.join()
+    assert report.waited_s > 0
+    assert max(most) <= 150  # never above the high-water mark
+    assert "waiting for the workers" in capsys.readouterr().err
+    assert report.published == 400

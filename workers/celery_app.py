@@ -38,7 +38,6 @@ def create_app() -> Celery:
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
             "socket_keepalive": True,
-            "retry_on_timeout": True,
             "health_check_interval": 10,
         },
         # JSON only: a pickle message is refused, never deserialized.
@@ -65,7 +64,9 @@ def create_app() -> Celery:
         task_create_missing_queues=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No task-sent events: one extra Redis round trip per publish, a third of the producer's time.
+        # Flower still shows every task from the workers' received/started/succeeded/failed events.
+        task_send_sent_event=False,
     )
     return app
 
@@ -89,9 +90,7 @@ class _OutageLog(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         if text.startswith("Connected to"):
-            if _OutageLog.down:
-                _OutageLog.down = False
-                record.msg = "broker reconnected: " + text
+            _OutageLog.down = False  # the line itself says the broker is back
             return True
         if "Cannot connect to" in text or "Connection to broker lost" in text:
             if _OutageLog.down:

@@ -114,7 +114,7 @@ def is_deterministic_db_error(exc: BaseException) -> bool:
         sqlalchemy.exc.IntegrityError | sqlalchemy.exc.DataError | sqlalchemy.exc.ProgrammingError,
     ):
         return True
-    if isinstance(exc, sqlalchemy.exc.StatementError | ValueError):
+    if isinstance(exc, sqlalchemy.exc.StatementError):
         text = describe(exc).lower()
         return any(marker in text for marker in _DETERMINISTIC_DB)
     return False

@@ -414,12 +414,3 @@ def current_version(stage: str) -> str:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
     version: str = import_module(f"workers.stages.{stage}").VERSION
     return version
-
-
-def run_batch(stage: str, ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
-    """Run one stage for a batch of articles: per article its outcome or the exception that failed it
-    alone (to dead-letter that article only); infrastructure failures of the batch raise `TransientError`."""
-    try:
-        return BY_NAME[stage].batch(ctx, msgs)
-    except TRANSIENT as exc:
-        raise TransientError(f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc

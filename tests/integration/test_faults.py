@@ -457,6 +457,74 @@ def test_malformed_messages_never_stop_the_worker(pipeline_env, start_worker):
     assert "Unrecoverable error" not in worker.log_path.read_text(errors="replace")
     rows = int(_scalar(db, "SELECT count(*) FROM dead_letters WHERE reason = 'invalid_message'"))
     assert rows == len(bodies) + 3
+    wait_for(lambda: _unacked(broker) == 0, timeout=30, message="the malformed messages acknowledged")
     ledger = check_ledger(db, ids)
     print(ledger.line())
     assert ledger.clean(), ledger
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, ValueError, IndexError):
+                if _parent_pid(int(entry.name)) == pid:
+                    out.append(int(entry.name))
+    return out
+
+
+def test_worker_main_process_killed_is_recovered_by_the_reconciler_not_the_visibility_timeout(
+    pipeline_env, start_worker, start_reconciler
+):
+    """F2: the worker's main process and its children SIGKILLed with two store tasks in flight; a new worker
+    and the reconciler finish every article within seconds, not after the visibility timeout (600 s)."""
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 2, timeout=STORE_TIMEOUT_S, message="2 store tasks blocked"
+        )
+        children = _children(worker.process.pid)
+        assert len(children) >= 2
+        os.kill(worker.process.pid, signal.SIGKILL)
+        for child in children:
+            with suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        worker.process.wait(timeout=10)
+    started = time.monotonic()
+    replacement = start_worker(concurrency=2, name="w2")
+    start_reconciler(every=2, older_than=3)
+    _wait_all_stored(pipeline_env, replacement, timeout=120)
+    print(f"recovered {time.monotonic() - started:.0f}s after the kill (visibility timeout 600 s)")
+    ledger = check_ledger(db, ids)
+    print(ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
+
+
+def test_sigterm_during_work_and_during_scheduled_retries_loses_nothing(
+    pipeline_env, start_worker, postgres_server
+):
+    """F6: SIGTERM while two store tasks are in flight and others wait as scheduled retries (PostgreSQL
+    briefly down): the worker finishes or hands back its messages, a new worker stores every article once."""
+    pipeline_env["NEWSFLOW_MAX_RETRIES"] = "20"
+    pipeline_env["NEWSFLOW_RETRY_BACKOFF_MAX"] = "8"
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 2, timeout=STORE_TIMEOUT_S, message="2 store tasks blocked"
+        )
+        postgres_server.kill()
+    wait_for(lambda: len(_events(worker, "task_retry")) >= 2, timeout=30, message="tasks waiting to retry")
+    worker.process.send_signal(signal.SIGTERM)  # warm shutdown with retries scheduled (ETA messages held)
+    worker.process.wait(timeout=60)
+    postgres_server.restart()
+    replacement = start_worker(concurrency=2, name="w2")
+    _wait_all_stored(pipeline_env, replacement, timeout=STORE_TIMEOUT_S)
+    ledger = check_ledger(db, ids)
+    print(ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)

@@ -1,0 +1,49 @@
+"""Long versions of the fault tests: the same scenarios and ledger checker as
+`tests/integration/test_faults.py`, with a Redis outage of minutes instead of seconds.
+
+    .venv/bin/python bench/faults.py [--outage 180] [-k EXPRESSION]
+
+Runs the fault tests with `NEWSFLOW_FAULT_OUTAGE_S` set (the F3 test keeps Redis down that long, then
+brings it back empty) and prints each test's `ledger:` line (enqueued, stored, dead-lettered, lost,
+duplicated) and the pytest summary. `--outage 180` is the 3-minute outage of issue 13.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    """Run the fault tests with a long outage; return pytest's exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--outage", type=float, default=180.0, help="Seconds Redis stays down in F3.")
+    parser.add_argument("-k", default="", help="Only the fault tests matching this pytest expression.")
+    args = parser.parse_args()
+    env = {**os.environ, "NEWSFLOW_FAULT_OUTAGE_S": str(args.outage)}
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/integration/test_faults.py",
+        "-s",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    if args.k:
+        argv += ["-k", args.k]
+    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(("ledger:", ".ledger:")) or " passed" in line or " failed" in line:
+            print(line.lstrip("."))
+    if proc.returncode:
+        print(proc.stdout[-4000:], proc.stderr[-2000:], sep="\n")
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""The reconciler against a real PostgreSQL and Redis: what it finds, what it sends, and its lock (F8)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+import redis
+import sqlalchemy as sa
+
+from schemas import RawArticle, StageMessage
+from tests.integration.conftest import check_ledger, run_cli, wait_for
+from tests.samples import EXAMPLES
+from tests.servers import libpq_url
+from workers import keys
+from workers.celery_app import create_app
+from workers.db import repo
+from workers.db.engine import transaction
+from workers.ids import article_id
+from workers.pipeline import STAGE_NAMES
+from workers.reconcile import LOCK_KEY, find_stuck, first_missing, reconcile
+from workers.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _raw(n: int) -> RawArticle:
+    return RawArticle(
+        source="recon.example", url=f"https://recon.example/{n}", body=f"Body number {n}. " * 20
+    )
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return Settings(broker_url=env["NEWSFLOW_BROKER_URL"], database_url=env["NEWSFLOW_DATABASE_URL"])
+
+
+def _seed(db: str, stages_done: dict[int, tuple[str, ...]]) -> dict[int, str]:
+    """Raw articles with fake stage records, all made an hour ago; returns their ids by number."""
+    ids = {}
+    with transaction(db) as session:
+        for n, done in stages_done.items():
+            raw = _raw(n)
+            ids[n] = article_id(raw)
+            repo.ensure_raw(session, ids[n], raw, f"trace-{n}")
+            for stage in done:
+                session.execute(
+                    sa.text(
+                        "INSERT INTO stage_results (article_id, stage, version, output) VALUES (:a, :s, 'v', '{}')"
+                    ),
+                    {"a": ids[n], "s": stage},
+                )
+    with psycopg.connect(libpq_url(db)) as conn:
+        conn.execute("UPDATE raw_articles SET received_at = now() - interval '1 hour'")
+        conn.execute("UPDATE stage_results SET updated_at = now() - interval '1 hour'")
+    return ids
+
+
+def test_first_missing_stage_follows_pipeline_order():
+    """The first stage without a result is re-run; with clean, dedup and tag done it is store."""
+    assert first_missing(set()) == "clean"
+    assert first_missing({"clean"}) == "dedup"
+    assert first_missing({"clean", "tag"}) == "dedup"
+    assert first_missing({"clean", "dedup", "tag"}) == "store"
+
+
+def test_reconcile_finds_only_stuck_articles_and_sends_each_from_its_first_missing_stage(pipeline_env):
+    """Stuck articles (not stored, no open dead letter, old) are sent from the stage they lack; recent,
+    dead-lettered and stored ones are left alone; dry-run sends nothing; a second pass sends nothing new."""
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    ids = _seed(
+        db, {0: (), 1: ("clean",), 2: ("clean", "dedup"), 3: ("clean", "dedup", "tag"), 4: ("clean",)}
+    )
+    with transaction(db) as session:  # 4 has an open dead letter: the operator's, not the reconciler's
+        repo.record_dead_letter(
+            session,
+            stage="dedup",
+            message=StageMessage(article_id=ids[4], trace_id="t"),
+            payload="{}",
+            error=RuntimeError("x"),
+            reason="unexpected",
+            attempts=1,
+        )
+        recent = _raw(5)
+        repo.ensure_raw(session, article_id(recent), recent, "fresh")  # just received: not stuck
+    settings = _settings(pipeline_env)
+    with transaction(db) as session:
+        stuck = {s.article_id: s.stage for s in find_stuck(session, older_than=60)}
+    assert stuck == {ids[0]: "clean", ids[1]: "dedup", ids[2]: "tag", ids[3]: "store"}
+
+    dry = run_cli(pipeline_env, "reconcile", "--dry-run", "--older-than", "60", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert {json.loads(line)["article_id"] for line in dry.stdout.splitlines()} == set(stuck)
+    client = redis.Redis.from_url(broker)
+    assert all(client.llen(keys.queue_name(s)) == 0 for s in STAGE_NAMES)
+
+    app = create_app()
+    app.conf.broker_url = broker
+    report = reconcile(settings, older_than=60, app=app)
+    assert report.sent == 4
+    assert {s: client.llen(keys.queue_name(s)) for s in STAGE_NAMES} == dict.fromkeys(STAGE_NAMES, 1)
+    again = reconcile(settings, older_than=60, app=app)  # its marks count as progress
+    assert again.found == []
+    assert sum(client.llen(keys.queue_name(s)) for s in STAGE_NAMES) == 4
+
+
+def test_only_one_reconciler_pass_at_a_time(pipeline_env):
+    """While another session holds the reconciler's advisory lock, a pass does nothing and says so."""
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    _seed(db, {0: ()})
+    with psycopg.connect(libpq_url(db)) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        report = reconcile(_settings(pipeline_env), older_than=60, dry_run=True)
+        assert report.locked_out
+        assert report.found == []
+        cli = run_cli(pipeline_env, "reconcile", "--older-than", "60")
+        assert "another reconciler pass is running" in cli.stderr
+    assert len(reconcile(_settings(pipeline_env), older_than=60, dry_run=True).found) == 1
+
+
+def test_articles_stuck_mid_pipeline_are_finished_within_the_deadline(
+    pipeline_env, start_worker, start_reconciler, monkeypatch
+):
+    """F8: articles left after clean, after tag and never published are found by the reconciler loop and
+    stored within its deadline; re-sending every stage for them afterwards changes no row."""
+    from tests.integration.test_pipeline import snapshot
+    from workers.tasks import clean, dedup, tag
+
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    raws = [
+        RawArticle(
+            source="valleypost.example",
+            url="https://valleypost.example/lib",
+            body=(EXAMPLES / "valleypost-library.html").read_text(),
+        ),
+        RawArticle(
+            source="harbourtimes.example",
+            url=None,
+            content_type="text/plain",
+            body=(EXAMPLES / "harbourtimes-wind-farm.txt").read_text(),
+        ),
+    ]
+    ids = []
+    with transaction(db) as session:
+        for n, raw in enumerate(raws):
+            ids.append(article_id(raw))
+            repo.ensure_raw(session, ids[-1], raw, f"trace-{n}")
+    monkeypatch.setenv("NEWSFLOW_DATABASE_URL", db)
+    from workers.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        first = StageMessage(article_id=ids[0], trace_id="t0").model_dump()
+        clean(first)  # called directly: records clean, publishes nothing (stuck after clean)
+        second = StageMessage(article_id=ids[1], trace_id="t1").model_dump()
+        for task in (clean, dedup, tag):
+            task(second)  # stuck before store
+    finally:
+        get_settings.cache_clear()
+    worker = start_worker(concurrency=1)
+    deadline_s = 3
+    start_reconciler(every=1, older_than=deadline_s)
+    started = time.monotonic()
+    wait_for(lambda: check_ledger(db, ids).stored == 2, timeout=90, message="both stuck articles stored")
+    print(f"stuck articles stored {time.monotonic() - started:.1f}s after the reconciler started")
+    ledger = check_ledger(db, ids)
+    print(ledger.line())
+    assert ledger.clean(), ledger
+    before = snapshot(db)
+    app = create_app()
+    app.conf.broker_url = pipeline_env["NEWSFLOW_BROKER_URL"]
+    from workers.producer import send
+
+    for article in ids:
+        for stage in STAGE_NAMES:
+            send(app, StageMessage(article_id=article, trace_id="spurious"), stage)
+
+    def done():
+        return sum(
+            1
+            for e in worker.log_events()
+            if e.get("event") == "task_done" and e.get("task_name") == "newsflow.store"
+        )
+
+    wait_for(lambda: done() >= 2 + 2 * 4, timeout=120, message="the spurious re-runs to finish")
+    assert snapshot(db) == before
