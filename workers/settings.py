@@ -50,6 +50,20 @@ class Settings(BaseSettings):
         default="auto", description="auto: pretty on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Python log level name.")
+    # --- deploy
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port a worker serves Prometheus /metrics on (0: off); one port per worker on a host.",
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1", description="Address a worker's /metrics listens on (0.0.0.0 in a container)."
+    )
+    task_sent_events: bool = Field(
+        default=False,
+        description="Producers send task-sent events (Flower then labels a series per producer process).",
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":
