@@ -285,10 +285,22 @@ def _producer_client(url: str) -> redis.Redis:
     return client
 
 
-def _count(fields: dict[str, int]) -> None:
+def _broker_url() -> str:
+    """The broker of the Celery app in use (a test's or a replayer's own), else the settings'."""
+    from celery import current_app
+
+    url = current_app.conf.broker_url
+    return (
+        url
+        if isinstance(url, str) and url.startswith(("redis://", "rediss://"))
+        else (get_settings().broker_url.unicode_string())
+    )
+
+
+def _count(fields: dict[str, int], broker_url: str | None = None) -> None:
     """Add to the producers' counters; never fails the caller (counting is not worth losing an article)."""
     try:
-        pipe = _producer_client(get_settings().broker_url.unicode_string()).pipeline(transaction=False)
+        pipe = _producer_client(broker_url or _broker_url()).pipeline(transaction=False)
         for field, amount in fields.items():
             pipe.hincrby(PRODUCER_COUNTS_KEY, field, amount)
         pipe.execute()
@@ -306,12 +318,13 @@ def _count_enqueued(sender: str | None = None, headers: dict[str, Any] | None = 
         _count({f"enqueued:{stage}": 1})
 
 
-def counted(records: Iterable["Record"]) -> Iterator["Record"]:
+def counted(records: Iterable["Record"], settings: Settings) -> Iterator["Record"]:
     """Pass `records` through, counting each rejected one by the field of its first problem."""
+    url = settings.broker_url.unicode_string()
     for record in records:
         if record.article is None:
             field = record.problems[0].field.split(".")[0] if record.problems else "record"
-            _count({f"rejected:{bounded(field, REJECT_FIELDS)}": 1})
+            _count({f"rejected:{bounded(field, REJECT_FIELDS)}": 1}, url)
         yield record
 
 
