@@ -60,10 +60,13 @@ def json_output() -> bool:
 
 
 def _celery_task_fields(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Celery's task lines (received, succeeded, failed, ...) as constant events with id fields.
+    """Celery's task lines (received, succeeded, failed, ...) with the task's ids as fields.
 
     Celery passes each line's context as `extra={"data": ...}`, with the arguments and return value
-    as Python reprs; keep the ids and drop the reprs.
+    as Python reprs; keep the ids as fields (`task_id`, `task_name`, `stage`, `article_id`,
+    `trace_id`), name the line in `task_event` (`task_received`, `task_succeeded`, ...), and drop
+    the reprs, also from the succeeded line's text. The text stays Celery's otherwise, so log
+    searches written for Celery keep working.
     """
     data = event_dict.get("data")
     if not (isinstance(data, dict) and "id" in data and "name" in data):
@@ -82,8 +85,10 @@ def _celery_task_fields(_logger: WrappedLogger, _name: str, event_dict: EventDic
         trace.LOG_RETRY.strip(): "task_retried",
     }
     del event_dict["data"]
-    event_dict["event"] = events.get(fmt, "celery_task")
     name = str(data["name"])
+    event_dict["task_event"] = events.get(fmt, "celery_task")
+    if event_dict["task_event"] == "task_succeeded":  # "...succeeded in 0.1s: {return value repr}"
+        event_dict["event"] = str(event_dict.get("event", "")).split(": ", 1)[0]
     event_dict["task_id"] = str(data["id"])
     event_dict["task_name"] = name
     if name.startswith("newsflow."):

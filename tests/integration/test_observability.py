@@ -193,7 +193,7 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
     assert result.returncode == 0, result.stderr
     article = result.stdout.split()[0]
     wait_for(
-        lambda: sum(e.get("event") == "task_succeeded" for e in worker.log_events()) >= 4,
+        lambda: sum(e.get("task_event") == "task_succeeded" for e in worker.log_events()) >= 4,
         message="four stages succeeded",
     )
     worker.stop()
@@ -204,8 +204,12 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
     events = [json.loads(line) for line in lines]
     names = [e["event"] for e in events]
     assert "worker_starting" in names
-    received = [e for e in events if e["event"] == "task_received" and e.get("article_id") == article]
-    succeeded = [e for e in events if e["event"] == "task_succeeded" and e.get("article_id") == article]
+    received = [
+        e for e in events if e.get("task_event") == "task_received" and e.get("article_id") == article
+    ]
+    succeeded = [
+        e for e in events if e.get("task_event") == "task_succeeded" and e.get("article_id") == article
+    ]
     assert (
         {e["stage"] for e in received}
         == {e["stage"] for e in succeeded}
@@ -215,5 +219,6 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
         assert event["task_id"]
         assert event["trace_id"]
         assert "data" not in event
-    assert any(e["event"] == "task_ignored" or e.get("outcome") == "dead_letter" for e in events)
+        assert "{" not in event["event"]  # no repr of the message in the text either
+    assert any(e.get("task_event") == "task_ignored" or e.get("outcome") == "dead_letter" for e in events)
     assert any(e["event"] == "worker_notice" and "shutdown" in e["message"] for e in events)
