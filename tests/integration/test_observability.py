@@ -140,12 +140,14 @@ def _refusal(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
 
 
 def test_tag_worker_refuses_to_start_without_its_model(pipeline_env):
-    """A tag worker whose model is missing exits with code 78 and one line naming the model, never ready."""
+    """A tag worker whose model is missing exits with code 78 and one line naming the model, never ready;
+    without --hostname it is named after its queues."""
     result = _run_worker({**pipeline_env, "NEWSFLOW_TAGGER_MODEL": "missing_model"}, queues="tag")
     assert result.returncode == health.EXIT_REFUSED
     refused = _refusal(result)
     assert refused["failed"] == ["tagger_model"]
     assert "missing_model" in str(refused["error"])
+    assert str(refused["worker"]).startswith("newsflow-tag@")  # named after its queues, not celery@HOST
 
 
 def test_worker_refuses_to_start_with_an_unreachable_database(pipeline_env):
@@ -195,6 +197,10 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
     wait_for(
         lambda: sum(e.get("task_event") == "task_succeeded" for e in worker.log_events()) >= 4,
         message="four stages succeeded",
+    )
+    wait_for(
+        lambda: any(e.get("outcome") == "dead_letter" for e in worker.log_events()),
+        message="the poison page dead-lettered",
     )
     worker.stop()
     lines = worker.log_path.read_text().splitlines()
