@@ -120,3 +120,7 @@ def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
     trace_id = structlog.contextvars.get_contextvars().get("trace_id")
     if headers is not None and trace_id and "trace_id" not in headers:
         headers["trace_id"] = trace_id
+
+
+# Worker metrics, start-up checks and log hygiene connect their Celery signal handlers on import.
+from workers import health, metrics  # noqa: E402, F401

@@ -82,6 +82,19 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600,
         ge=60,
         description="Seconds after which a line seen in only one article of its source is forgotten.",
+    # --- deploy
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port a worker serves Prometheus /metrics on (0: off); one port per worker on a host.",
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1", description="Address a worker's /metrics listens on (0.0.0.0 in a container)."
+    )
+    task_sent_events: bool = Field(
+        default=False,
+        description="Producers send task-sent events (Flower then labels a series per producer process).",
     )
 
     @model_validator(mode="after")
