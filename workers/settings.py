@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         default="auto", description="auto: pretty on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Python log level name.")
+    # --- harden
+    max_entities: int = Field(
+        default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":
