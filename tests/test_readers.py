@@ -39,12 +39,12 @@ def test_jsonl_problems_name_line_field_and_reason():
 
 
 def test_invalid_utf8_is_replaced_not_fatal(tmp_path):
-    """A text dump with invalid UTF-8 bytes is still read, the bad bytes replaced."""
+    """A UTF-8 text dump with one invalid byte is still read, the bad byte replaced, the rest kept."""
     path = tmp_path / "bad.txt"
-    path.write_bytes(b"Caf\xe9 news\xff")
+    path.write_bytes("Café news, naïve ".encode() + b"\xff")
     [record] = read_path(path, source="s")
     assert record.article is not None
-    assert "\ufffd" in record.article.body
+    assert record.article.body == "Café news, naïve \ufffd"
 
 
 def test_missing_and_unsupported_files_are_problems(tmp_path):
@@ -62,3 +62,117 @@ def test_empty_text_file_is_rejected_with_reason(tmp_path):
     [record] = read_path(path, source="s")
     assert record.article is None
     assert record.problems[0].field == "body"
+
+
+def _gzip_bomb(path, prefix: bytes, megabytes: int, suffix: bytes) -> None:
+    """A gzip file decompressing to prefix + megabytes MB of 'A' + suffix (members joined)."""
+    member = gzip.compress(b"A" * 1024 * 1024)
+    with path.open("wb") as handle:
+        handle.write(gzip.compress(prefix))
+        handle.write(member * megabytes)
+        handle.write(gzip.compress(suffix))
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_gzip_bomb_in_jsonl_is_streamed_with_a_cap(tmp_path):
+    """A 1 GB line inside a .jsonl.gz is one rejected record, read in bounded memory (6.2 GB before)."""
+    import pathlib
+
+    path = tmp_path / "bomb.jsonl.gz"
+    good = json.dumps({"source": "s", "body": "before"}).encode()
+    _gzip_bomb(path, good + b'\n{"source": "s", "body": "', 1024, b'"}\n')
+    pathlib.Path("/proc/self/clear_refs").write_text("5")
+    base = _peak_rss_mb()
+    first, second = read_path(path, source="s")
+    assert _peak_rss_mb() - base < 200
+    assert first.article is not None
+    assert first.article.body == "before"
+    assert second.article is None
+    assert second.origin.endswith("bomb.jsonl.gz:2")
+    assert "the rest of the input is not read" in second.problems[0].reason
+
+
+def test_over_long_jsonl_line_is_rejected_and_the_next_record_read(tmp_path):
+    """A line past MAX_RECORD_BYTES is rejected with its line number; the records after it still come."""
+    from workers.readers import MAX_RECORD_BYTES
+
+    path = tmp_path / "big.jsonl.gz"
+    _gzip_bomb(path, b'{"source": "s", "body": "', MAX_RECORD_BYTES // (1024 * 1024) + 2, b'"}\n')
+    with gzip.open(path, "ab") as handle:
+        handle.write(json.dumps({"source": "s", "body": "after"}).encode() + b"\n")
+    big, after = read_path(path, source="s")
+    assert big.origin.endswith(":1")
+    assert "record is longer than" in big.problems[0].reason
+    assert after.origin.endswith(":2")
+    assert after.article is not None
+    assert after.article.body == "after"
+
+
+def test_nul_in_url_or_source_rejects_one_record_not_the_batch():
+    """A NUL in a JSON url or source is FILE:LINE: FIELD: REASON; the records after it still go through."""
+    data = "\n".join(
+        [
+            json.dumps({"source": "s", "body": "x", "url": "https://a.example/\u0000"}),
+            json.dumps({"source": "s\u0000", "body": "x"}),
+            json.dumps({"source": "s", "body": "x", "title": "t\u0000"}),
+            json.dumps({"source": "s", "body": "fine"}),
+        ]
+    ).encode()
+    records = list(read_jsonl(io.BytesIO(data), name="feed"))
+    assert [(r.origin, r.problems[0].field if r.problems else None) for r in records] == [
+        ("feed:1", "url"),
+        ("feed:2", "source"),
+        ("feed:3", "title"),
+        ("feed:4", None),
+    ]
+    assert "control characters (U+0000)" in records[0].problems[0].reason
+
+
+def test_latin1_page_declared_utf8_keeps_its_accents(tmp_path):
+    """A Latin-1 page whose meta says UTF-8 is decoded as Latin-1/cp1252, not to replacement characters."""
+    path = tmp_path / "latin1.html"
+    path.write_bytes('<meta charset="utf-8"><p>Le café de Zürich, señora.</p>'.encode("latin-1"))
+    [record] = read_path(path, source="s")
+    assert record.article is not None
+    assert "café de Zürich, señora" in record.article.body
+
+
+def test_declared_legacy_charset_is_used_when_bytes_are_not_utf8(tmp_path):
+    """Bytes that are not UTF-8 are decoded with the charset the page declares (here windows-1251)."""
+    path = tmp_path / "ru.html"
+    path.write_bytes('<meta charset="windows-1251"><p>Привет, мир</p>'.encode("cp1251"))
+    [record] = read_path(path, source="s")
+    assert record.article is not None
+    assert "Привет, мир" in record.article.body
+
+
+def test_corrupt_gzip_is_a_problem_not_a_traceback(tmp_path):
+    """A truncated .html.gz and a .jsonl.gz that is not gzip are reported as problems."""
+    html = tmp_path / "cut.html.gz"
+    html.write_bytes(gzip.compress(b"<p>hello</p>" * 1000)[:50])
+    jsonl = tmp_path / "bad.jsonl.gz"
+    jsonl.write_bytes(b"not gzip at all")
+    cut, bad = read_inputs([str(html), str(jsonl)], source="s")
+    assert cut.article is None
+    assert cut.problems[0].field == "(file)"
+    assert bad.article is None
+    assert "cannot be read" in bad.problems[0].reason
+
+
+def test_over_long_json_file_is_rejected(tmp_path, monkeypatch):
+    """A .json file past MAX_RECORD_BYTES is rejected without being read whole."""
+    import workers.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 100)
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"source": "s", "body": "x" * 200}))
+    [record] = read_path(path, source="s")
+    assert record.article is None
+    assert "record is longer than" in record.problems[0].reason

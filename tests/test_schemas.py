@@ -82,3 +82,30 @@ def test_cleaned_article_round_trips_through_json():
     """What a stage records is read back equal (records are JSON, never pickle)."""
     cleaned = CleanedArticle(article_id="0" * 32, version="v", text="Body.", credits=("AP",))
     assert CleanedArticle.model_validate_json(cleaned.model_dump_json()) == cleaned
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        ({"source": "a\u0000b", "body": "x"}, "source", "control characters (U+0000)"),
+        ({"source": "a\u001bb", "body": "x"}, "source", "control characters (U+001B)"),
+        (
+            {"source": "s", "body": "x", "url": "https://a.example/\u0000"},
+            "url",
+            "control characters (U+0000)",
+        ),
+        ({"source": "s", "body": "x", "url": "https://a.example/\u001b[31m"}, "url", "control characters"),
+        ({"source": "s", "body": "x", "title": "a\u0000b"}, "title", "must not contain NUL"),
+    ],
+)
+def test_raw_article_refuses_nul_and_control_characters(payload, field, reason):
+    """NUL (which PostgreSQL cannot store) and escapes are refused in source, url and title, by field."""
+    errors = _errors(payload)
+    assert reason in errors[field]
+
+
+def test_raw_article_keeps_newlines_in_title_and_nul_in_body():
+    """A title may hold newlines and escapes (escaped where shown); a body's NUL is left to cleaning."""
+    raw = RawArticle(source="s", body="a\u0000b", title="two\nlines \u001b[31m")
+    assert raw.title == "two\nlines \u001b[31m"
+    assert raw.body == "a\u0000b"

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     task_sent_events: bool = Field(
         default=False,
         description="Producers send task-sent events (Flower then labels a series per producer process).",
+    # --- harden
+    max_entities: int = Field(
+        default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."
     )
 
     @model_validator(mode="after")

@@ -415,3 +415,125 @@ def test_entity_named_only_in_the_dateline_is_a_place(nlp: Language) -> None:
     assert entities["Manchester"].label == "GPE"
     assert entities["Manchester"].mentions[0].text == "MANCHESTER"
     assert "Manchester City Council" in entities
+
+
+# --- bounds and defects of issue 13 -----------------------------------------------------------
+
+
+def test_dateline_place_named_again_in_the_body_is_one_entity(nlp: Language) -> None:
+    """ "MANCHESTER –" (the model says ORG) and "Manchester" (GPE) in the body are one place, not two."""
+    text = "MANCHESTER – The council in Manchester voted on Thursday to extend the tram line."
+    cleaned = CleanedArticle(article_id="0" * 32, version="t", text=text, dateline="MANCHESTER –")
+    entities = tag(cleaned, nlp).entities
+    keys = [(e.name, e.label) for e in entities]
+    assert len(keys) == len(set(keys)), keys
+    [place] = [e for e in entities if e.name == "Manchester" and e.label == "GPE"]
+    assert [m.text for m in place.mentions] == ["MANCHESTER", "Manchester"]
+
+
+def _capitalised_names(count: int) -> tuple[str, list[CharSpan]]:
+    """A text of `count` distinct two-word names, each followed by its bare first name, as PERSON spans."""
+    consonants, vowels = "BCDFGHKLMNPRSTVZ", "aeiou"
+
+    def word(i: int) -> str:
+        out = ""
+        while True:
+            out += consonants[i % 16] + vowels[(i // 16) % 5]
+            i //= 80
+            if not i:
+                return out.capitalize() + "x"
+
+    parts: list[str] = []
+    spans: list[CharSpan] = []
+    pos = 0
+    for i in range(count):
+        first, last = word(i), word(i + 7919) + "son"
+        for piece in (f"{first} {last}", first):
+            spans.append(CharSpan(pos, pos + len(piece), "PERSON"))
+            parts.append(piece)
+            pos += len(piece) + 2
+    return ", ".join(parts), spans
+
+
+def test_partial_name_merging_is_near_linear() -> None:
+    """400 K characters of capitalised names normalise in seconds (29.5 s before), partials still merged."""
+    import time
+
+    text, spans = _capitalised_names(20_000)
+    assert len(text) > 400_000
+    started = time.process_time()
+    entities = build_entities(text, spans, title=None)
+    elapsed = time.process_time() - started
+    assert elapsed < 4.0, elapsed
+    # Each bare first name has exactly one host (first names are distinct), so every pair merges.
+    assert len(entities) == 20_000
+    assert all(e.count == 2 for e in entities)
+
+
+def test_find_forms_equals_the_regex_alternation() -> None:
+    """find_forms finds exactly what one regex alternation of the forms (longest first) finds."""
+    import random
+
+    rng = random.Random(7)
+    vocab = ["Kim", "Jong", "Un", "O'Brien", "O", "U.S.", "Mr.", "Ann", "Anne", "Anna-Lee", "and", ",", "x"]
+    for _ in range(500):
+        forms = {
+            rng.choice(vocab[:10]) + rng.choice(["", " Jong", " Un", " Ann"])
+            for _ in range(rng.randint(1, 6))
+        }
+        text = " ".join(rng.choice(vocab) for _ in range(30)).replace(" ,", ",")
+        pattern = re.compile(
+            r"(?<![\w.])(?:"
+            + "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+            + r")(?![\w])"
+        )
+        expected = [(m.start(), m.end(), m.group()) for m in pattern.finditer(text)]
+        assert list(rules.find_forms(text, forms)) == expected, (forms, text)
+
+
+def test_entities_per_article_are_capped(nlp: Language) -> None:
+    """At most max_entities entities (the most salient) and MAX_CANDIDATES mentions per article."""
+    text = ", ".join(
+        f"{n} Smith{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}"
+        for i, n in enumerate(["Anna", "Boris", "Carla"] * 300)
+    )
+    cleaned = CleanedArticle(article_id="0" * 32, version="t", text=text)
+    uncapped = tag(cleaned, nlp, max_entities=10_000).entities
+    capped = tag(cleaned, nlp, max_entities=25).entities
+    assert len(uncapped) > 25
+    assert capped == uncapped[:25]
+
+
+def test_mention_candidates_are_capped(nlp: Language, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No more mentions than MAX_CANDIDATES reach normalisation and storage."""
+    monkeypatch.setattr(tag_module, "MAX_CANDIDATES", 40)
+    text = ", ".join(f"President Anna Smith{chr(97 + i % 26)}" for i in range(200))
+    entities = tag(CleanedArticle(article_id="0" * 32, version="t", text=text), nlp).entities
+    assert 0 < sum(e.count for e in entities) <= 40
+
+
+def test_ner_input_is_bounded(nlp: Language, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first MAX_TAG_CHARS characters are tagged; offsets still point into the text."""
+    monkeypatch.setattr(tag_module, "MAX_TAG_CHARS", 200)
+    monkeypatch.setattr(tag_module, "CHUNK_CHARS", 120)
+    text = "\n\n".join(f"Angela Merkel met Emmanuel Macron in Paris on day {i}." for i in range(40))
+    entities = tag(CleanedArticle(article_id="0" * 32, version="t", text=text), nlp).entities
+    mentions = [m for e in entities for m in e.mentions]
+    assert mentions
+    assert max(m.end for m in mentions) <= 200
+    assert all(text[m.start : m.end] == m.text for m in mentions)
+
+
+def test_tag_many_equals_tag_with_caps_and_datelines(nlp: Language) -> None:
+    """tag_many gives what tag gives per article, caps and dateline places included."""
+    dateline = CleanedArticle(
+        article_id="1" * 32,
+        version="t",
+        text="MANCHESTER – The council in Manchester voted on Thursday to extend the tram line.",
+        dateline="MANCHESTER –",
+    )
+    crowd = CleanedArticle(
+        article_id="2" * 32, version="t", text=", ".join(f"Anna Smith{chr(97 + i % 26)}" for i in range(80))
+    )
+    batch = [dateline, crowd, dateline]
+    assert tag_many(batch, nlp, batch_size=2, max_entities=7) == [tag(c, nlp, max_entities=7) for c in batch]

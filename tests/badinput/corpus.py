@@ -1,0 +1,591 @@
+"""The bad-input corpus: each case writes its input files and states the outcome it must have.
+
+A case is run by `test_embedded.py` (readers + `workers.embedded.run`, as `newsflow run` does) and,
+when `distributed` is set, by `test_distributed.py` (`newsflow enqueue` + real workers). Either way
+it is run alone and next to a healthy article, and its `check` sees a `Result`: the producer's
+rejections (`FILE:LINE: FIELD: REASON`), the case's stored articles and dead letters, and every
+text the run wrote (database dump, logs, output) for the cases that must leak nothing.
+
+Outcomes are one of: rejected at the producer (with the field and reason), dead-lettered (stage
+and reason), stored (with a stated property). `seconds` and `memory_mb` bound the whole run of the
+case (peak RSS growth of the process that runs it, embedded).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas import StoredArticle
+from workers.settings import Settings
+from workers.stages.tag import DEFAULT_MAX_ENTITIES, MAX_CANDIDATES
+
+SECRET = "c0ffee-SECRET-7f3a91-do-not-leak"
+"""Content of the local file the external-entity case names; it must never appear anywhere."""
+
+PARAGRAPHS = [
+    "The regional council approved the new harbour budget on Tuesday after a long debate about "
+    "the cost of dredging the eastern channel and repairing the old sea wall near the ferry pier.",
+    "Council members said the plan would protect the fishing fleet during winter storms, while "
+    "critics argued that the money should go to the schools and the hospital in the town centre.",
+    "The works are expected to begin in the spring and to last for about eighteen months, with the "
+    "ferry service running on a reduced timetable while the contractors work on the pier.",
+]
+
+
+def article_html(title: str = "Harbour budget approved", extra: str = "", head: str = "") -> str:
+    """A small, valid news page; `extra` is added to the body, `head` to the head."""
+    body = "".join(f"<p>{p}</p>\n" for p in PARAGRAPHS)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>{head}</head>'
+        f"<body><article><h1>{title}</h1>\n{body}{extra}</article></body></html>\n"
+    )
+
+
+def _record(**fields: object) -> str:
+    return json.dumps({"source": "badinput.example", **fields}, ensure_ascii=True)
+
+
+def healthy_record(n: int = 0) -> str:
+    """One healthy JSON-lines record (distinct per n)."""
+    text = "\n\n".join(PARAGRAPHS) + f"\n\nThis is healthy record number {n} of the corpus."
+    return _record(body=text, url=f"https://badinput.example/healthy-{n}", content_type="text/plain")
+
+
+@dataclass
+class Result:
+    """What one run of one case produced (the healthy neighbour's article excluded)."""
+
+    rejected: list[str]
+    stored: list[StoredArticle]
+    failures: list[tuple[str, str]]
+    """(stage, reason) of each dead letter of the case's articles."""
+    valid: int
+    """Records the producer accepted for this case."""
+    leak_texts: list[str] = field(default_factory=list)
+    """Everything the run wrote: database dump, log lines, command output."""
+    output: str = ""
+    """What the command printed (stdout and stderr), where the mode has one."""
+
+
+Check = Callable[[Result], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to write it, what must come of it, and its time and memory bounds."""
+
+    name: str
+    build: Callable[[Path], list[Path]]
+    outcome: str
+    check: Check
+    seconds: float = 20.0
+    memory_mb: int = 150
+    distributed: bool = False
+    settings: dict[str, object] = field(default_factory=dict)
+    xfail_embedded: str | None = None
+    xfail_distributed: str | None = None
+    cli: bool = False
+    """Also run through `newsflow run` (embedded CLI), whose output is checked."""
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def rejected(field_name: str, reason: str, *, stored: int = 0) -> Check:
+    """The producer rejects exactly one record, naming FILE:LINE, the field and the reason."""
+
+    def check(result: Result) -> None:
+        assert len(result.rejected) == 1, result.rejected
+        line = result.rejected[0]
+        location, got_field, got_reason = line.split(": ", 2)
+        assert location.rsplit(":", 1)[1].isdigit(), line
+        assert got_field == field_name, line
+        assert reason in got_reason, line
+        assert len(result.stored) == stored, [a.id for a in result.stored]
+        assert not result.failures, result.failures
+
+    return check
+
+
+def dead_lettered(stage: str, reason: str) -> Check:
+    """The article is accepted, then dead-lettered at `stage` with `reason`; nothing stored."""
+
+    def check(result: Result) -> None:
+        assert not result.rejected, result.rejected
+        assert result.failures == [(stage, reason)], result.failures
+        assert not result.stored
+
+    return check
+
+
+def stored(prop: Callable[[StoredArticle], bool], *, count: int = 1) -> Check:
+    """Every accepted record is stored and each stored article has the property."""
+
+    def check(result: Result) -> None:
+        assert not result.rejected, result.rejected
+        assert not result.failures, result.failures
+        assert len(result.stored) == count, [a.id for a in result.stored]
+        for article in result.stored:
+            assert prop(article), article.model_dump_json()[:2000]
+
+    return check
+
+
+def _all(*checks: Check) -> Check:
+    def check(result: Result) -> None:
+        for one in checks:
+            one(result)
+
+    return check
+
+
+def _no_leak(result: Result) -> None:
+    for text in result.leak_texts:
+        assert SECRET not in text
+
+
+def _nothing_raw_on_terminal(result: Result) -> None:
+    assert "\x1b" not in result.output, repr(result.output[:500])
+    assert "Traceback" not in result.output
+
+
+# --- builders -----------------------------------------------------------------------------------
+
+
+def _write(path: Path, data: str | bytes) -> list[Path]:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.write_bytes(data)
+    return [path]
+
+
+def _lines(path: Path, *lines: str) -> list[Path]:
+    return _write(path, "".join(line + "\n" for line in lines))
+
+
+def _gzip_members(path: Path, prefix: bytes, filler: bytes, megabytes: int, suffix: bytes) -> list[Path]:
+    """A gzip file that decompresses to prefix + `megabytes` MB of filler + suffix, written in
+    milliseconds: one compressed MB repeated as concatenated gzip members (which gzip readers join)."""
+    member = gzip.compress(filler * (1024 * 1024 // len(filler)), compresslevel=9)
+    with path.open("wb") as handle:
+        handle.write(gzip.compress(prefix))
+        for _ in range(megabytes):
+            handle.write(member)
+        handle.write(gzip.compress(suffix))
+    return [path]
+
+
+def _billion_laughs(d: Path) -> list[Path]:
+    entities = ['<!ENTITY lol "lol">'] + [
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    ]
+    doctype = "<!DOCTYPE html [\n" + "\n".join(entities) + "\n]>\n"
+    return _write(d / "laughs.html", doctype + article_html(extra="<p>&lol9;</p>").split("\n", 1)[1])
+
+
+def _xxe(d: Path) -> list[Path]:
+    secret = d / "secret.txt"
+    secret.write_text(SECRET)
+    doctype = f'<!DOCTYPE html [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
+    page = article_html(title="Harbour &xxe; budget", extra="<p>Leak: &xxe;</p>").split("\n", 1)[1]
+    return _write(d / "xxe.html", doctype + page)
+
+
+def _flood(words: int) -> str:
+    # Distinct capitalised names: each one is a mention candidate and, mostly, its own entity.
+    letters = "BCDFGHKLMNPRSTVZ"
+    vowels = "aeiou"
+
+    def name(i: int) -> str:
+        out = ""
+        while True:
+            out += letters[i % 16] + vowels[(i // 16) % 5]
+            i //= 80
+            if not i:
+                return out.capitalize()
+
+    return "\n\n".join(
+        ", ".join(f"{name(i)} {name(i * 7 + 3)}" for i in range(start, min(start + 200, words)))
+        for start in range(0, words, 200)
+    )
+
+
+def _assert(condition: bool, result: Result) -> None:
+    assert condition, (result.rejected, [(a.id, a.dedup) for a in result.stored], result.failures)
+
+
+def _one_canonical(result: Result) -> None:
+    _assert(sorted(a.dedup for a in result.stored) == ["exact_duplicate", "unique"], result)
+
+
+def _invisible(text: str) -> str:
+    return text.replace("harbour", "har\u200bbour").replace("council", "\u202ecouncil\u202c")
+
+
+CASES: list[Case] = [
+    Case(
+        "malformed_json",
+        lambda d: _lines(d / "feed.jsonl", '{"source": "s", "body": "unterminated', healthy_record(1)),
+        "rejected at the producer: (record): Invalid JSON; the record after it is stored",
+        rejected("(record)", "Invalid JSON", stored=1),
+        distributed=True,
+    ),
+    Case(
+        "wrong_schema",
+        lambda d: _lines(d / "feed.jsonl", json.dumps({"src": "x", "body": 5, "extra": True})),
+        "rejected at the producer: source: Field required (and the other fields)",
+        lambda r: _assert(
+            [line.split(": ", 1)[1] for line in r.rejected]
+            == [
+                "source: Field required",
+                "body: Input should be a valid string",
+                "src: Extra inputs are not permitted",
+                "extra: Extra inputs are not permitted",
+            ]
+            and r.valid == 0,
+            r,
+        ),
+    ),
+    Case(
+        "payload_50mb",
+        lambda d: _write(d / "huge.html", article_html(extra="<p>" + "x" * (50 * 1024 * 1024) + "</p>")),
+        "rejected at the producer: body: is 16777217 bytes, the limit is 16777216",
+        rejected("body", "the limit is 16777216"),
+        memory_mb=250,
+        distributed=True,
+    ),
+    Case(
+        "payload_50mb_json_record",
+        lambda d: _lines(d / "huge.jsonl", _record(body="y" * (50 * 1024 * 1024)), healthy_record(2)),
+        "rejected at the producer: (record): record is longer than the limit; the next record is stored",
+        rejected("(record)", "record is longer than", stored=1),
+        memory_mb=250,
+    ),
+    Case(
+        "nested_divs_10000",
+        lambda d: _write(
+            d / "deep.html", article_html(extra="<div>" * 10_000 + "<p>deep</p>" + "</div>" * 10_000)
+        ),
+        "dead-lettered at clean: too_deep",
+        dead_lettered("clean", "too_deep"),
+        distributed=True,
+    ),
+    Case(
+        "billion_laughs",
+        _billion_laughs,
+        "stored; the entity is never expanded (no 'lollol' in the text)",
+        stored(lambda a: "lollol" not in a.text and "harbour budget" in a.text),
+        distributed=True,
+    ),
+    Case(
+        "external_entity_local_file",
+        _xxe,
+        "stored; the local file's content appears nowhere (database, logs, output)",
+        _all(stored(lambda a: SECRET not in a.text), _no_leak),
+        distributed=True,
+        cli=True,
+    ),
+    Case(
+        "attribute_20mb",
+        lambda d: _write(
+            d / "attr.html", article_html(extra=f'<p data-x="{"A" * (20 * 1024 * 1024)}">x</p>')
+        ),
+        "rejected at the producer: body: the limit is 16777216",
+        rejected("body", "the limit is 16777216"),
+        memory_mb=250,
+    ),
+    Case(
+        "attribute_15mb",
+        lambda d: _write(
+            d / "attr.html", article_html(extra=f'<p data-x="{"A" * (15 * 1024 * 1024)}">x</p>')
+        ),
+        "stored; the attribute's 15 MB are not in the text",
+        stored(lambda a: "AAAAAAAAAA" not in a.text and "harbour budget" in a.text),
+        memory_mb=400,
+    ),
+    Case(
+        "gzip_bomb_html",
+        lambda d: _gzip_members(d / "bomb.html.gz", b"<html><body><p>", b"A", 1024, b"</p></body></html>"),
+        "rejected at the producer: body: the limit is 16777216 (at most 16 MB+1 decompressed)",
+        rejected("body", "the limit is 16777216"),
+        memory_mb=150,
+        distributed=True,
+    ),
+    Case(
+        "gzip_bomb_jsonl",
+        lambda d: _gzip_members(
+            d / "bomb.jsonl.gz",
+            (healthy_record(3) + "\n").encode() + b'{"source": "s", "body": "',
+            b"A",
+            1024,
+            b'"}\n' + healthy_record(4).encode() + b"\n",
+        ),
+        "the record before is stored; the 1 GB line is rejected: (record): record longer than "
+        "134 MB, the rest of the file is not read (reported, not lost silently)",
+        rejected("(record)", "the rest of the input is not read", stored=1),
+        memory_mb=150,
+        distributed=True,
+    ),
+    Case(
+        "gzip_oversized_jsonl_record",
+        lambda d: _gzip_members(
+            d / "big.jsonl.gz",
+            b'{"source": "s", "body": "',
+            b"A",
+            60,
+            b'"}\n' + healthy_record(5).encode() + b"\n",
+        ),
+        "rejected at the producer: (record): record is longer than the limit; the next record is stored",
+        rejected("(record)", "record is longer than", stored=1),
+        memory_mb=150,
+    ),
+    Case(
+        "nul_bytes_in_body",
+        lambda d: _write(d / "nul.html", article_html(extra="<p>Null\x00bytes\x00in the\x00 text.</p>")),
+        "stored; no NUL in the stored text",
+        stored(lambda a: "\x00" not in a.text and "harbour budget" in a.text),
+        distributed=True,
+    ),
+    Case(
+        "nul_in_url",
+        lambda d: _lines(
+            d / "feed.jsonl", _record(body="x", url="https://a.example/\u0000x"), healthy_record(6)
+        ),
+        "rejected at the producer: url: must not contain control characters (U+0000); the next record is stored",
+        rejected("url", "control characters (U+0000)", stored=1),
+        distributed=True,
+    ),
+    Case(
+        "nul_in_source",
+        lambda d: _lines(
+            d / "feed.jsonl", json.dumps({"source": "bad\u0000source", "body": "x"}), healthy_record(7)
+        ),
+        "rejected at the producer: source: must not contain control characters; the next record is stored",
+        rejected("source", "control characters (U+0000)", stored=1),
+        distributed=True,
+    ),
+    Case(
+        "nul_in_title",
+        lambda d: _lines(d / "feed.jsonl", _record(body="\n\n".join(PARAGRAPHS), title="Bad\u0000title")),
+        "rejected at the producer: title: must not contain NUL (PostgreSQL cannot store it)",
+        rejected("title", "must not contain NUL"),
+        distributed=True,
+    ),
+    Case(
+        "invalid_utf8",
+        lambda d: _write(
+            d / "bad.html",
+            article_html(extra="<p>Caf\u00e9 owners cheered \xff loudly.</p>")
+            .encode()
+            .replace(b"\xc3\xbf", b"\xff"),
+        ),
+        "stored; the bad byte replaced, valid UTF-8 kept ('Café')",
+        stored(lambda a: "Café owners cheered" in a.text),
+    ),
+    Case(
+        "lying_charset",
+        lambda d: _write(
+            d / "latin1.html",
+            article_html(extra="<p>The café in Zürich reopened for the señora's party.</p>").encode(
+                "latin-1"
+            ),
+        ),
+        "stored with its accents: a Latin-1 page declared UTF-8 is read as Latin-1",
+        stored(lambda a: "café in Zürich" in a.text and "señora" in a.text),
+        distributed=True,
+    ),
+    Case(
+        "ansi_and_newline_in_url",
+        lambda d: _lines(
+            d / "feed.jsonl",
+            _record(body="x", url="https://a.example/\x1b[31mred"),
+            _record(body="x", url="https://a.example/a\nb"),
+            healthy_record(8),
+        ),
+        "both rejected at the producer: url: control characters / whitespace; the next record is stored",
+        lambda r: _assert(
+            len(r.rejected) == 2
+            and r.rejected[0].endswith("url: Value error, must not contain control characters (U+001B)")
+            and r.rejected[1].endswith("url: Value error, must not contain whitespace")
+            and len(r.stored) == 1,
+            r,
+        ),
+    ),
+    Case(
+        "ansi_and_newline_in_title",
+        lambda d: _lines(
+            d / "feed.jsonl",
+            _record(
+                body="\n\n".join(PARAGRAPHS),
+                title='Harbour\n{"event": "forged"}\x1b[2J\x1b[31m red [/bold] [link=http://x]',
+            ),
+        ),
+        "stored; no raw ESC and no traceback on the terminal (`newsflow run` exits 0)",
+        _all(stored(lambda a: True), _nothing_raw_on_terminal),
+        cli=True,
+        xfail_embedded="needs escaping of markup and control characters in `newsflow run` output "
+        "in workers/cli.py (owner: ops)",
+    ),
+    Case(
+        "rtl_override_and_zero_width",
+        lambda d: _lines(
+            d / "feed.jsonl",
+            _record(body="\n\n".join(PARAGRAPHS), url="https://badinput.example/plain"),
+            _record(body=_invisible("\n\n".join(PARAGRAPHS)), url="https://badinput.example/invisible"),
+        ),
+        "both stored; the copy with U+202E/U+200B is an exact duplicate of the plain one",
+        _all(stored(lambda a: True, count=2), _one_canonical),
+    ),
+    Case(
+        "nfc_nfd_twins",
+        lambda d: _lines(
+            d / "feed.jsonl",
+            _record(
+                body=unicodedata.normalize("NFC", "Café in Zürich. " + PARAGRAPHS[0]),
+                url="https://b.example/1",
+            ),
+            _record(
+                body=unicodedata.normalize("NFD", "Café in Zürich. " + PARAGRAPHS[0]),
+                url="https://b.example/2",
+            ),
+        ),
+        "one article: the NFD twin is an exact duplicate of the NFC one",
+        _all(stored(lambda a: True, count=2), _one_canonical),
+    ),
+    Case(
+        "sql_looking_strings",
+        lambda d: _lines(
+            d / "feed.jsonl",
+            _record(
+                body="Robert'); DROP TABLE articles;-- said the clerk.\n\n"
+                + "\n\n".join(PARAGRAPHS)
+                + "\n\nThe login was ' OR '1'='1'; -- and nothing happened.",
+                title="Robert'); DROP TABLE articles;--",
+                content_type="text/plain",
+            ),
+        ),
+        "stored verbatim (the SQL-looking text is in the stored text, the tables survive)",
+        stored(lambda a: "Robert'); DROP TABLE articles;--" in a.text and "' OR '1'='1'; --" in a.text),
+        distributed=True,
+    ),
+    Case(
+        "empty_page",
+        lambda d: _write(d / "empty.html", "  \n\t "),
+        "rejected at the producer: body: must not be blank",
+        rejected("body", "must not be blank"),
+    ),
+    Case(
+        "empty_markup",
+        lambda d: _write(d / "empty.html", "<!DOCTYPE html><html><head></head><body></body></html>"),
+        "dead-lettered at clean: no_content",
+        dead_lettered("clean", "no_content"),
+        distributed=True,
+    ),
+    Case(
+        "scripts_only",
+        lambda d: _write(
+            d / "scripts.html",
+            "<html><head><script>var a = 'lots of script text ' + 1;</script></head><body>"
+            + "<script>document.write('x'.repeat(100));</script>" * 50
+            + "<style>p { color: red }</style></body></html>",
+        ),
+        "dead-lettered at clean: no_content",
+        dead_lettered("clean", "no_content"),
+        distributed=True,
+    ),
+    Case(
+        "pdf_as_html",
+        lambda d: _write(
+            d / "doc.html",
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nstream\n" + bytes(range(256)) * 40,
+        ),
+        "dead-lettered at clean: not_html",
+        dead_lettered("clean", "not_html"),
+        distributed=True,
+    ),
+    Case(
+        "entity_flood_capped",
+        lambda d: _write(d / "flood.txt", "Names of the harbour\n\n" + _flood(4_000)),
+        f"stored; entities capped at {DEFAULT_MAX_ENTITIES} (the cap is reached), mentions <= {MAX_CANDIDATES}",
+        stored(
+            lambda a: (
+                len(a.entities) == DEFAULT_MAX_ENTITIES
+                and sum(len(e.mentions) for e in a.entities) <= MAX_CANDIDATES
+            )
+        ),
+        seconds=60,
+        memory_mb=500,
+        distributed=True,
+    ),
+    Case(
+        "million_entity_candidates",
+        lambda d: _write(d / "million.txt", " ".join(f"Q{i % 10}" for i in range(1_000_000))),
+        f"stored; the model sees the first 100,000 characters, entities <= 1000, mentions <= {MAX_CANDIDATES}",
+        stored(
+            lambda a: len(a.entities) <= 1000 and sum(len(e.mentions) for e in a.entities) <= MAX_CANDIDATES
+        ),
+        seconds=60,
+        memory_mb=600,
+    ),
+    Case(
+        "entity_flood_time_limit",
+        lambda d: _write(d / "flood.txt", "Names of the harbour\n\n" + _flood(60_000)),
+        "dead-lettered timeout at the soft time limit (2 s here, at clean or tag), and the run goes on",
+        lambda r: _assert(len(r.failures) == 1 and r.failures[0][1] == "timeout" and not r.stored, r),
+        seconds=15,
+        memory_mb=500,
+        settings={"task_soft_time_limit": 2, "task_time_limit": 5},
+    ),
+    Case(
+        "impossible_meta_date",
+        lambda d: _write(
+            d / "date.html",
+            article_html(head='<meta property="article:published_time" content="2024-02-30T10:00:00Z">'),
+        ),
+        "stored with no published date (not 2024-02-01)",
+        stored(lambda a: a.published_at is None or (a.published_at.month, a.published_at.day) != (2, 1)),
+        xfail_embedded="needs impossible dates refused in the clean stage, workers/stages/cleaning/ (owner: clean)",
+    ),
+    Case(
+        "impossible_hint_date",
+        lambda d: _lines(d / "feed.jsonl", _record(body="x", published_at="2024-02-30T10:00:00Z")),
+        "rejected at the producer: published_at: invalid date",
+        rejected("published_at", "day value is outside expected range"),
+    ),
+    Case(
+        "javascript_url",
+        lambda d: _lines(d / "feed.jsonl", _record(body="x", url="javascript:alert(document.cookie)")),
+        "rejected at the producer: url: must be an absolute http:// or https:// URL",
+        rejected("url", "must be an absolute http:// or https:// URL"),
+        distributed=True,
+    ),
+    Case(
+        "source_10kb",
+        lambda d: _lines(d / "feed.jsonl", json.dumps({"source": "s" * 10_240, "body": "x"})),
+        "rejected at the producer: source: String should have at most 200 characters",
+        rejected("source", "at most 200 characters"),
+        distributed=True,
+    ),
+    Case(
+        "doctype_subset_quadratic",
+        lambda d: _write(d / "doctype.html", "<!DOCTYPE a [" * 2_000 + article_html(extra="<!ENTITY x 'y'>")),
+        "stored or dead-lettered in well under a second per 100 KB (the doctype regex is quadratic)",
+        lambda r: _assert(len(r.stored) + len(r.failures) == 1 and not r.rejected, r),
+        seconds=1.0,
+        xfail_embedded="needs the size guard before the doctype regex (or a linear scan) in "
+        "workers/stages/cleaning/guards.py (owner: clean)",
+    ),
+]
+
+
+def settings_for(case: Case, base: Settings) -> Settings:
+    """The run's settings: `base` with the case's overrides."""
+    return Settings(**{**base.model_dump(), **case.settings})
+
+
+__all__ = ["CASES", "SECRET", "Case", "Result", "article_html", "healthy_record", "settings_for"]
