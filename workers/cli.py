@@ -665,6 +665,8 @@ def reconcile(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
 # --- deploy: thin wrappers; the logic is in workers/health.py and workers/metrics.py
 
 

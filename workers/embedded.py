@@ -1,4 +1,9 @@
-"""Embedded mode: the same pipeline steps, run in-process one article at a time, no servers needed.
+"""Embedded mode: the same pipeline steps, run in-process in micro-batches, no servers needed.
+
+Articles go through the stages in batches of `NEWSFLOW_BATCH_SIZE`, like the workers' messages: each
+stage reads, runs and writes a batch together (`pipeline.run_batch`), an article that fails alone is
+dead-lettered alone, and a batch that cannot finish as a whole (its time or memory bound, an outage, a
+statement the database refuses) is run again one article at a time, so the one at fault is found.
 
 Each step runs under the workers' bounds: `task_soft_time_limit` seconds (a SIGALRM timer, as
 Celery's soft limit) and at most `worker_max_memory_per_child` KiB of memory more than the process
@@ -20,12 +25,11 @@ from types import FrameType
 import structlog
 
 from schemas import RawArticle, StageMessage
-from workers.db import repo
 from workers.db.engine import transaction
-from workers.errors import PermanentError, TransientError
+from workers.errors import PermanentError, TransientError, reason_of
 from workers.ids import article_id, new_trace_id
 from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_step, stages_from
+from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_batch, run_step, stages_from
 
 log = get_logger(__name__)
 
@@ -142,38 +146,93 @@ class EmbeddedReport:
 
 def process(ctx: Context, msg: StageMessage, start: str = STAGE_NAMES[0]) -> Failure | None:
     """Run the stages from `start` for one persisted article; a failure is dead-lettered and returned."""
-    limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
     for stage in stages_from(start):
-        _warm_up(stage, ctx)
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-            started = time.perf_counter()
-            try:
-                with bounded(*limits):
-                    outcome = run_step(stage, ctx, msg)
-            except StepTimeout:
-                late = TimeoutError(f"{stage} ran past the soft time limit of {limits[0]}s")
-                return _fail(ctx, stage, msg, late, reason="timeout", attempts=attempt)
-            except MemoryError:
-                big = MemoryError(f"{stage} needed more than {limits[1]} KiB of memory")
-                return _fail(ctx, stage, msg, big, reason="memory_limit", attempts=attempt)
-            except TransientError as exc:
-                if attempt < TRANSIENT_ATTEMPTS:
-                    time.sleep(0.2 * 2**attempt)
-                    continue
-                return _fail(ctx, stage, msg, exc, reason="retries_exhausted", attempts=attempt)
-            except PermanentError as exc:
-                return _fail(ctx, stage, msg, exc, reason=exc.reason, attempts=attempt)
-            except Exception as exc:
-                log.exception("stage_unexpected_error", stage=stage)
-                return _fail(ctx, stage, msg, exc, reason="unexpected", attempts=attempt)
+        failure = _run_one(ctx, stage, msg)
+        if failure is not None:
+            return failure
+    return None
+
+
+def process_batch(ctx: Context, msgs: list[StageMessage]) -> dict[str, Failure]:
+    """Run every stage for a batch of persisted articles; returns the dead-lettered ones by id."""
+    failures: dict[str, Failure] = {}
+    alive = list(msgs)
+    for stage in STAGE_NAMES:
+        if not alive:
+            break
+        if len(alive) == 1:
+            found = _run_one(ctx, stage, alive[0])
+            failed = {} if found is None else {alive[0].article_id: found}
+        else:
+            failed = _run_many(ctx, stage, alive)
+        failures.update(failed)
+        alive = [m for m in alive if m.article_id not in failed]
+    return failures
+
+
+def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, Failure]:
+    """One stage for a batch under one bound; if the batch cannot finish as a whole, one at a time."""
+    _warm_up(stage, ctx)
+    limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
+    started = time.perf_counter()
+    try:
+        with bounded(*limits):
+            results = run_batch(stage, ctx, msgs)
+    except (StepTimeout, MemoryError, Exception) as exc:
+        log.info("batch_split", stage=stage, articles=len(msgs), why=type(exc).__name__)
+        return {m.article_id: f for m in msgs if (f := _run_one(ctx, stage, m)) is not None}
+    failures: dict[str, Failure] = {}
+    for msg, result in zip(msgs, results, strict=True):
+        if isinstance(result, Exception):
+            with structlog.contextvars.bound_contextvars(article_id=msg.article_id, trace_id=msg.trace_id):
+                failures[msg.article_id] = _fail(
+                    ctx, stage, msg, result, reason=reason_of(result), attempts=1
+                )
+    log.debug(
+        "batch_done",
+        stage=stage,
+        articles=len(msgs),
+        failed=len(failures),
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+    return failures
+
+
+def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
+    """One stage for one article, under the bounds, with a few retries of a transient failure."""
+    limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
+    _warm_up(stage, ctx)
+    attempt = 0
+    while True:
+        attempt += 1
+        started = time.perf_counter()
+        error: BaseException
+        try:
+            with bounded(*limits):
+                outcome = run_step(stage, ctx, msg)
+        except StepTimeout:
+            error, reason = TimeoutError(f"{stage} ran past the soft time limit of {limits[0]}s"), "timeout"
+        except MemoryError:
+            error, reason = MemoryError(f"{stage} needed more than {limits[1]} KiB of memory"), "memory_limit"
+        except TransientError as exc:
+            if attempt < TRANSIENT_ATTEMPTS:
+                time.sleep(0.2 * 2**attempt)
+                continue
+            error, reason = exc, "retries_exhausted"
+        except PermanentError as exc:
+            error, reason = exc, exc.reason
+        except Exception as exc:
+            log.exception("stage_unexpected_error", stage=stage)
+            error, reason = exc, "unexpected"
+        else:
             log.debug(
                 "stage_done",
                 stage=stage,
                 duration_ms=round((time.perf_counter() - started) * 1000),
                 **outcome,
             )
-            break
-    return None
+            return None
+        return _fail(ctx, stage, msg, error, reason=reason, attempts=attempt)
 
 
 def _fail(
@@ -192,19 +251,29 @@ def run(
     *,
     on_done: Callable[[str, Failure | None], None] | None = None,
 ) -> EmbeddedReport:
-    """Persist and process each article in-process; idempotent like the distributed pipeline."""
+    """Persist and process the articles in-process, in batches of `batch_size`; idempotent like the
+    distributed pipeline. `on_done` is called once per article, in input order."""
+    from itertools import islice
+
+    from workers.producer import ensure_raw_batch
+
     report = EmbeddedReport()
-    for raw in articles:
-        msg = StageMessage(article_id=article_id(raw), trace_id=new_trace_id())
-        with structlog.contextvars.bound_contextvars(article_id=msg.article_id, trace_id=msg.trace_id):
-            with transaction(ctx.database_url) as session:
-                repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-            failure = process(ctx, msg)
-        if failure is None:
-            if msg.article_id not in report.stored:
-                report.stored.append(msg.article_id)
-        else:
-            report.failures.append(failure)
-        if on_done is not None:
-            on_done(msg.article_id, failure)
+    it = iter(articles)
+    while chunk := list(islice(it, ctx.settings.batch_size)):
+        msgs = [StageMessage(article_id=article_id(raw), trace_id=new_trace_id()) for raw in chunk]
+        with transaction(ctx.database_url) as session:
+            ensure_raw_batch(
+                session, [(m.article_id, raw, m.trace_id) for m, raw in zip(msgs, chunk, strict=True)]
+            )
+        unique = list({m.article_id: m for m in msgs}.values())
+        failures = process_batch(ctx, unique)
+        for msg in msgs:
+            failure = failures.get(msg.article_id)
+            if failure is None:
+                if msg.article_id not in report.stored:
+                    report.stored.append(msg.article_id)
+            elif failure not in report.failures:
+                report.failures.append(failure)
+            if on_done is not None:
+                on_done(msg.article_id, failure)
     return report

@@ -127,3 +127,14 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     first = (str(inner).strip().splitlines() or [""])[0]
     first = first.split("[SQL:", 1)[0].split("[parameters:", 1)[0].strip()
     return f"{type(inner).__name__}: {first[:limit]}" if first else type(inner).__name__
+
+
+def reason_of(exc: BaseException) -> str:
+    """The dead-letter reason for an exception that failed one article: its own code if it is a
+    `PermanentError`, `database_rejected` for a statement the database refuses deterministically,
+    else `unexpected`."""
+    if isinstance(exc, PermanentError):
+        return exc.reason
+    if is_deterministic_db_error(exc):
+        return DatabaseRejected.reason
+    return "unexpected"

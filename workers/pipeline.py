@@ -191,6 +191,7 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
     from workers.stages import tag as tag_stage
 
     fatal = _fatal()
+    cap = ctx.settings.max_entities
     results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
         inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean", "dedup"))
@@ -222,7 +223,7 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
                 to_tag.append((i, cleaned))
         # One model call for the batch; a lone article, or a batch whose call failed, goes one by one.
         together = (
-            _isolated(lambda: tag_stage.tag_many([c for _, c in to_tag], nlp), fatal)
+            _isolated(lambda: tag_stage.tag_many([c for _, c in to_tag], nlp, max_entities=cap), fatal)
             if len(to_tag) > 1
             else None
         )
@@ -230,7 +231,7 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
             one = (
                 together[n]
                 if isinstance(together, list)
-                else _isolated(lambda: tag_stage.tag(cleaned, nlp), fatal)  # noqa: B023
+                else _isolated(lambda: tag_stage.tag(cleaned, nlp, max_entities=cap), fatal)  # noqa: B023
             )
             if isinstance(one, Exception):
                 results[i] = one

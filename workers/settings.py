@@ -82,6 +82,7 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600,
         ge=60,
         description="Seconds after which a line seen in only one article of its source is forgotten.",
+    )
     # --- deploy
     metrics_port: int = Field(
         default=0,
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     task_sent_events: bool = Field(
         default=False,
         description="Producers send task-sent events (Flower then labels a series per producer process).",
+    )
     # --- harden
     max_entities: int = Field(
         default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."

@@ -321,7 +321,6 @@ QUEUE_CASES = [
         "application/json",
         "dead-lettered invalid_message (today acknowledged with no record)",
         "invalid_message",
-        xfail=RUNTIME,
     ),
     QueueCase(
         "malformed_json_message",
@@ -329,7 +328,6 @@ QUEUE_CASES = [
         "application/json",
         "a dead letter invalid_message or a logged discard; the worker lives",
         None,
-        xfail=RUNTIME,
     ),
     QueueCase(
         "json_not_celery_list",
@@ -337,7 +335,6 @@ QUEUE_CASES = [
         "application/json",
         "a dead letter invalid_message or a logged discard; the worker lives (today it exits)",
         "invalid_message",
-        xfail=RUNTIME,
     ),
 ]
 

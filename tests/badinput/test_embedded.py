@@ -161,10 +161,6 @@ def _cli_run(paths: list[str], tmp_path: Path) -> str:
     return text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs tag_step to pass max_entities=ctx.settings.max_entities to tag() in workers/pipeline.py",
-)
 def test_max_entities_setting_caps_a_flood(tmp_path: Path, sqlite_url: str, warm: None) -> None:
     """NEWSFLOW_MAX_ENTITIES=50 caps a stored article at 50 entities (the stage's own default is 1000)."""
     from tests.badinput.corpus import _flood

@@ -389,15 +389,15 @@ def _header(request: Any, name: str) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
-    """The dead-letter reason of an article that failed alone in a batch."""
-    from workers.errors import DatabaseRejected, is_deterministic_db_error
+    """The dead-letter reason of an article that failed alone in a batch (an unexpected one is logged)."""
+    from workers.errors import reason_of
 
-    if isinstance(exc, PermanentError):
-        return exc.reason
-    if is_deterministic_db_error(exc):
-        return DatabaseRejected.reason
-    log.error("task_unexpected_error", error_class=type(exc).__name__, error=describe(exc), where=_where(exc))
-    return "unexpected"
+    reason = reason_of(exc)
+    if reason == "unexpected":
+        log.error(
+            "task_unexpected_error", error_class=type(exc).__name__, error=describe(exc), where=_where(exc)
+        )
+    return reason
 
 
 def _where(exc: BaseException) -> list[str]:
