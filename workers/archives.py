@@ -15,6 +15,7 @@ skipped.
 import gzip
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 from urllib.parse import urlsplit
@@ -170,12 +171,23 @@ def _warc_item(record: object, origin: str = "") -> Item:  # noqa: PLR0911 -- on
             source=source_of(url),
             body=text,
             url=url or None,
-            fetched_at=headers.get_header("WARC-Date"),
+            fetched_at=_warc_date(headers.get_header("WARC-Date")),
             content_type="text/html",
         )
     except pydantic.ValidationError as exc:
         return Item(origin, 0, problems=readers._problems(exc))
     return Item(origin, 0, article)
+
+
+def _warc_date(value: str | None) -> datetime | None:
+    """The WARC-Date (ISO 8601, UTC) as a datetime; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def read_all(paths: Iterable[str], *, source: str, skipped: dict[str, int] | None = None) -> Iterator[Record]:

@@ -11,12 +11,16 @@ and when interrupted. Running the same command again continues after the checkpo
 between the last checkpoint and a crash are read again, found already stored and not re-sent.
 Throttled by `rate` (articles per second) and by the clean queue's high-water mark.
 
-Known window: a process killed between persisting one article and publishing it leaves that article
-stored but unsent; `newsflow reprocess ID --from clean` sends it (`newsflow trace ID` shows no stage).
+Ctrl-C is held back while one article is persisted and published. Known window: a process killed
+(SIGKILL, power loss) between persisting one article and publishing it leaves that article stored but
+unsent; `newsflow reprocess ID --from clean` sends it (`newsflow trace ID` shows no stage).
 """
 
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +74,22 @@ class FeedReport:
             self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
 
 
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block is done, so persist-then-publish is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @dataclass
 class Feeder:
     """Persists and publishes articles with backpressure and an optional rate limit."""
@@ -97,18 +117,21 @@ class Feeder:
             )
             self._client.ping()  # fail fast (and clearly) before anything is persisted
         msg = StageMessage(article_id=article_id(raw), trace_id=new_trace_id())
-        with transaction(self.settings.database_url) as session:
-            new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-        outcome = "new" if new else "resent" if self.reprocess else "already_stored"
-        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
-        if new or self.reprocess:
-            if self._published % THROTTLE_EVERY == 0:
-                self.report.waited_s += wait_below(
-                    self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self.on_wait
-                )
-            self._throttle()
-            send(self.app, msg)
-            self._published += 1
+        # Wait (rate, high-water mark) before persisting, so an interrupt while waiting leaves nothing
+        # persisted and unsent; persisting and publishing then happen with Ctrl-C deferred.
+        if self._published % THROTTLE_EVERY == 0:
+            self.report.waited_s += wait_below(
+                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self.on_wait
+            )
+        self._throttle()
+        with deferred_interrupt():
+            with transaction(self.settings.database_url) as session:
+                new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
+            if new or self.reprocess:
+                send(self.app, msg)
+                self._published += 1
+            outcome = "new" if new else "resent" if self.reprocess else "already_stored"
+            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
         return msg.article_id, outcome
 
     def _throttle(self) -> None:

@@ -112,12 +112,14 @@ def list_command(
 ) -> None:
     """List dead letters, oldest first: id, stage, reason, error, article, source, attempts, last seen."""
     from workers.db.engine import transaction
-    from workers.ops import dead_letter_dict, dead_letter_query
+    from workers.ops import dead_letter_dict, dead_letter_query, notes_for
 
     settings = settings_for(db)
     flt = _filter(None, stage, reason, error_class, source, since, until, limit, include_closed)
     with transaction(settings.database_url) as session:
-        rows = [dead_letter_dict(row, src) for row, src in session.execute(dead_letter_query(flt)).all()]
+        found = session.execute(dead_letter_query(flt)).all()
+        notes = notes_for(session, [row.id for row, _ in found])
+        rows = [dead_letter_dict(row, src, notes.get(row.id, [])) for row, src in found]
     if json_out:
         for row in rows:
             print_json(row)
