@@ -146,3 +146,25 @@ def test_every_command_has_a_readme_entry():
         assert f"`newsflow {name}" in readme, name
     for sub in ("list", "show", "discard"):
         assert f"`newsflow dead-letters {sub}" in readme, sub
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ('connection failed: FATAL:  password authentication failed for user "newsflow"', 5),
+        ("connection failed: connection to server at 127.0.0.1, port 5999 failed: Connection refused", 4),
+        ('connection failed: FATAL:  database "nope" does not exist', EXIT_CONFIG),
+    ],
+)
+def test_postgres_errors_are_told_apart(message, code):
+    """psycopg's messages for a refused password, a server down and a missing database map to 5, 4 and 3."""
+    import psycopg
+    import sqlalchemy.exc
+
+    from workers.cli.base import describe
+
+    error = sqlalchemy.exc.OperationalError("SELECT 1", {}, psycopg.OperationalError(message))
+    found = describe(error)
+    assert found is not None
+    assert found.code == code
+    assert "\n" not in str(found)
