@@ -151,9 +151,10 @@ def test_status_counts_scheduled_retries_and_fails_when_redis_is_down(pipeline_e
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    wait_for(lambda: figures()["queues"]["clean"]["scheduled_retries"] == 1, message="a scheduled retry")
-    clean = figures()["queues"]["clean"]
-    assert clean["queued"] == 0
+    wait_for(lambda: figures()["scheduled_retries"]["clean"] == 1, message="a scheduled retry")
+    now = figures()
+    assert now["queues"]["clean"] == 0
+    assert now["in_flight"]["clean"] == 0
     down = run_cli({**pipeline_env, "NEWSFLOW_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "status")
     assert down.returncode == 4
     assert "Redis unreachable" in down.stderr

@@ -29,6 +29,8 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -373,13 +375,20 @@ def report_rejected(record: Record) -> None:
         )
 
 
+class _RateColumn(ProgressColumn):
+    """Items per second, once rich has measured a speed."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f}/s" if task.speed else "")
+
+
 def progress(*, total_bytes: bool = False) -> Progress:
     """A progress bar on stderr when it is a terminal (rate and ETA), disabled otherwise."""
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn()]
     if total_bytes:
         columns += [TaskProgressColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
     else:
-        columns += [MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+        columns += [MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 

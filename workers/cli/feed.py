@@ -46,9 +46,10 @@ def _on_rejected(item: Any) -> None:
 
 def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary["skipped"].items())) or "none"
+    sent = summary["new"] + summary["resent"]
     line = (
-        f"{verb}: read {summary['read']}, new {summary['new']}, already stored {summary['already_stored']}"
-        f"{', re-sent ' + str(summary['resent']) if summary['resent'] else ''}, rejected {summary['rejected']}, "
+        f"{verb}: read {summary['read']}; enqueued {sent} ({summary['new']} new), rejected {summary['rejected']}, "
+        f"already stored {summary['already_stored']} (not sent again{'' if not summary['resent'] else ', re-sent ' + str(summary['resent'])}), "
         f"skipped {skipped}"
     )
     if summary["waited_s"]:
@@ -88,7 +89,7 @@ def enqueue(
 
     feeder = _feeder(high_water, reprocess, None)
     with progress() as bar:
-        task = bar.add_task("enqueue", total=None, rate="")
+        task = bar.add_task("enqueue", total=None)
 
         def sent(found: str) -> None:
             bar.advance(task)

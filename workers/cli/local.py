@@ -71,7 +71,7 @@ def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: Sourc
     ctx = Context(settings)
     rejected: list[Record] = []
     with progress() as bar:
-        task = bar.add_task("processing", total=None, rate="")
+        task = bar.add_task("processing", total=None)
         report = embedded.run(
             valid(read_inputs(paths, source=source), rejected),
             ctx,

@@ -159,7 +159,7 @@ def reprocess(
                     unknown += 1
 
     with progress() as bar:
-        task = bar.add_task(f"reprocess from {start}", total=total, rate="")
+        task = bar.add_task(f"reprocess from {start}", total=total)
         journal_rows: list[dict[str, Any]] = []
         for article in selected():
             if limit is not None and count >= limit:

@@ -71,7 +71,17 @@ def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
         services["redis"] = f"{broker_error} (not needed in embedded mode)"
         broker_error = None
     if json_out:
-        print_json({"services": services, "queues": queues, **(figures or {})})
+        broker: dict[str, Any] = {"queues": None, "in_flight": None, "scheduled_retries": None}
+        if queues is not None:
+            broker = {
+                name: {stage: depth[key] for stage, depth in queues.items()}
+                for name, key in (
+                    ("queues", "queued"),
+                    ("in_flight", "in_flight"),
+                    ("scheduled_retries", "scheduled_retries"),
+                )
+            }
+        print_json({"services": services, **broker, **(figures or {})})
     else:
         table = Table(title="newsflow status", show_header=False)
         for name, state in services.items():
