@@ -123,4 +123,4 @@ def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 # Worker metrics, start-up checks and log hygiene connect their Celery signal handlers on import.
-from workers import health, metrics  # noqa: E402, F401
+from workers import health, journal, metrics  # noqa: E402, F401

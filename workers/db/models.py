@@ -233,3 +233,61 @@ class ReconcileRow(Base):
     stage: Mapped[str] = mapped_column(String(20))
     enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     times: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# --- ops: the journal `newsflow trace` reads, backfill checkpoints, dead-letter notes (migration 0004)
+
+JOURNAL_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER keys
+
+
+class StageJournalRow(Base):
+    """One line of an article's history: a stage attempt as it ended (ok, retry, dead letter, failed), or
+    an operator action on it (retry, reprocess, discard). One insert per attempt; never updated."""
+
+    __tablename__ = "stage_journal"
+
+    id: Mapped[int] = mapped_column(JOURNAL_ID, primary_key=True, autoincrement=True)
+    article_id: Mapped[str | None] = mapped_column(ID, index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(
+        String(20), doc="ok, retry, dead_letter, failed, or an operator action."
+    )
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[str | None] = mapped_column(String(80))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text, doc="The last lines of the traceback, if any.")
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class BackfillCheckpointRow(Base):
+    """How far `newsflow backfill` got in one input file: the offset to resume from and the counts so far."""
+
+    __tablename__ = "backfill_checkpoints"
+
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, doc="Where the next unread record starts.")
+    records: Mapped[int] = mapped_column(Integer, doc="Records read so far.")
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class DeadLetterNoteRow(Base):
+    """What an operator did with a dead letter (discarded with a note, retried); the dead letter stays."""
+
+    __tablename__ = "dead_letter_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dead_letter_id: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -60,6 +60,8 @@ class StageTask(Task):  # type: ignore[misc]
     # The shape guard in front of Celery's strategy: a malformed message never stops the worker.
     Strategy = "workers.tasks.strategy:guarded"
     _redis: ClassVar[redis.Redis | None] = None
+    last_outcomes: dict[str, str] | None = None
+    """How each article of the last micro-batch ended (`ok`, `dead_letter`, `split`), for the journal."""
 
     def process(self, message: Any) -> dict[str, Any]:
         """Run this stage on one message, publish the next stage; return the message for the next stage."""
@@ -74,6 +76,7 @@ class StageTask(Task):  # type: ignore[misc]
         if trace_id:
             structlog.contextvars.bind_contextvars(trace_id=trace_id)
         delivery = self._count_delivery()
+        self.last_outcomes = None
         try:
             return self._process(message, settings, attempts, started, delivery)
         finally:
@@ -225,6 +228,9 @@ class StageTask(Task):  # type: ignore[misc]
                     duration_ms=_ms(started),
                 )
                 dead.append((reason, dead_id))
+        self.last_outcomes = {m.article_id: "ok" for m in done} | {
+            m.article_id: "dead_letter" for m in msgs if m not in done
+        }
         published = self._publish_next_many(done, settings)
         log.info(
             "batch_done", articles=len(msgs), ok=len(done), dead_letters=len(dead), next_published=published
@@ -253,6 +259,7 @@ class StageTask(Task):  # type: ignore[misc]
         )
         for msg in msgs:
             self._send(msg, self.stage, settings)
+        self.last_outcomes = {m.article_id: "split" for m in msgs}
         return {"articles": []}
 
     def _send(self, what: StageMessage | list[StageMessage], stage: str, settings: Any) -> bool:

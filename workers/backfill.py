@@ -1,0 +1,321 @@
+"""Feeding archives to the workers: `newsflow backfill` (resumable) and `newsflow enqueue` (one pass).
+
+Each input file is read as positioned items (`workers.archives`). For every valid raw article the
+producer's contract holds: persist once (`repo.ensure_raw`), then publish (`producer.send`). An
+article whose raw record already exists is counted as already stored and NOT published again
+unless `reprocess=True`, so re-running a dump re-runs no stage.
+
+A backfill keeps a checkpoint per input file (absolute path, the offset after the last item handled,
+the counts) in `backfill_checkpoints`, written every `checkpoint_every` items, at the end of a file
+and when interrupted. Running the same command again continues after the checkpoint; the items
+between the last checkpoint and a crash are read again, found already stored and not re-sent.
+Throttled by `rate` (articles per second) and by the clean queue's high-water mark.
+
+Ctrl-C is held back while one article is persisted and published. Known window: a process killed
+(SIGKILL, power loss) between persisting one article and publishing it leaves that article stored but
+unsent; `newsflow reprocess ID --from clean` sends it (`newsflow trace ID` shows no stage).
+"""
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from schemas import RawArticle, StageMessage
+from workers import archives
+from workers.archives import Item
+from workers.db import repo
+from workers.db.engine import transaction
+from workers.db.models import BackfillCheckpointRow
+from workers.ids import article_id, new_trace_id
+from workers.logging import get_logger
+from workers.pipeline import STAGE_NAMES
+from workers.settings import Settings
+
+log = get_logger(__name__)
+
+THROTTLE_EVERY = 100
+"""Articles published between two looks at the queue depth."""
+
+
+@dataclass
+class FeedReport:
+    """What a feed did; `skipped` counts by kind (revisit, not_html, non_200, ...)."""
+
+    read: int = 0
+    new: int = 0
+    already_stored: int = 0
+    resent: int = 0
+    rejected: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    files_already_done: int = 0
+    resumed: int = 0
+    waited_s: float = 0.0
+    article_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as a JSON-able dict (without the id list)."""
+        data = asdict(self)
+        data.pop("article_ids")
+        data["waited_s"] = round(self.waited_s, 1)
+        return data
+
+    def add(self, counts: dict[str, Any]) -> None:
+        """Add a checkpoint's counts (a resumed file) to this report."""
+        for name in ("read", "new", "already_stored", "resent", "rejected"):
+            setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
+        for kind, n in (counts.get("skipped") or {}).items():
+            self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block is done, so persist-then-publish is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@dataclass
+class Feeder:
+    """Persists and publishes articles with backpressure and an optional rate limit."""
+
+    settings: Settings
+    app: Any
+    reprocess: bool = False
+    rate: float | None = None
+    on_wait: Callable[[float], None] | None = None
+    report: FeedReport = field(default_factory=FeedReport)
+    _client: Any = None
+    _started: float = field(default_factory=time.monotonic)
+    _published: int = 0
+    _pending: list[StageMessage] = field(default_factory=list)
+    _pending_since: float = 0.0
+
+    def feed(self, raw: RawArticle) -> tuple[str, str]:
+        """Persist one article and publish it if new (or `reprocess`); returns (id, new|already_stored|resent)."""
+        from workers.ops import wait_below
+
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.settings.broker_url.unicode_string(), socket_connect_timeout=5
+            )
+            self._client.ping()  # fail fast (and clearly) before anything is persisted
+        msg = StageMessage(article_id=article_id(raw), trace_id=new_trace_id())
+        # Wait (rate, high-water mark) before persisting, so an interrupt while waiting leaves nothing
+        # persisted and unsent; persisting and publishing then happen with Ctrl-C deferred.
+        if self._published % THROTTLE_EVERY == 0:
+            self.report.waited_s += wait_below(
+                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self.on_wait
+            )
+        self._throttle()
+        with deferred_interrupt():
+            with transaction(self.settings.database_url) as session:
+                new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
+            if new or self.reprocess:
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append(msg)
+                self._published += 1
+            outcome = "new" if new else "resent" if self.reprocess else "already_stored"
+            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        linger = self.settings.batch_linger_ms / 1000
+        if len(self._pending) >= self.settings.batch_size or time.monotonic() - self._pending_since > linger:
+            self.flush()
+        return msg.article_id, outcome
+
+    def flush(self) -> None:
+        """Publish the articles persisted since the last flush, as micro-batches of `batch_size` (one
+        message each). Raises if the broker stays unreachable: those articles are persisted, so the
+        reconciler sends them (`newsflow reconcile`)."""
+        from workers.producer import send_batch
+
+        with deferred_interrupt():
+            while self._pending:
+                batch = self._pending[: self.settings.batch_size]
+                send_batch(self.app, batch)
+                del self._pending[: len(batch)]
+
+    def _throttle(self) -> None:
+        if self.rate:
+            due = self._started + self._published / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def handle(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> str | None:
+    """Count one item and feed it if it is an article; returns the article id or None."""
+    report = feeder.report
+    report.read += 1
+    if item.skipped is not None:
+        report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
+        return None
+    if item.article is None:
+        report.rejected += 1
+        if on_rejected is not None:
+            on_rejected(item)
+        return None
+    found, _ = feeder.feed(item.article)
+    return found
+
+
+def enqueue(
+    paths: Iterable[str],
+    feeder: Feeder,
+    *,
+    source: str,
+    on_rejected: Callable[[Item], None] | None = None,
+    on_article: Callable[[str], None] | None = None,
+) -> FeedReport:
+    """One pass over the inputs (`-` is stdin), no checkpoints: what `newsflow enqueue` runs."""
+    from workers.readers import read_inputs
+
+    for path in paths:
+        if path == "-":
+            stream: Iterable[Item] = (
+                Item(r.origin, 0, r.article, r.problems) for r in read_inputs(["-"], source=source)
+            )
+        else:
+            stream = (i for p in archives.files([path]) for i in archives.items(p, source=source))
+        for item in stream:
+            found = handle(feeder, item, on_rejected)
+            if path == "-":
+                feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
+            if found is not None:
+                feeder.report.article_ids.append(found)
+                if on_article is not None:
+                    on_article(found)
+    feeder.flush()
+    return feeder.report
+
+
+def _load_checkpoint(database_url: str, key: str) -> BackfillCheckpointRow | None:
+    with transaction(database_url) as session:
+        return session.get(BackfillCheckpointRow, key)
+
+
+def _save_checkpoint(
+    database_url: str, key: str, *, size: int, offset: int, records: int, done: bool, counts: dict[str, Any]
+) -> None:
+    with transaction(database_url) as session:
+        row = session.get(BackfillCheckpointRow, key)
+        if row is None:
+            session.add(
+                BackfillCheckpointRow(
+                    path=key, size=size, offset=offset, records=records, done=done, counts=counts
+                )
+            )
+        else:
+            row.size, row.offset, row.records, row.done, row.counts = size, offset, records, done, counts
+            row.updated_at = datetime.now(UTC)
+
+
+COUNTED = ("read", "new", "already_stored", "resent", "rejected")
+
+
+def _counts(report: FeedReport) -> dict[str, Any]:
+    return {**{name: getattr(report, name) for name in COUNTED}, "skipped": dict(report.skipped)}
+
+
+def _file_counts(report: FeedReport, snapshot: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """One file's counts: its checkpoint's (`base`) plus what this run added since `snapshot`."""
+    counts: dict[str, Any] = {
+        name: int(base.get(name, 0)) + getattr(report, name) - snapshot[name] for name in COUNTED
+    }
+    skipped = {k: int(v) for k, v in (base.get("skipped") or {}).items()}
+    for kind, n in report.skipped.items():
+        skipped[kind] = skipped.get(kind, 0) + n - snapshot["skipped"].get(kind, 0)
+    counts["skipped"] = {k: v for k, v in skipped.items() if v}
+    return counts
+
+
+def backfill(
+    paths: Iterable[str],
+    feeder: Feeder,
+    *,
+    source: str,
+    restart: bool = False,
+    checkpoint_every: int = 50,
+    on_rejected: Callable[[Item], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> FeedReport:
+    """Feed every input file from its checkpoint; `restart` ignores checkpoints. Resumable, idempotent.
+
+    `on_progress(bytes)` is called after each item with the bytes of input consumed since the last call.
+    """
+    db = feeder.settings.database_url
+    report = feeder.report
+    for path in archives.files(paths):
+        report.files += 1
+        key = str(path.resolve())
+        size = path.stat().st_size if path.exists() else 0
+        checkpoint = None if restart else _load_checkpoint(db, key)
+        start, records = 0, 0
+        base: dict[str, Any] = {}
+        if checkpoint is not None and checkpoint.size == size:
+            if checkpoint.done:
+                report.files_already_done += 1
+                report.add(checkpoint.counts)
+                if on_progress is not None:
+                    on_progress(size)
+                continue
+            start, records, base = checkpoint.offset, checkpoint.records, dict(checkpoint.counts)
+            report.resumed += 1
+            report.add(checkpoint.counts)
+            log.info("backfill_resumed", path=key, offset=start, records=records)
+            if on_progress is not None:
+                on_progress(_progress_bytes(path, start, size))
+        snapshot = _counts(report)
+        offset, seen, done = start, 0, False
+        last_bytes = _progress_bytes(path, start, size)
+        try:
+            for item in archives.items(path, source=source, start=start):
+                handle(feeder, item, on_rejected)
+                offset, seen = item.next_offset or offset, seen + 1
+                if on_progress is not None:
+                    now_bytes = _progress_bytes(path, offset, size)
+                    on_progress(max(0, now_bytes - last_bytes))
+                    last_bytes = now_bytes
+                if seen % checkpoint_every == 0:
+                    feeder.flush()
+                    _save_checkpoint(
+                        db, key, size=size, offset=offset, records=records + seen, done=False,
+                        counts=_file_counts(report, snapshot, base),
+                    )  # fmt: skip
+            done = True
+        finally:
+            # Also when interrupted (Ctrl-C, an error): the next run continues after the last item handled;
+            # what was persisted but could not be published is the reconciler's.
+            try:
+                feeder.flush()
+            except Exception as exc:
+                log.warning("backfill_publish_failed", pending=len(feeder._pending), error=type(exc).__name__)
+            _save_checkpoint(
+                db, key, size=size, offset=offset, records=records + seen, done=done,
+                counts=_file_counts(report, snapshot, base),
+            )  # fmt: skip
+        log.info("backfill_file_done", path=key, records=records + seen)
+    return report
+
+
+def _progress_bytes(path: Path, offset: int, size: int) -> int:
+    """Input bytes consumed: the offset itself for WARC and plain files; for gzipped JSON lines the offset
+    is into the decompressed stream, so it is capped at the file size (the bar ends full either way)."""
+    return min(offset, size) if size else 0

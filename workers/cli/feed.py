@@ -1,0 +1,219 @@
+"""Distributed mode: `enqueue` and `backfill` feed the workers; `worker` starts one."""
+
+import os
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from workers.cli.base import (
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    Paths,
+    SourceOpt,
+    app,
+    backpressure_notice,
+    echo,
+    err,
+    fail,
+    note,
+    plain,
+    print_json,
+    progress,
+    settings_for,
+)
+
+HighWaterOpt = Annotated[
+    int | None,
+    typer.Option(help="Wait while the clean queue holds more (default NEWSFLOW_HIGH_WATER_MARK)."),
+]
+ReprocessOpt = Annotated[
+    bool,
+    typer.Option("--reprocess", help="Also send articles already stored (they run every stage again)."),
+]
+
+
+def _on_rejected(item: Any) -> None:
+    for problem in item.problems:
+        err.print(
+            Text("rejected ", style="red") + plain(f"{item.origin}: {problem.field}: {problem.reason}"),
+            highlight=False,
+        )
+
+
+def _summary_line(verb: str, summary: dict[str, Any]) -> str:
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary["skipped"].items())) or "none"
+    sent = summary["new"] + summary["resent"]
+    line = (
+        f"{verb}: read {summary['read']}; enqueued {sent} ({summary['new']} new), rejected {summary['rejected']}, "
+        f"already stored {summary['already_stored']} (not sent again{'' if not summary['resent'] else ', re-sent ' + str(summary['resent'])}), "
+        f"skipped {skipped}"
+    )
+    if summary["waited_s"]:
+        line += f"; waited {summary['waited_s']:.1f}s for the workers"
+    return line
+
+
+def _feeder(high_water: int | None, reprocess: bool, rate: float | None) -> Any:
+    from workers.backfill import Feeder
+    from workers.celery_app import app as celery_app
+
+    settings = settings_for() if high_water is None else settings_for(None, high_water_mark=high_water)
+    return Feeder(settings, celery_app, reprocess=reprocess, rate=rate, on_wait=backpressure_notice("clean"))
+
+
+@app.command()
+def enqueue(
+    paths: Paths,
+    source: SourceOpt = "local",
+    high_water: HighWaterOpt = None,
+    reprocess: ReprocessOpt = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary (with the article ids) instead.")
+    ] = False,
+) -> None:
+    """Validate, persist and enqueue raw articles on Redis.
+
+    Distributed mode: the workers (`newsflow worker`) run the pipeline. Reads every format `run`
+    reads, WARC archives too. Articles already stored are counted and not sent again (unless
+    --reprocess), so re-running a dump re-runs no stage.
+
+    Invalid records are reported as FILE:LINE: FIELD: REASON and skipped; valid ones are still
+    enqueued. Waits (and says so) while the first stage's queue is above the high-water mark.
+    Prints one article id per line. Exit code 1 if any record was rejected.
+    """
+    from workers import backfill
+
+    feeder = _feeder(high_water, reprocess, None)
+    with progress() as bar:
+        task = bar.add_task("enqueue", total=None)
+
+        def sent(found: str) -> None:
+            bar.advance(task)
+            if not json_out:
+                echo(found)
+
+        report = backfill.enqueue(paths, feeder, source=source, on_rejected=_on_rejected, on_article=sent)
+    summary = report.summary()
+    if json_out:
+        print_json({**summary, "article_ids": report.article_ids})
+    note(_summary_line("enqueue", summary))
+    if report.rejected:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("backfill")
+def backfill_command(
+    paths: Paths,
+    source: SourceOpt = "local",
+    rate: Annotated[
+        float | None, typer.Option(help="At most this many articles per second (default: no limit).")
+    ] = None,
+    high_water: HighWaterOpt = None,
+    reprocess: ReprocessOpt = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore the checkpoints and read every file from its start.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    progress_every: Annotated[
+        float, typer.Option(help="Seconds between progress events when stderr is not a terminal.")
+    ] = 10.0,
+) -> None:
+    """Feed archives and dumps to the workers, resumably.
+
+    Directories, JSON lines (.jsonl, .jsonl.gz) and WARC (.warc, .warc.gz): HTML responses with
+    status 200 become raw articles (target URI, WARC date, host as source); revisits, non-HTML,
+    non-200 and other records are counted and skipped.
+
+    A checkpoint per file is kept in the database: after a crash or Ctrl-C the same command continues
+    where it stopped, and articles already stored are not sent again unless --reprocess. Throttled by
+    --rate and the high-water mark. A progress bar on a terminal, `backfill_progress` log events
+    otherwise; a summary at the end (read, new, already stored, rejected, skipped by kind).
+    """
+    from workers import archives
+    from workers import backfill as backfill_module
+    from workers.logging import get_logger
+
+    if rate is not None and rate <= 0:
+        fail("--rate must be above 0", EXIT_USAGE)
+    for path in paths:
+        if path == "-":
+            fail(
+                "backfill reads files (it checkpoints offsets); pipe stdin to `newsflow enqueue -`",
+                EXIT_USAGE,
+            )
+        if not os.path.exists(path):
+            fail(f"{path}: no such file or directory", EXIT_USAGE)
+    feeder = _feeder(high_water, reprocess, rate)
+    total = sum(p.stat().st_size for p in archives.files(paths))
+    log = get_logger("workers.backfill")
+    last = {"at": time.monotonic(), "bytes": 0}
+    interrupted = False
+    with progress(total_bytes=True) as bar:
+        task = bar.add_task("backfill", total=total or None)
+
+        def advanced(done: int) -> None:
+            bar.advance(task, done)
+            last["bytes"] += done
+            if not err.is_terminal and time.monotonic() - last["at"] >= progress_every:
+                last["at"] = time.monotonic()
+                log.warning(
+                    "backfill_progress",
+                    bytes_done=last["bytes"],
+                    bytes_total=total,
+                    **{k: v for k, v in feeder.report.summary().items() if k != "skipped"},
+                )
+
+        try:
+            report = backfill_module.backfill(
+                paths, feeder, source=source, restart=restart, on_rejected=_on_rejected, on_progress=advanced
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            report = feeder.report
+    summary = report.summary()
+    if json_out:
+        print_json({**summary, "interrupted": interrupted})
+    note(_summary_line("backfill", summary))
+    if interrupted:
+        note("interrupted; run the same command again to continue from the checkpoints")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.rejected:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[
+        str, typer.Option("--queues", "-Q", help="Comma-separated stages to consume (default: all four).")
+    ] = "clean,dedup,tag,store",
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Worker processes.")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Log level.")] = "INFO",
+) -> None:
+    """Start a Celery worker on the stage queues.
+
+    Execs `celery -A workers.celery_app worker --include workers.journal` (the journal records each
+    stage attempt for `newsflow trace`).
+
+    Any further options go to celery unchanged (e.g. `--hostname`, `--max-tasks-per-child`).
+    """
+    from workers import keys
+    from workers.pipeline import STAGE_NAMES
+
+    stages = [q.strip().removeprefix("newsflow.") for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(stages) - set(STAGE_NAMES))
+    if unknown:
+        fail(f"unknown stage(s): {', '.join(unknown)}; stages are {', '.join(STAGE_NAMES)}")
+    argv = [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        "-Q", ",".join(keys.queue_name(s) for s in stages), "--loglevel", loglevel,
+        "--include", "workers.journal",
+    ]  # fmt: skip
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    argv += ctx.args
+    os.execvp(argv[0], argv)  # noqa: S606 -- replacing this process with celery is the point

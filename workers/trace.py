@@ -1,0 +1,137 @@
+"""One article's journey from durable records: `newsflow trace ID` (never from logs or Flower).
+
+Raw arrival (`raw_articles`), each stage's attempts (`stage_journal`: start, end, duration, attempt,
+worker, version, error), the stage's current record (`stage_results`: version, when), the dedup
+verdict, the stored article, its dead letters with operator notes, and replays (retry, reprocess).
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers.db.models import (
+    ArticleRow,
+    DeadLetterRow,
+    RawArticleRow,
+    StageJournalRow,
+    StageResultRow,
+)
+from workers.pipeline import STAGE_NAMES
+
+ACTIONS = ("retried", "discarded", "reprocess")
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def trace(session: Session, article_id: str) -> dict[str, Any] | None:
+    """Everything recorded about one article, or None if no raw article has this id. Read-only."""
+    from workers.ops import dead_letter_dict, notes_for
+
+    raw = session.get(RawArticleRow, article_id)
+    if raw is None:
+        return None
+    journal = session.scalars(
+        select(StageJournalRow).where(StageJournalRow.article_id == article_id).order_by(StageJournalRow.id)
+    ).all()
+    results = {
+        r.stage: r
+        for r in session.scalars(select(StageResultRow).where(StageResultRow.article_id == article_id))
+    }
+    letters = session.scalars(
+        select(DeadLetterRow).where(DeadLetterRow.article_id == article_id).order_by(DeadLetterRow.id)
+    ).all()
+    notes = notes_for(session, [d.id for d in letters])
+    article = session.get(ArticleRow, article_id)
+    stages = []
+    for stage in STAGE_NAMES:
+        attempts = [
+            {
+                "event": j.event,
+                "attempt": j.attempt,
+                "started_at": _iso(j.started_at),
+                "ended_at": _iso(j.ended_at),
+                "duration_ms": j.duration_ms,
+                "worker": j.worker,
+                "version": j.version,
+                "error_class": j.error_class,
+                "error": j.error,
+                **(j.detail or {}),
+            }
+            for j in journal
+            if j.stage == stage and j.event not in ACTIONS
+        ]
+        record = results.get(stage)
+        entry: dict[str, Any] = {
+            "stage": stage,
+            "attempts": attempts,
+            "runs": len(attempts),
+            "version": record.version if record else None,
+            "recorded_at": _iso(record.updated_at) if record else None,
+        }
+        if stage == "dedup" and record is not None:
+            verdict = json.loads(record.output)
+            entry["verdict"] = verdict.get("kind")
+            entry["duplicate_of"] = verdict.get("duplicate_of")
+        stages.append(entry)
+    return {
+        "article_id": article_id,
+        "source": raw.source,
+        "url": raw.url,
+        "trace_id": raw.trace_id,
+        "received_at": _iso(raw.received_at),
+        "stages": stages,
+        "stored": None
+        if article is None
+        else {
+            "stored_at": _iso(article.stored_at),
+            "verdict": article.status,
+            "cluster_id": article.cluster_id,
+        },
+        "dead_letters": [dead_letter_dict(d, raw.source, notes.get(d.id, [])) for d in letters],
+        "replays": [
+            {"event": j.event, "stage": j.stage, "at": _iso(j.ended_at), **(j.detail or {})}
+            for j in journal
+            if j.event in ACTIONS
+        ],
+    }
+
+
+def timeline(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(time, what, detail) rows in time order, for the terminal view."""
+    rows: list[tuple[str, str, str]] = [(data["received_at"] or "", "received", data["source"])]
+    for stage in data["stages"]:
+        for a in stage["attempts"]:
+            took = f"{a['duration_ms']} ms" if a["duration_ms"] is not None else ""
+            what = f"{stage['stage']} #{a['attempt'] or '?'} {a['event']}"
+            detail = ", ".join(
+                x
+                for x in (
+                    took,
+                    a["version"] or "",
+                    f"{a['error_class']}: {a['error']}" if a["error_class"] else "",
+                    a["worker"] or "",
+                )
+                if x
+            )
+            rows.append((a["ended_at"] or "", what, detail))
+    rows.extend(
+        (
+            d["first_failed_at"] or "",
+            f"dead letter {d['id']} at {d['stage']}",
+            f"{d['reason']}: {d['message']}",
+        )
+        for d in data["dead_letters"]
+    )
+    rows.extend(
+        (r["at"] or "", f"{r['event']} from {r['stage']}", r.get("note", "") or "") for r in data["replays"]
+    )
+    if data["stored"]:
+        rows.append((data["stored"]["stored_at"] or "", "stored", data["stored"]["verdict"]))
+    return sorted(rows, key=lambda row: row[0])
