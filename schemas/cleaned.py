@@ -21,6 +21,7 @@ RemovalReason = Literal[
     "title",
     "markup",
     "empty",
+    "outside_article",  # left out of the article body by the extractors (menus, sidebars, footers)
 ]
 
 

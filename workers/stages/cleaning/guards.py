@@ -89,20 +89,74 @@ def strip_inert(body: str) -> str:
     return "".join(pieces)
 
 
-def check_html(body: str) -> None:
-    """Raise TooLarge or TooDeep when an HTML body is beyond what can be parsed within the time budget."""
+def check_size(body: str) -> None:
+    """Raise TooLarge when an HTML body (scripts, styles, comments stripped) is over MAX_HTML_BYTES."""
     size = len(body.encode("utf-8", "surrogatepass")) if len(body) * 4 > MAX_HTML_BYTES else len(body)
     if size > MAX_HTML_BYTES:
         raise TooLarge(f"HTML body is {size} bytes, the limit is {MAX_HTML_BYTES}", reason="too_large")
+
+
+def check_html(body: str) -> None:
+    """Raise TooLarge or TooDeep when an HTML body is beyond what can be parsed within the time budget."""
+    check_size(body)
     # Running count of open nesting tags (closing tags subtract); an estimate, cheap enough for every page.
     steps = [-1 if closing else 1 for closing in _NESTING_TAG.findall(body)]
     if len(steps) > MAX_DEPTH and max(itertools.accumulate(steps)) > MAX_DEPTH:
         raise TooDeep(f"markup nests deeper than {MAX_DEPTH} elements", reason="too_deep")
 
 
-_DOCTYPE_SUBSET = re.compile(r"<!DOCTYPE[^>\[]{0,1000}\[.*?\]\s*>", re.I | re.S)
-_ENTITY_DECL = re.compile(r"<!ENTITY[^>]{0,100000}>", re.I)
+_DOCTYPE_OPEN = re.compile(r"<!DOCTYPE[^>\[]{0,1000}\[", re.I)
+_SUBSET_CLOSE = re.compile(r"\]\s*>")
+_ENTITY_OPEN = re.compile(r"<!ENTITY", re.I)
+_ENTITY_MAX_CHARS = 100_000
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,500}\?>", re.I)
+
+
+def _cut_doctype_subsets(body: str) -> str:
+    """Return the body without DTD internal subsets (`<!DOCTYPE x [ ... ]>`), in one linear scan.
+
+    Each subset runs from its opening to the first `]>` after it, like a lazy `.*?` would; once no
+    `]>` is left, no later opening can close either, so the scan stops instead of rescanning the
+    rest of the body from every opening (which was quadratic).
+    """
+    pieces: list[str] = []
+    kept_from = pos = 0
+    while (opening := _DOCTYPE_OPEN.search(body, pos)) is not None:
+        closing = _SUBSET_CLOSE.search(body, opening.end())
+        if closing is None:
+            break
+        pieces.append(body[kept_from : opening.start()])
+        kept_from = pos = closing.end()
+    if not pieces:
+        return body
+    pieces.append(body[kept_from:])
+    return "".join(pieces)
+
+
+def _cut_entity_declarations(body: str) -> str:
+    """Return the body without `<!ENTITY ...>` declarations of at most 100,000 characters; linear.
+
+    The `>` that closes a declaration is looked up once and reused for every opening before it.
+    """
+    pieces: list[str] = []
+    kept_from = pos = 0
+    close = -1
+    while (opening := _ENTITY_OPEN.search(body, pos)) is not None:
+        start = opening.start()
+        if close < opening.end():
+            close = body.find(">", opening.end())
+            if close < 0:
+                break
+        if close - opening.end() <= _ENTITY_MAX_CHARS and start >= kept_from:
+            pieces.append(body[kept_from:start])
+            kept_from = close + 1
+            pos = close + 1
+        else:
+            pos = opening.end()
+    if not pieces:
+        return body
+    pieces.append(body[kept_from:])
+    return "".join(pieces)
 
 
 # The lookbehind anchors matches at the start of a run, so the scan stays linear.
@@ -121,6 +175,20 @@ def drop_huge_tokens(body: str) -> str:
     return _HUGE_TOKEN.sub("", body)
 
 
+def prepare_html(body: str) -> str:
+    """Return an HTML body ready to parse: inert parts and huge tokens cut, size checked, DTD defused.
+
+    The size guard runs before any other scan, on the body without scripts, styles, comments and
+    inline data (both cut in linear passes); then declarations are removed and the depth checked.
+    Raises TooLarge or TooDeep.
+    """
+    body = drop_huge_tokens(strip_inert(body))
+    check_size(body)
+    body = defuse(body)
+    check_html(body)
+    return body
+
+
 def defuse(body: str) -> str:
     """Return the body with XML declarations, DTD internal subsets and entity declarations removed,
     and huge tokens dropped (see `drop_huge_tokens`).
@@ -131,7 +199,6 @@ def defuse(body: str) -> str:
     body = drop_huge_tokens(body)
     if "<?" in body[:1000]:
         body = _XML_DECL.sub("", body, count=1)
-    if "<!ENTITY" in body or "<!entity" in body:
-        body = _DOCTYPE_SUBSET.sub("", body)
-        body = _ENTITY_DECL.sub("", body)
+    if _ENTITY_OPEN.search(body):
+        body = _cut_entity_declarations(_cut_doctype_subsets(body))
     return body

@@ -98,16 +98,23 @@ def _full_secondary(body: str) -> list[str]:
     return page_lines(summary)
 
 
-def extract_html(body: str, url: str | None) -> Extraction:
-    """Return the article paragraphs and metadata of a (defused) HTML page; pure."""
+def extract_html(body: str, url: str | None, *, second_opinion: bool = True) -> Extraction:
+    """Return the article paragraphs and metadata of a (defused) HTML page; pure.
+
+    Without `second_opinion` (an ablation switch) trafilatura's result is taken alone.
+    """
     tree = parse_html(body)
     if tree is None:
         return Extraction(paragraphs=[])
     meta = extract_metadata(tree)
+    lines = tree_lines(tree)
     primary = _primary(tree, url)  # trafilatura works on its own copy of the tree
-    secondary = _quick_secondary(tree)  # last user of the tree: it may consume it
-    if agreement(primary, secondary) < AGREEMENT_FOR_SECOND_OPINION:
-        secondary = _full_secondary(body)
+    if not second_opinion:
+        secondary: list[str] = []
+    else:
+        secondary = _quick_secondary(tree)  # last user of the tree: it may consume it
+        if agreement(primary, secondary) < AGREEMENT_FOR_SECOND_OPINION:
+            secondary = _full_secondary(body)
     removed: list[tuple[RemovalReason, str]] = []
     paragraphs = merge(primary, secondary, removed)
     return Extraction(
@@ -121,6 +128,7 @@ def extract_html(body: str, url: str | None) -> Extraction:
         site_name=meta["site_name"],
         language=meta["language"],
         url=meta["url"],
+        page_lines=lines,
     )
 
 
@@ -179,6 +187,11 @@ def page_lines(body: str) -> list[str]:
     root = parse_html(body)
     if root is None:
         return []
+    return tree_lines(root)
+
+
+def tree_lines(root: lxml.html.HtmlElement) -> list[str]:
+    """Return every visible text line of a parsed page, one per block element; the tree is not changed."""
     parts: list[str] = []
 
     def walk(element: lxml.html.HtmlElement) -> None:

@@ -121,18 +121,7 @@ def extract_metadata(tree: HtmlElement) -> dict[str, Any]:  # noqa: PLR0912, PLR
         title = h1s[0]
 
     published = ld_published
-    for key in (
-        "article:published_time",
-        "parsely-pub-date",
-        "og:published_time",
-        "publishdate",
-        "pubdate",
-        "date",
-        "dc.date",
-        "dc.date.issued",
-        "sailthru.date",
-        "datepublished",
-    ):
+    for key in _DATE_KEYS:
         if published is None:
             published = _date(meta.get(key))
     if published is None:
@@ -140,7 +129,9 @@ def extract_metadata(tree: HtmlElement) -> dict[str, Any]:  # noqa: PLR0912, PLR
             published = _date(element.get("datetime"))
             if published:
                 break
-    if published is None:
+    if published is None and not _declares_date(meta, tree):
+        # htmldate reads the same declared fields leniently (an impossible 2024-02-30 becomes
+        # 2024-02-01): a page that declares a date we could not read gets no date, never another.
         published = _htmldate(tree)
     updated = ld_updated or _date(meta.get("article:modified_time")) or _date(meta.get("og:updated_time"))
 
@@ -172,6 +163,29 @@ def extract_metadata(tree: HtmlElement) -> dict[str, Any]:  # noqa: PLR0912, PLR
         "language": language,
         "url": url if isinstance(url, str) and url.startswith(("http://", "https://")) else None,
     }
+
+
+_DATE_KEYS = (
+    "article:published_time",
+    "parsely-pub-date",
+    "og:published_time",
+    "publishdate",
+    "pubdate",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "sailthru.date",
+    "datepublished",
+)
+
+
+def _declares_date(meta: dict[str, str], tree: HtmlElement) -> bool:
+    """True when the page declares a publication date (meta, JSON-LD or <time>), valid or not."""
+    if any(meta.get(key) for key in _DATE_KEYS):
+        return True
+    if tree.xpath("//time[@datetime]"):
+        return True
+    return any(isinstance(obj.get("datePublished"), str) for obj in _jsonld_objects(tree))
 
 
 def _htmldate(tree: HtmlElement) -> datetime | None:

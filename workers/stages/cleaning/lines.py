@@ -423,6 +423,11 @@ def chrome_reason(text: str, words: int) -> RemovalReason | None:  # noqa: PLR09
     return None
 
 
+def ends_sentence(text: str) -> bool:
+    """True when a line ends like a sentence (full stop, question or exclamation mark, closing quote)."""
+    return bool(_SENTENCE_END.search(text))
+
+
 def is_date_line(text: str) -> bool:
     """True for a line that is only a date (and time), such as an article's or a card's timestamp."""
     return bool(_ONLY_DATE.match(text.strip()))

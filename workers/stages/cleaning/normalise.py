@@ -59,6 +59,15 @@ def looks_like_mojibake(text: str) -> bool:
     return any(BADNESS_RE.search(text, start, end) for start, end in windows)
 
 
+def strip_controls(text: str) -> str:
+    """Return `text` without C0/C1 control characters (NUL included), newlines and tabs as spaces.
+
+    For one-line fields (title, authors, section, site name): PostgreSQL refuses NUL, and a
+    control character in a title can forge terminal output or a log line.
+    """
+    return " ".join(_CONTROL.sub("", text.replace("\t", " ").replace("\n", " ").replace("\r", " ")).split())
+
+
 def normalise_text(text: str) -> str:
     """Return `text` repaired and normalised, paragraph breaks kept; pure and idempotent."""
     if not text.isascii():

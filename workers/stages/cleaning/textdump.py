@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from workers.stages.cleaning.extraction import Extraction
+from workers.stages.cleaning.extraction import CleanOptions, Extraction
+from workers.stages.cleaning.linemodel import LineModel, line_features, load_model
 from workers.stages.cleaning.lines import (
     LineInfo,
     analyse,
@@ -16,6 +17,21 @@ from workers.stages.cleaning.lines import (
     line_key,
 )
 from workers.stages.cleaning.meta import find_authors, find_dates
+
+_COLUMN_GAP = re.compile(r"(?<=\S)(?: {3,}|\t+| +\| +)(?=\S)")
+
+
+def split_columns(text: str) -> str:
+    """Return a raw text dump with each line laid out in columns split into one line per column.
+
+    A text browser renders an old table layout (a nav column beside the body) or a row of links
+    as one line with runs of spaces or ` | ` between the cells; each cell is its own block. Runs
+    here before normalisation, which collapses runs of spaces.
+    """
+    if "   " not in text and "\t" not in text and " | " not in text:
+        return text
+    return "\n".join(_COLUMN_GAP.sub("\n", line) for line in text.split("\n"))
+
 
 _HEADLINE_END_OK = re.compile(r"""[?!"'”’)]$|[^.:;,]$""")
 _SMALL_WORDS = frozenset(
@@ -201,12 +217,18 @@ def reflow(lines: list[str]) -> list[str]:
     return out
 
 
-def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] = frozenset()) -> Extraction:  # noqa: PLR0912  # title, section and audit are decided in one pass over lines
-    """Return the article of a normalised text dump: body lines, title and metadata; pure.
+@dataclass(slots=True)
+class DumpLines:
+    """The lines of a text dump with their rule features, rule scores and the densest run."""
 
-    Lines whose key is in `chrome` (learned source boilerplate) count as chrome, reason
-    `source_boilerplate`, unless generic rules already name a reason; prose is never learned chrome.
-    """
+    infos: list[LineInfo]
+    scores: list[float]
+    start: int
+    end: int
+
+
+def dump_lines(text: str, chrome: frozenset[str] = frozenset()) -> DumpLines:
+    """Return the analysed lines of a normalised text dump and the run the rules select; pure."""
     lines = reflow([line for line in text.split("\n") if line.strip()])
     infos = [analyse(line) for line in lines]
     if chrome:
@@ -219,9 +241,42 @@ def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] 
     scores = _damp_cards(_damp_comments([_score(info) for info in infos], infos), infos)
     start, end = _densest_run(scores)
     end = _cut_teaser_tail(scores, infos, start, end)
+    return DumpLines(infos=infos, scores=scores, start=start, end=end)
+
+
+def _keep(dump: DumpLines, model: LineModel | None) -> list[bool]:
+    """Which lines are article text: the rules' run, corrected by the learned model when there is one."""
+    rule_keep = [dump.start <= i < dump.end and info.chrome is None for i, info in enumerate(dump.infos)]
+    if model is None:
+        return rule_keep
+    rows = line_features(dump.infos, dump.scores, dump.start, dump.end)
+    keep = model.decide(rule_keep, model.probabilities(rows))
+    # Wire credits inside the body stay: they are the article's, and `credits` is read from them.
+    return [k or (rule and info.credits) for k, rule, info in zip(keep, rule_keep, dump.infos, strict=True)]
+
+
+def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided in one pass over lines
+    text: str,
+    title_hint: str | None,
+    chrome: frozenset[str] = frozenset(),
+    options: CleanOptions | None = None,
+) -> Extraction:
+    """Return the article of a normalised text dump: body lines, title and metadata; pure.
+
+    Lines whose key is in `chrome` (learned source boilerplate) count as chrome, reason
+    `source_boilerplate`, unless generic rules already name a reason; prose is never learned chrome.
+    Each line is then judged by the learned line model (see `linemodel`) over its features.
+    """
+    options = options or CleanOptions()
+    dump = dump_lines(text, chrome)
+    infos, start, end = dump.infos, dump.start, dump.end
     extraction = Extraction(paragraphs=[])
     if start == end:
         return extraction
+    model = None
+    if options.use_line_model:
+        model = options.line_model if options.line_model is not None else load_model()
+    keep = _keep(dump, model)
 
     head = infos[:start]
     title_index: int | None = None
@@ -253,14 +308,12 @@ def extract_text_dump(text: str, title_hint: str | None, chrome: frozenset[str] 
             extraction.section = previous.text
 
     for i, info in enumerate(infos):
-        if start <= i < end:
-            if i == title_index:
+        if i == title_index:
+            if start <= i < end:
                 extraction.removed.append(("title", info.text))
-            elif info.chrome is not None:
-                extraction.removed.append((info.chrome, info.text))
-            else:
-                extraction.paragraphs.append(info.text)
-        elif i != title_index:
+        elif keep[i]:
+            extraction.paragraphs.append(info.text)
+        else:
             reason = info.chrome or ("footer" if (i >= end or info.footer_prose) else "chrome")
             extraction.removed.append((reason, info.text))
 
