@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import FrameType
 
 import structlog
 
 from schemas import RawArticle, StageMessage
+from workers import journal
 from workers.db.engine import transaction
 from workers.errors import PermanentError, TransientError, reason_of
 from workers.ids import article_id, new_trace_id
@@ -175,6 +177,7 @@ def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, F
     _warm_up(stage, ctx)
     limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
     started = time.perf_counter()
+    began = datetime.now(UTC)
     try:
         with bounded(*limits):
             results = run_batch(stage, ctx, msgs)
@@ -188,6 +191,23 @@ def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, F
                 failures[msg.article_id] = _fail(
                     ctx, stage, msg, result, reason=reason_of(result), attempts=1
                 )
+    elapsed = round((time.perf_counter() - started) * 1000)
+    journal.record_attempts(
+        ctx.database_url,
+        [
+            {
+                "article_id": msg.article_id,
+                "stage": stage,
+                "attempt": 1,
+                "event": "dead_letter" if isinstance(result, Exception) else "ok",
+                "started_at": began,
+                "duration_ms": elapsed,
+                "version": None if isinstance(result, Exception) else result.get("version"),
+                "error": result if isinstance(result, Exception) else None,
+            }
+            for msg, result in zip(msgs, results, strict=True)
+        ],
+    )
     log.debug(
         "batch_done",
         stage=stage,
@@ -206,6 +226,7 @@ def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
     while True:
         attempt += 1
         started = time.perf_counter()
+        began = datetime.now(UTC)
         error: BaseException
         try:
             with bounded(*limits):
@@ -216,6 +237,7 @@ def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
             error, reason = MemoryError(f"{stage} needed more than {limits[1]} KiB of memory"), "memory_limit"
         except TransientError as exc:
             if attempt < TRANSIENT_ATTEMPTS:
+                _journal_one(ctx, stage, msg, attempt, "retry", began, started, error=exc)
                 time.sleep(0.2 * 2**attempt)
                 continue
             error, reason = exc, "retries_exhausted"
@@ -231,8 +253,40 @@ def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
                 duration_ms=round((time.perf_counter() - started) * 1000),
                 **outcome,
             )
+            _journal_one(ctx, stage, msg, attempt, "ok", began, started, version=outcome.get("version"))
             return None
+        _journal_one(ctx, stage, msg, attempt, "dead_letter", began, started, error=error)
         return _fail(ctx, stage, msg, error, reason=reason, attempts=attempt)
+
+
+def _journal_one(  # noqa: PLR0917 -- the attempt's facts, in the order they are known
+    ctx: Context,
+    stage: str,
+    msg: StageMessage,
+    attempt: int,
+    event: str,
+    began: datetime,
+    started: float,
+    *,
+    version: str | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """One stage attempt in the journal `newsflow trace` reads (never fails the run)."""
+    journal.record_attempts(
+        ctx.database_url,
+        [
+            {
+                "article_id": msg.article_id,
+                "stage": stage,
+                "attempt": attempt,
+                "event": event,
+                "started_at": began,
+                "duration_ms": round((time.perf_counter() - started) * 1000),
+                "version": version,
+                "error": error,
+            }
+        ],
+    )
 
 
 def _fail(

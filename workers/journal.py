@@ -56,6 +56,35 @@ def write(database_url: str, **row: Any) -> None:
         log.warning("journal_write_failed", error=type(exc).__name__, journal_event=row.get("event"))
 
 
+def record_attempts(database_url: str, attempts: list[dict[str, Any]]) -> None:
+    """Journal several stage attempts in one insert (the embedded runner's batches). Each dict has
+    `article_id`, `stage`, `attempt`, `event`, `started_at`, `duration_ms`, `version` and `error` (an
+    exception or None). A failure is logged, never raised."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "article_id": a["article_id"],
+            "stage": a["stage"],
+            "event": a["event"],
+            "attempt": a["attempt"],
+            "version": a.get("version"),
+            "started_at": a["started_at"],
+            "ended_at": now,
+            "duration_ms": a["duration_ms"],
+            "error_class": type(a["error"]).__name__ if a.get("error") is not None else None,
+            "error": str(a["error"])[:2000] if a.get("error") is not None else None,
+            "traceback": traceback_head(a.get("error")),
+        }
+        for a in attempts
+    ]
+    if not rows:
+        return
+    try:
+        _insert(database_url, rows)
+    except Exception as exc:
+        log.warning("journal_write_failed", error=type(exc).__name__, rows=len(rows))
+
+
 def record_attempt(
     database_url: str,
     *,

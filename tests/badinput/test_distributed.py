@@ -36,6 +36,10 @@ from workers.db.engine import dispose_all, transaction, upgrade
 from workers.readers import read_inputs
 from workers.settings import Settings, get_settings
 
+HISTORY_TABLES = {"alembic_version", "stage_journal"}
+"""Tables that are history, not state: the stage journal gains a row per attempt, by design."""
+
+
 pytestmark = pytest.mark.integration
 
 SETTLE_S = 60.0
@@ -154,7 +158,7 @@ def _dump(db: str) -> str:
     engine = sa.create_engine(db)
     try:
         with engine.connect() as conn:
-            tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+            tables = [t for t in sa.inspect(conn).get_table_names() if t not in HISTORY_TABLES]
             return "\n".join(repr(list(conn.execute(sa.text(f"SELECT * FROM {t}")))) for t in tables)
     finally:
         engine.dispose()

@@ -17,6 +17,9 @@ from workers.pipeline import STAGES, Context, clean_batch, dedup_batch, store_ba
 from workers.readers import read_path
 from workers.settings import Settings
 
+HISTORY_TABLES = {"alembic_version", "stage_journal"}
+"""Tables that are history, not state: the stage journal gains a row per attempt, by design."""
+
 
 def _articles() -> list[RawArticle]:
     """The examples: two HTML/text pages and the feed's articles (a syndicated copy among them)."""
@@ -46,7 +49,7 @@ def _persist(url: str, raws: list[RawArticle]) -> list[StageMessage]:
 def _rows(url: str) -> dict[str, list[str]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+        tables = [t for t in sa.inspect(conn).get_table_names() if t not in HISTORY_TABLES]
         rows = {t: sorted(map(repr, conn.execute(sa.text(f"SELECT * FROM {t}")))) for t in tables}
     engine.dispose()
     return rows

@@ -26,6 +26,10 @@ ARTICLE = RawArticle(
 )
 
 
+HISTORY_TABLES = {"alembic_version", "stage_journal"}
+"""Tables that are history, not state: the stage journal gains a row per attempt, by design."""
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated database (SQLite file or fresh PostgreSQL database) that the tasks' settings point at."""
@@ -47,7 +51,7 @@ def _persist(url: str, raw: RawArticle) -> dict[str, str]:
 def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+        tables = [t for t in sa.inspect(conn).get_table_names() if t not in HISTORY_TABLES]
         rows = {t: sorted(map(repr, conn.execute(sa.text(f"SELECT * FROM {t}")))) for t in tables}
     engine.dispose()
     return rows
