@@ -184,17 +184,14 @@ def enqueue(
     on_rejected: Callable[[Item], None] | None = None,
     on_article: Callable[[str], None] | None = None,
 ) -> FeedReport:
-    """One pass over the inputs (`-` is stdin), no checkpoints: what `newsflow enqueue` runs."""
-    from workers.readers import read_inputs
+    """One pass over the inputs (`-` is stdin), no checkpoints: what `newsflow enqueue` runs.
 
+    Without `reprocess` or a rate, the articles go through the batched producer (`producer.enqueue`: one
+    insert-if-absent per batch, micro-batch messages, pipelined publishes); the result is the same."""
+    if not feeder.reprocess and not feeder.rate:
+        return _enqueue_batched(paths, feeder, source=source, on_rejected=on_rejected, on_article=on_article)
     for path in paths:
-        if path == "-":
-            stream: Iterable[Item] = (
-                Item(r.origin, 0, r.article, r.problems) for r in read_inputs(["-"], source=source)
-            )
-        else:
-            stream = (i for p in archives.files([path]) for i in archives.items(p, source=source))
-        for item in stream:
+        for item in _stream(path, source):
             found = handle(feeder, item, on_rejected)
             if path == "-":
                 feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
@@ -204,6 +201,52 @@ def enqueue(
                     on_article(found)
     feeder.flush()
     return feeder.report
+
+
+def _stream(path: str, source: str) -> Iterable[Item]:
+    """The items of one input argument (`-` is JSON lines on stdin)."""
+    from workers.readers import read_inputs
+
+    if path == "-":
+        return (Item(r.origin, 0, r.article, r.problems) for r in read_inputs(["-"], source=source))
+    return (i for p in archives.files([path]) for i in archives.items(p, source=source))
+
+
+def _enqueue_batched(
+    paths: Iterable[str],
+    feeder: Feeder,
+    *,
+    source: str,
+    on_rejected: Callable[[Item], None] | None,
+    on_article: Callable[[str], None] | None,
+) -> FeedReport:
+    from workers.producer import enqueue as produce
+
+    report = feeder.report
+
+    def articles() -> Iterator[RawArticle]:
+        for path in paths:
+            for item in _stream(path, source):
+                report.read += 1
+                if item.skipped is not None:
+                    report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
+                elif item.article is None:
+                    report.rejected += 1
+                    if on_rejected is not None:
+                        on_rejected(item)
+                else:
+                    yield item.article
+
+    def sent(found: str) -> None:
+        report.article_ids.append(found)
+        if on_article is not None:
+            on_article(found)
+
+    done = produce(articles(), feeder.settings, feeder.app, on_sent=sent)
+    report.new += done.new
+    report.already_stored += len(done.sent) - done.new
+    report.waited_s += done.waited_s
+    return report
 
 
 def _load_checkpoint(database_url: str, key: str) -> BackfillCheckpointRow | None:

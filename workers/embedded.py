@@ -28,7 +28,7 @@ import structlog
 from schemas import RawArticle, StageMessage
 from workers import journal
 from workers.db.engine import transaction
-from workers.errors import PermanentError, TransientError, reason_of
+from workers.errors import PermanentError, TransientError, describe, reason_of
 from workers.ids import article_id, new_trace_id
 from workers.logging import get_logger
 from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_batch, run_step, stages_from
@@ -244,7 +244,10 @@ def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
         except PermanentError as exc:
             error, reason = exc, exc.reason
         except Exception as exc:
-            log.exception("stage_unexpected_error", stage=stage)
+            # The class and a cleaned message, never the exception's own text (SQL parameters are article text).
+            log.error(  # noqa: TRY400 -- a traceback would print the message with its parameters
+                "stage_unexpected_error", stage=stage, error_class=type(exc).__name__, error=describe(exc)
+            )
             error, reason = exc, "unexpected"
         else:
             log.debug(

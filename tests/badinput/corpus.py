@@ -428,8 +428,6 @@ CASES: list[Case] = [
         "stored; no raw ESC and no traceback on the terminal (`newsflow run` exits 0)",
         _all(stored(lambda a: True), _nothing_raw_on_terminal),
         cli=True,
-        xfail_embedded="needs escaping of markup and control characters in `newsflow run` output "
-        "in workers/cli.py (owner: ops)",
     ),
     Case(
         "rtl_override_and_zero_width",
@@ -549,7 +547,6 @@ CASES: list[Case] = [
         ),
         "stored with no published date (not 2024-02-01)",
         stored(lambda a: a.published_at is None or (a.published_at.month, a.published_at.day) != (2, 1)),
-        xfail_embedded="needs impossible dates refused in the clean stage, workers/stages/cleaning/ (owner: clean)",
     ),
     Case(
         "impossible_hint_date",
@@ -577,8 +574,6 @@ CASES: list[Case] = [
         "stored or dead-lettered in well under a second per 100 KB (the doctype regex is quadratic)",
         lambda r: _assert(len(r.stored) + len(r.failures) == 1 and not r.rejected, r),
         seconds=1.0,
-        xfail_embedded="needs the size guard before the doctype regex (or a linear scan) in "
-        "workers/stages/cleaning/guards.py (owner: clean)",
     ),
 ]
 

@@ -762,10 +762,6 @@ def test_control_characters_never_reach_title_or_text() -> None:
     assert hinted.title == "Title with NUL"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs charset-aware decoding in workers/readers.py `_decode` (bytes are replaced before clean)",
-)
 def test_latin1_page_declared_utf8_keeps_accents(tmp_path: Path) -> None:
     """A Latin-1 page that says UTF-8 keeps its accents when read from a file."""
     from workers.readers import read_path
