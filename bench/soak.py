@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--calibrate", type=int, default=100)
     parser.add_argument("--burst", type=int, default=50_000)
     parser.add_argument("--burst-high-water", type=int, default=2000)
+    parser.add_argument("--burst-seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
 
@@ -218,36 +219,47 @@ def main() -> None:
         ledger = check_ledger(db, ids)
         print(ledger.line(), "clean" if ledger.clean() else "NOT CLEAN")
 
-        # 3. burst, with the worker still consuming
+        # 3. burst with the workers stopped (the worst case): the producer must stop at the high-water mark
+        # and wait, Redis memory must stay bounded. Bounded in time: the producer is left waiting.
+        worker.terminate()
+        worker.wait(timeout=60)
         burst_settings = Settings(
             broker_url=rds.url, database_url=db, producer_batch=500, high_water_mark=args.burst_high_water
         )
         waits: list[str] = []
         peak = [0]
-        stop.clear()
+        published: list[int] = []
 
-        def watch() -> None:
-            while not stop.wait(1):
-                peak[0] = max(peak[0], int(client.info("memory")["used_memory"]))
+        def burst() -> None:
+            report = enqueue(
+                (article(10_000_000 + i, rng) for i in range(args.burst)),
+                burst_settings,
+                app,
+                on_wait=waits.append,
+            )
+            published.append(report.published)
 
-        watcher = threading.Thread(target=watch)
-        watcher.start()
+        producer = threading.Thread(target=burst, daemon=True)
         t0 = time.monotonic()
-        report = enqueue(
-            (article(10_000_000 + i, rng) for i in range(args.burst)),
-            burst_settings,
-            app,
-            on_wait=waits.append,
+        producer.start()
+        while producer.is_alive() and time.monotonic() - t0 < args.burst_seconds:
+            peak[0] = max(peak[0], int(client.info("memory")["used_memory"]))
+            time.sleep(1)
+        state = (
+            "finished"
+            if published
+            else f"waiting after {args.burst_seconds:.0f}s (as it should with no workers)"
         )
-        stop.set()
-        watcher.join()
-        print(f"burst {args.burst}: published {report.published} in {time.monotonic() - t0:.0f}s, producer waited "
-              f"{report.waited_s:.0f}s ({len(waits)} wait messages), redis peak used_memory {peak[0] / 1e6:.1f} MB, "
-              f"max depth {depth()}")  # fmt: skip
-        worker.terminate()
-        worker.wait(timeout=60)
+        print(
+            f"burst {args.burst} with workers stopped: producer {state}; queue depth {depth()} "
+            f"(high-water {args.burst_high_water}); {len(waits)} wait message(s); "
+            f"redis peak used_memory {peak[0] / 1e6:.1f} MB"
+        )
         engine.dispose()
         log.close()
+        rds.stop()
+        pg.stop()
+        os._exit(0)  # the producer thread is still waiting on purpose: end without joining it
 
 
 if __name__ == "__main__":
