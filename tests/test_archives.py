@@ -14,8 +14,10 @@ def test_jsonl_gz_offsets_resume_after_the_last_item(tmp_path):
         handle.write("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")
     items = list(archives.items(dump, source="x"))
     assert [i.article.body.split(".")[0] for i in items] == [f"Article number {n}" for n in range(5)]
+    assert [i.origin for i in items] == [f"{dump}:{n}" for n in (1, 2, 4, 5, 6)]
     rest = list(archives.items(dump, source="x", start=items[1].next_offset))
     assert [i.article.body for i in rest] == [i.article.body for i in items[2:]]
+    assert rest[0].origin.startswith(f"{dump}@")
 
 
 def test_directories_include_warc_files_and_leave_out_unreadable_ones(tmp_path):

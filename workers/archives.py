@@ -91,19 +91,25 @@ def items(path: Path, *, source: str, start: int = 0) -> Iterator[Item]:
 
 
 def jsonl_items(path: Path, *, start: int = 0) -> Iterator[Item]:
-    """JSON lines from offset `start` of the (decompressed) stream; blank lines skipped."""
+    """JSON lines from offset `start` of the (decompressed) stream; blank lines skipped.
+
+    Origins are `FILE:LINE` read from the start of the file, `FILE@OFFSET` when resumed mid-file (the
+    line number is not known without reading what came before).
+    """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with cast(IO[bytes], opener(path, "rb")) as handle:
         if start:
             handle.seek(start)
-        offset = start
+        offset, number = start, 0
         while True:
             line = handle.readline()
             if not line:
                 return
+            number += 1
             offset += len(line)
             if line.strip():
-                record = readers._json_record(f"{path}@{offset - len(line)}", line)
+                where = f"{path}@{offset - len(line)}" if start else f"{path}:{number}"
+                record = readers._json_record(where, line)
                 yield Item(record.origin, offset, record.article, record.problems)
 
 
