@@ -140,7 +140,8 @@ def _paragraphs(body: str) -> list[str]:
 
 
 def _sentences(body: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", body.replace("\n", " ")) if len(s.split()) >= 6]
+    # 6 to 60 words: a body without sentence marks would otherwise give one huge "sentence"
+    return [s for s in re.split(r"(?<=[.!?])\s+", body.replace("\n", " ")) if 6 <= len(s.split()) <= 60]
 
 
 def _grams(body: str, n: int = 5) -> set[tuple[str, ...]]:

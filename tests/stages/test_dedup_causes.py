@@ -53,7 +53,7 @@ SITE_CHROME_TAIL = [
 
 def cleaned(article_id: str, text: str, url: str) -> CleanedArticle:
     """A cleaned article for these tests."""
-    return CleanedArticle(article_id=article_id, version="test", text=text, url=url)
+    return CleanedArticle(article_id=article_id, version="test", text=text, url=url or None)
 
 
 def wrapped(body: str) -> str:
@@ -161,3 +161,12 @@ def test_evidence_round_trips_through_bytes() -> None:
     assert (back.level, back.body_words, back.body_shingles) == (0, fp.evidence.body_words, fp.shingles)
     assert evidence_from_bytes(b"junk") is None
     assert evidence_from_bytes(None) is None
+
+
+def test_copies_without_source_or_url_are_not_taken_for_one_sources_chrome(db: str) -> None:
+    """With no source, URL or site name nothing is learned, so copies from unknown outlets still match."""
+    first = decide(db, cleaned("o" * 32, STORY, ""), "")
+    with transaction(db) as session:
+        second = ensure_verdict(session, cleaned("p" * 32, STORY.replace("Tuesday", "Monday"), ""), PARAMS)
+    assert first.kind == "unique"
+    assert (second.kind, second.duplicate_of) == ("near_duplicate", "o" * 32)

@@ -273,15 +273,16 @@ def _join_cluster(
     return article_id, cluster
 
 
-def source_of(cleaned: CleanedArticle, source: str | None) -> str:
+def source_of(cleaned: CleanedArticle, source: str | None) -> str | None:
     """The source an article's chrome is learned under: the producer's `source`, else the host of its
-    canonical URL, else its site name (lowercased), else ''."""
-    if source:
+    canonical URL, else its site name (lowercased), else None (nothing is learned nor applied)."""
+    if source and source.strip():
         return source.strip().lower()[:200]
     canonical = canonical_url(cleaned.url)
     if canonical is not None:
         return canonical.split("/")[2]
-    return (cleaned.site_name or "").strip().lower()[:200]
+    site = (cleaned.site_name or "").strip().lower()[:200]
+    return site or None
 
 
 def learned_chrome(session: Session, source: str, keys: Sequence[int], article_id: str) -> frozenset[int]:
@@ -312,8 +313,11 @@ def ensure_verdict(
     article_id = cleaned.article_id
     lines = body_lines(cleaned.text, params)
     home = source_of(cleaned, source)
-    fp = fingerprint(cleaned, params, learned_chrome(session, home, lines.keys, article_id), lines)
-    _record_lines(session, home, article_id, lines.edge_keys(params.edge_lines))
+    # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
+    chrome = frozenset() if home is None else learned_chrome(session, home, lines.keys, article_id)
+    fp = fingerprint(cleaned, params, chrome, lines)
+    if home is not None:
+        _record_lines(session, home, article_id, lines.edge_keys(params.edge_lines))
     record = params.as_record()
     # Below the floor the text key is neither claimed nor looked up (a short text, or one that is
     # all chrome, is not evidence that two pages are one article) and there are no bands.
