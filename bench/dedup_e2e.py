@@ -48,6 +48,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,6 +96,7 @@ class Item:
     role: str  # original / copy / sibling / followup / stub
     page: str  # the page it was made from
     tags: tuple[str, ...] = ()
+    text: str = ""  # the article text it was built from (generated negatives only)
     article_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -284,8 +286,27 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
         for n in range(2):
             stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"]) + f" {n}"]
             items.append(_on_site(page, stub, "stub", f"stub{n}", rng))
+    items = _drop_ambiguous(items, pages)
     rng.shuffle(items)
     return items
+
+
+def _drop_ambiguous(items: list[Item], pages: list[Page]) -> list[Item]:
+    """Leave out a generated negative whose text shares a fifth of its 5-grams with another page's
+    body or an earlier composite (a follow-up's own page excepted: it quotes it on purpose): by its
+    text it is not a distinct article."""
+    bodies = {p.page_id: _grams(p.body) for p in pages}
+    composites: list[set[tuple[str, ...]]] = []
+    kept = []
+    for item in items:
+        if item.role in {"sibling", "followup"}:
+            grams = _grams(item.text)
+            others = [g for pid, g in bodies.items() if pid != item.page] + composites
+            if grams and max((len(grams & g) for g in others), default=0) > 0.2 * len(grams):
+                continue
+            composites.append(grams)
+        kept.append(item)
+    return kept
 
 
 def _on_site(page: Page, paragraphs: list[str], role: str, suffix: str, rng: random.Random) -> Item:
@@ -294,11 +315,11 @@ def _on_site(page: Page, paragraphs: list[str], role: str, suffix: str, rng: ran
     raw = RawArticle(
         source=page.site,
         body=document,
-        url=page.url.rstrip("/") + f"-{suffix}",
+        url=f"https://{urlsplit(page.url).hostname}{urlsplit(page.url).path.rstrip('/')}-{suffix}",
         content_type="text/plain",
         published_at=T0 + timedelta(hours=rng.randint(0, 2000)),
     )
-    return Item(raw, f"{page.page_id}:{suffix}", role, page.page_id)
+    return Item(raw, f"{page.page_id}:{suffix}", role, page.page_id, text="\n".join(paragraphs))
 
 
 def _pairs(sizes: list[int]) -> int:
