@@ -96,7 +96,7 @@ def test_unique_exact_near_and_revision(db_url: str) -> None:
     assert (near.kind, near.duplicate_of, near.cluster_id) == ("near_duplicate", "a" * 32, "a" * 32)
     assert near.similarity is not None
     assert near.similarity >= PARAMS.containment_threshold
-    assert near.reason.startswith("minhash_")
+    assert near.reason.startswith("body_")
     revision = decide(
         db_url,
         article(
@@ -152,7 +152,7 @@ def test_rerun_with_new_params_redecides_without_self_match(db_url: str) -> None
             .select_from(DedupBandRow)
             .where(~DedupBandRow.seq.in_(select(DedupSignatureRow.seq)))
         ).scalar_one()
-    assert 0 < bands <= params.bands
+    assert 0 < bands <= params.bands + params.text_bands + params.paragraph_keys
     assert orphans == 0
 
 

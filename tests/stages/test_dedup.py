@@ -139,7 +139,7 @@ def _edit(text: str, rate: float, seed: int) -> str:
 def _fp(text: str, article_id: str = "a") -> tuple[CleanedArticle, Candidate]:
     cleaned = CleanedArticle(article_id=article_id, version="t", text=text)
     fp = fingerprint(cleaned, PARAMS)
-    return cleaned, Candidate(article_id, fp.signature, fp.shingles)
+    return cleaned, Candidate(article_id, fp.signature, fp.shingles, fp.evidence)
 
 
 def test_fingerprint_is_deterministic_and_sized() -> None:
@@ -149,7 +149,9 @@ def test_fingerprint_is_deterministic_and_sized() -> None:
     assert np.array_equal(one.signature, two.signature)
     assert one.bands == two.bands
     assert one.signature.shape == (PARAMS.num_perm,)
-    assert len(one.bands) == PARAMS.bands
+    # body bands, whole-text bands and one key for the single paragraph
+    assert len(one.bands) == PARAMS.bands + PARAMS.text_bands + 1
+    assert one.keyed
     assert one.shingles == 396
     assert one.canonical_url == "https://example.com/x"
     assert one.url_key == url_key("https://example.com/x")
@@ -189,17 +191,19 @@ def test_trimmed_copy_matches_by_containment_not_jaccard() -> None:
     trimmed, _ = _fp(_edit(" ".join(body.split()[:300]), 0.03, 5), "trim")
     match = verify(fingerprint(trimmed, PARAMS), cand, PARAMS)
     assert match is not None
-    assert match.reason == "minhash_containment"
+    assert match.reason.startswith("body_containment")
     assert match.jaccard < PARAMS.threshold <= match.containment
 
 
-def test_containment_needs_enough_shingles() -> None:
-    """A short snippet contained in an article is not a near-duplicate of it (min_shingles)."""
+def test_snippet_below_the_floor_is_not_keyed_nor_matched() -> None:
+    """A 20-word snippet contained in an article is below the floor: no bands, never a near-duplicate."""
     body = _body(6)
     _, cand = _fp(body, "orig")
     snippet, _ = _fp(" ".join(body.split()[:20]), "snip")
     fp = fingerprint(snippet, PARAMS)
-    assert fp.shingles < PARAMS.min_shingles
+    assert fp.evidence.body_words < PARAMS.min_body_words
+    assert not fp.keyed
+    assert fp.bands == ()
     assert verify(fp, cand, PARAMS) is None
 
 
@@ -214,7 +218,9 @@ def test_best_match_prefers_the_most_similar() -> None:
     best = best_match(fp, [far, close], PARAMS)
     assert best is not None
     assert best.article_id == "close"
-    tie = best_match(fp, [far, same, Candidate("b-same", same.signature, same.shingles)], PARAMS)
+    tie = best_match(
+        fp, [far, same, Candidate("b-same", same.signature, same.shingles, same.evidence)], PARAMS
+    )
     assert tie is not None
     assert tie.article_id == "a-same"
     assert best_match(fp, [], PARAMS) is None

@@ -45,13 +45,17 @@ from sqlalchemy.sql import ClauseElement
 
 from schemas.cleaned import CleanedArticle
 from schemas.dedup import DedupVerdict, VerdictKind
-from workers.db.models import DedupBandRow, DedupKeyRow, DedupSignatureRow
+from workers.db.models import DedupBandRow, DedupKeyRow, DedupLineRow, DedupSignatureRow
 from workers.stages.dedup import (
     VERSION,
     Candidate,
     DedupParams,
     Fingerprint,
+    body_lines,
+    canonical_url,
     compare,
+    evidence_from_bytes,
+    evidence_to_bytes,
     fingerprint,
     signature_from_bytes,
     signature_to_bytes,
@@ -63,6 +67,7 @@ _LOCK_NAMESPACE = 0x44445550
 _KEYS: Table = DedupKeyRow.__table__  # type: ignore[assignment]
 _SIGNATURES: Table = DedupSignatureRow.__table__  # type: ignore[assignment]
 _BANDS: Table = DedupBandRow.__table__  # type: ignore[assignment]
+_LINES: Table = DedupLineRow.__table__  # type: ignore[assignment]
 _CANONICAL = _SIGNATURES.alias("canonical")
 
 
@@ -139,6 +144,7 @@ def _lookup_statement(postgres: bool) -> Any:
         sig.cluster_id,
         sig.signature,
         sig.shingles,
+        sig.evidence,
     ).where(sig.article_id == bindparam("article_id"))
 
     def _match_columns(what: str) -> tuple[Any, ...]:
@@ -151,6 +157,7 @@ def _lookup_statement(postgres: bool) -> Any:
             sig.cluster_id,
             sig.signature,
             sig.shingles,
+            sig.evidence,
         )
 
     def owner(kind: str) -> Any:
@@ -211,7 +218,7 @@ def _lookup(
         _LOOKUP[session.get_bind().dialect.name == "postgresql"],
         {
             "article_id": article_id,
-            "text_key": fp.text_key,
+            "text_key": fp.text_key if fp.keyed else "",
             "url_key": fp.url_key or "",
             "bands": list(fp.bands) or [0],
             "limit": limit if fp.bands else 0,
@@ -226,7 +233,12 @@ def _lookup(
         if row.what == "self":
             stored = (row.verdict, row.cluster_id, row.seq)
             continue
-        candidate = Candidate(row.article_id, signature_from_bytes(row.signature), row.shingles)
+        candidate = Candidate(
+            row.article_id,
+            signature_from_bytes(row.signature),
+            row.shingles,
+            evidence_from_bytes(row.evidence),
+        )
         if row.what == "band":
             candidates.append(candidate)
         else:
@@ -261,17 +273,59 @@ def _join_cluster(
     return article_id, cluster
 
 
-def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParams) -> DedupVerdict:
+def source_of(cleaned: CleanedArticle, source: str | None) -> str | None:
+    """The source an article's chrome is learned under: the producer's `source`, else the host of its
+    canonical URL, else its site name (lowercased), else None (nothing is learned nor applied)."""
+    if source and source.strip():
+        return source.strip().lower()[:200]
+    canonical = canonical_url(cleaned.url)
+    if canonical is not None:
+        return canonical.split("/")[2]
+    site = (cleaned.site_name or "").strip().lower()[:200]
+    return site or None
+
+
+def learned_chrome(session: Session, source: str, keys: Sequence[int], article_id: str) -> frozenset[int]:
+    """Those of the line `keys` that are chrome: recorded for another article of `source`, or for
+    two articles of any one other source (that source's chrome, copied along with a page)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return frozenset()
+    rows = session.execute(
+        select(_LINES.c.key, _LINES.c.source, func.count().label("articles"))
+        .where(_LINES.c.key.in_(wanted), _LINES.c.article_id != article_id)
+        .group_by(_LINES.c.key, _LINES.c.source)
+    ).all()
+    return frozenset(row.key for row in rows if row.source == source or row.articles >= 2)
+
+
+def ensure_verdict(
+    session: Session, cleaned: CleanedArticle, params: DedupParams, *, source: str | None = None
+) -> DedupVerdict:
     """Return the dedup verdict of `cleaned`, indexing it in the caller's transaction; idempotent.
 
     Atomic across worker processes (see the module docstring). Calling it again for the same article
     with the same text and parameters returns the stored verdict (with the cluster's current
-    canonical); an article is never matched to itself. Does not commit.
+    canonical); an article is never matched to itself. `source` is the raw article's source (see
+    `source_of` for the fallback); the prose lines at the ends of its body are recorded under it, and
+    lines learned as chrome (`learned_chrome`) are left out of the body. Does not commit.
     """
-    fp = fingerprint(cleaned, params)
     article_id = cleaned.article_id
+    lines = body_lines(cleaned.text, params)
+    home = source_of(cleaned, source)
+    # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
+    chrome = frozenset() if home is None else learned_chrome(session, home, lines.keys, article_id)
+    fp = fingerprint(cleaned, params, chrome, lines)
+    if home is not None:
+        _record_lines(session, home, article_id, lines.edge_keys(params.edge_lines))
     record = params.as_record()
-    keys: list[str | int] = [f"article:{article_id}", f"text:{fp.text_key}", *fp.bands]
+    # Below the floor the text key is neither claimed nor looked up (a short text, or one that is
+    # all chrome, is not evidence that two pages are one article) and there are no bands.
+    keys: list[str | int] = [
+        f"article:{article_id}",
+        *([f"text:{fp.text_key}"] if fp.keyed else []),
+        *fp.bands,
+    ]
     if fp.url_key is not None:
         keys.append(f"url:{fp.url_key}")
     found = _lookup(session, keys, fp, article_id, params.max_candidates)
@@ -287,7 +341,13 @@ def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParam
     kind: VerdictKind = "unique"
     duplicate_of: str | None = None
     similarity: float | None = None
-    reason = "no_match"
+    reason = (
+        "no_match"
+        if fp.keyed
+        else (
+            f"below_floor body_words={fp.evidence.body_words} < {params.min_body_words}: not keyed for duplicates"
+        )
+    )
     text_owner, url_owner = found.owners.get("text"), found.owners.get("url")
     if text_owner is not None:
         kind, duplicate_of, similarity = "exact_duplicate", text_owner.article_id, 1.0
@@ -302,7 +362,7 @@ def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParam
         if verified:
             best = min(verified, key=lambda m: (-m.containment, -m.jaccard, m.article_id))
             kind, duplicate_of, similarity = "near_duplicate", best.article_id, best.similarity
-            reason = f"{best.reason} jaccard={best.jaccard:.3f} containment={best.containment:.3f}"
+            reason = best.reason
 
     published_at = _utc(cleaned.published_at)
     supersedes = None
@@ -332,6 +392,15 @@ def ensure_verdict(session: Session, cleaned: CleanedArticle, params: DedupParam
     return verdict
 
 
+def _record_lines(session: Session, source: str, article_id: str, keys: list[int]) -> None:
+    """Record the article's edge lines under its source; recording them twice changes nothing."""
+    if not keys:
+        return
+    rows = [{"key": k, "source": source, "article_id": article_id} for k in keys]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(_LINES).on_conflict_do_nothing(), rows)
+
+
 # PostgreSQL: every write of one decision in one statement (one round trip). The signature row is
 # an upsert because a re-decision (new text or parameters) rewrites it.
 _PG_WRITE = text(
@@ -341,10 +410,11 @@ _PG_WRITE = text(
         SELECT kind, key, :article_id FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS k(kind, key)
         ON CONFLICT DO NOTHING
     ), row AS (
-        INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, cluster_id, verdict)
-        VALUES (:article_id, :signature, :shingles, :published_at, :cluster_id, :verdict)
+        INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, cluster_id, verdict, evidence)
+        VALUES (:article_id, :signature, :shingles, :published_at, :cluster_id, :verdict, :evidence)
         ON CONFLICT (article_id) DO UPDATE SET signature = excluded.signature, shingles = excluded.shingles,
-            published_at = excluded.published_at, cluster_id = excluded.cluster_id, verdict = excluded.verdict
+            published_at = excluded.published_at, cluster_id = excluded.cluster_id, verdict = excluded.verdict,
+            evidence = excluded.evidence
         RETURNING seq
     )
     INSERT INTO dedup_bands (band, seq)
@@ -365,7 +435,9 @@ def _write(
     seq: int | None,
 ) -> None:
     """Index the decided article; `seq` is its existing row's, None for a new article."""
-    keys = [("text", fp.text_key)] + ([("url", fp.url_key)] if fp.url_key is not None else [])
+    keys = ([("text", fp.text_key)] if fp.keyed else []) + (
+        [("url", fp.url_key)] if fp.url_key is not None else []
+    )
     # an exact duplicate's bands are its owner's: indexing them again would find nothing new
     bands = [] if exact else sorted(set(fp.bands))
     values = {
@@ -375,6 +447,7 @@ def _write(
         "published_at": published_at,
         "cluster_id": verdict.cluster_id,
         "verdict": verdict.model_dump_json(exclude={"supersedes"}),
+        "evidence": evidence_to_bytes(fp.evidence) if fp.keyed else None,
     }
     if session.get_bind().dialect.name == "postgresql":
         session.execute(

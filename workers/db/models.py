@@ -166,6 +166,10 @@ class DedupSignatureRow(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     cluster_id: Mapped[str] = mapped_column(ID, index=True, doc="Current canonical article of its cluster.")
     verdict: Mapped[str] = mapped_column(Text, doc="The DedupVerdict given to the article, as JSON.")
+    evidence: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        doc="Sample of its body's shingle hashes (workers.stages.dedup.Evidence); NULL below the floor.",
+    )
 
 
 class DedupBandRow(Base):
@@ -175,6 +179,20 @@ class DedupBandRow(Base):
 
     band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, doc="The article's dedup_signatures.seq.")
+
+
+class DedupLineRow(Base):
+    """A prose line at the head or tail of an indexed article's body, per source: lines found in other
+    articles of the same source (or in two of another source) are that source's chrome, and are left
+    out of the body that near-duplicates are verified on."""
+
+    __tablename__ = "dedup_lines"
+
+    key: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, doc="xxh64 of the line's normalised words."
+    )
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    article_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
 class SourceLineRow(Base):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ import xxhash
 
 from schemas.cleaned import CleanedArticle
 
-VERSION = "dedup-1.0"
+VERSION = "dedup-2.0"
 
 Signature = npt.NDArray[np.uint32]
 
@@ -37,29 +38,70 @@ class DedupParams:
     """Tunable parameters of the dedup stage; all of them are recorded on every verdict."""
 
     threshold: float = 0.5
-    """Estimated Jaccard of the shingle sets from which two articles are near-duplicates."""
+    """Exact Jaccard of the two bodies' shingle sets (their evidence samples) from which two
+    articles are near-duplicates whatever their sizes."""
     containment_threshold: float = 0.5
-    """Estimated share of the smaller article's shingles found in the other, from which they are
-    near-duplicates (a trimmed or extended copy); only for articles of `min_shingles` or more."""
+    """Exact share of the smaller body's shingles found in the other, needed for a near-duplicate
+    below `threshold` (a trimmed or extended copy)..."""
+    min_share_larger: float = 0.3
+    """... and the share of the LARGER body those shared shingles must also be, unless they are at
+    least `min_shared` shingles, half that share, and the two cores agree both ways: chrome that one
+    text is made of cannot be a large share of the other's prose, nor hold the other's core."""
+    min_shared: int = 120
+    core_agreement: float = 0.7
+    """Share of one body's core (its two longest paragraphs) found in the other body for the cores
+    to agree: an article's longest paragraphs are its own, where chrome lines are short."""
+    edge_lines: int = 20
+    """Prose lines at each end of a body recorded per source to learn its chrome (`dedup_lines`)."""
+    min_body_words: int = 40
+    """Floor: an article with fewer words of prose (see `body_paragraphs`) is not keyed for exact or
+    near duplicates; too little article to tell a copy from shared boilerplate."""
+    prose_min_words: int = 8
+    """Fewest words of a line that counts as prose (nav items, teasers and labels are shorter)."""
+    evidence_cap: int = 256
+    """Most body shingle hashes stored per article (a nested threshold sample beyond it)."""
     num_perm: int = 128
     bands: int = 32
     rows: int = 2
+    text_bands: int = 8
+    """LSH bands (of `rows` rows) over the whole cleaned text, chrome included, besides the body's."""
+    paragraph_keys: int = 12
+    """Candidate keys from single paragraphs: the lead ones and the longest, one min-hash each."""
     shingle_size: int = 5
-    min_shingles: int = 40
     max_candidates: int = 32
     seed: int = 1
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold <= 1.0 or not 0.0 < self.containment_threshold <= 1.0:
+        shares = (self.threshold, self.containment_threshold, self.min_share_larger, self.core_agreement)
+        if not all(0.0 < value <= 1.0 for value in shares):
             raise ValueError("thresholds must be in (0, 1]")
-        if self.bands < 1 or self.rows < 1 or self.bands * self.rows > self.num_perm:
+        if self.bands < 1 or self.rows < 1 or max(self.bands, self.text_bands) * self.rows > self.num_perm:
             raise ValueError("need 1 <= bands * rows <= num_perm")
-        if self.shingle_size < 1 or self.max_candidates < 1:
-            raise ValueError("shingle_size and max_candidates must be positive")
+        if self.shingle_size < 1 or self.max_candidates < 1 or self.evidence_cap < 16:
+            raise ValueError("shingle_size and max_candidates must be positive, evidence_cap >= 16")
+        if self.text_bands < 0 or self.paragraph_keys < 0 or self.min_body_words < 1:
+            raise ValueError("text_bands and paragraph_keys must be >= 0, min_body_words >= 1")
 
     def as_record(self) -> dict[str, float | int | str]:
         """The parameters as the flat dict stored in `DedupVerdict.params`; pure."""
         return dict(asdict(self))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What verification reads of an article's body: a consistent sample of its shingle hashes.
+
+    `body` holds the distinct 32-bit hashes of the body's shingles below 2**32 >> `level` (all of
+    them at level 0); the level is the smallest that keeps at most `evidence_cap` of them. Samples
+    nest (a hash kept at level L is kept at every lower level), so two articles are compared at the
+    larger of their levels, exactly. `core` holds the hashes of the two longest body paragraphs.
+    """
+
+    level: int
+    body: npt.NDArray[np.uint32]
+    core: npt.NDArray[np.uint32]
+    body_shingles: int
+    body_words: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +114,9 @@ class Fingerprint:
     signature: Signature
     shingles: int
     bands: tuple[int, ...]
+    evidence: Evidence
+    keyed: bool
+    """False below the floor (`DedupParams.min_body_words`): no text key, bands or evidence are used."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +126,7 @@ class Candidate:
     article_id: str
     signature: Signature
     shingles: int
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)
@@ -406,28 +452,167 @@ def minhash(hashes: npt.NDArray[np.uint64], num_perm: int, seed: int) -> Signatu
     return values.astype(np.uint32)
 
 
-def band_keys(signature: Signature, bands: int, rows: int) -> tuple[int, ...]:
-    """Return one signed 64-bit LSH key per band of `signature` (band index mixed in). Pure."""
+def band_keys(signature: Signature, bands: int, rows: int, namespace: int = 0) -> tuple[int, ...]:
+    """Return one signed 64-bit LSH key per band of `signature` (band index and `namespace` mixed
+    in). Pure."""
     keys = []
     for band in range(bands):
         chunk = signature[band * rows : (band + 1) * rows].tobytes()
-        keys.append(int.from_bytes(xxhash.xxh64_digest(chunk, seed=band), "big", signed=True))
+        keys.append(int.from_bytes(xxhash.xxh64_digest(chunk, seed=namespace + band), "big", signed=True))
     return tuple(keys)
 
 
-def fingerprint(cleaned: CleanedArticle, params: DedupParams) -> Fingerprint:
-    """Return the exact keys, MinHash signature and LSH band keys of a cleaned article. Pure."""
+# --- the body: prose paragraphs, evidence and candidate keys ----------------------------------------
+
+_SENTENCE_MARKS = re.compile(r"[.,;:!?](?=\s|$)")
+_SEPARATORS = re.compile(r"[|•»«›‹>/·]|\s-\s")
+
+
+def is_prose(line: str, min_words: int) -> bool:
+    """Whether a cleaned line reads as article prose rather than chrome; pure.
+
+    Prose has `min_words` words or more, is not a run of separated links (``A | B | C``) and is not
+    Title Case throughout (nav bars, section lists and teaser headlines are). Scripts without case
+    count as prose when long enough.
+    """
+    tokens = line.split()
+    if len(tokens) < min_words:
+        return False
+    if 3 * len(_SEPARATORS.findall(line)) > len(tokens):
+        return False
+    cased = [t for t in tokens if t[:1].isalpha() and (t[:1].isupper() or t[:1].islower())]
+    upper = sum(1 for t in cased if t[:1].isupper())
+    if not cased or upper <= 0.6 * len(cased) or len(cased) < 0.5 * len(tokens):
+        return True
+    # all capitals (wire copy, shouting): prose if it is punctuated like sentences
+    shouted = sum(1 for t in cased if t.isupper()) >= 0.8 * len(cased)
+    return shouted and len(_SENTENCE_MARKS.findall(line)) * 12 >= len(tokens)
+
+
+def body_paragraphs(text: str, params: DedupParams) -> list[str]:
+    """Return the prose lines of a cleaned text (see `is_prose`), in order; pure.
+
+    Only these are fingerprinted for near duplicates, so the chrome a cleaner left (menus, link
+    lists, labels, section names) can neither make two articles alike nor hide a copy.
+    """
+    return [
+        line for line in (raw.strip() for raw in text.split("\n")) if is_prose(line, params.prose_min_words)
+    ]
+
+
+def line_key(words_of_line: bytes) -> int:
+    """The signed 64-bit key of one line's normalised words (`word_bytes`), as `dedup_lines` stores it. Pure."""
+    return int.from_bytes(xxhash.xxh64_digest(words_of_line, seed=_LINE_SEED), "big", signed=True)
+
+
+@dataclass(frozen=True)
+class BodyLines:
+    """The prose lines of a cleaned text as normalised words, with their keys."""
+
+    words: list[bytes]
+    keys: list[int]
+
+    def edge_keys(self, count: int) -> list[int]:
+        """Keys of the first and last `count` lines: where chrome a cleaner leaves sits."""
+        if len(self.keys) <= 2 * count:
+            return sorted(set(self.keys))
+        return sorted(set(self.keys[:count] + self.keys[-count:]))
+
+
+def body_lines(text: str, params: DedupParams) -> BodyLines:
+    """Return the prose lines of `text` (`body_paragraphs`) as normalised words and keys. Pure."""
+    words = [b for b in (word_bytes(p) for p in body_paragraphs(text, params)) if b]
+    return BodyLines(words, [line_key(w) for w in words])
+
+
+def _paragraph_shingles(paragraphs: list[bytes], size: int) -> list[npt.NDArray[np.uint64]]:
+    return [shingle_hashes(token_hashes(data), size) for data in paragraphs]
+
+
+def _sample(hashes: npt.NDArray[np.uint64], cap: int) -> tuple[int, npt.NDArray[np.uint32]]:
+    """The nested threshold sample of `hashes` (sorted, distinct) with at most `cap` values."""
+    level = 0
+    while int(np.count_nonzero(hashes < (1 << 32) >> level)) > cap:
+        level += 1
+    return level, hashes[hashes < (1 << 32) >> level].astype(np.uint32)
+
+
+_PARAGRAPH_SEED = 0x5EED
+_LINE_SEED = 0x11E5
+_TEXT_BANDS = 1 << 16
+
+
+def _paragraph_key(hashes: npt.NDArray[np.uint64], seed: int) -> int:
+    """One min-hash of a paragraph's shingles as a signed 64-bit key (its own namespace)."""
+    with np.errstate(over="ignore"):
+        mixed = _fmix(hashes * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed))
+    low = int(mixed.min())
+    return int.from_bytes(
+        xxhash.xxh64_digest(low.to_bytes(8, "big"), seed=_PARAGRAPH_SEED), "big", signed=True
+    )
+
+
+def _keyed_paragraphs(shingles: list[npt.NDArray[np.uint64]], count: int) -> list[int]:
+    """Indexes of the paragraphs that get a candidate key: the lead half, then the longest."""
+    usable = [i for i, h in enumerate(shingles) if h.size >= 10]
+    lead = usable[: (count + 1) // 2]
+    longest = sorted(usable, key=lambda i: (-shingles[i].size, i))
+    chosen = list(lead)
+    for i in longest:
+        if len(chosen) >= count:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return chosen
+
+
+def fingerprint(
+    cleaned: CleanedArticle,
+    params: DedupParams,
+    chrome: frozenset[int] = frozenset(),
+    lines: BodyLines | None = None,
+) -> Fingerprint:
+    """Return the exact keys, body evidence, MinHash signature and candidate keys of a cleaned
+    article. Pure.
+
+    The body is the text's prose lines (`body_lines`, given or computed) minus those whose key is in
+    `chrome` (lines learned as the source's chrome). Candidate keys: `bands` LSH bands over the
+    body's MinHash, `text_bands` over the whole text's, and one key for each of up to
+    `paragraph_keys` body paragraphs (the lead ones, then the longest), so a copy is found from its
+    body however much chrome surrounds it.
+    """
     data = word_bytes(cleaned.text)
-    hashes = shingle_hashes(token_hashes(data), params.shingle_size)
-    signature = minhash(hashes, params.num_perm, params.seed)
     canonical = canonical_url(cleaned.url)
+    lines = lines if lines is not None else body_lines(cleaned.text, params)
+    paragraphs = [w for w, k in zip(lines.words, lines.keys, strict=True) if k not in chrome]
+    body_words = sum(p.count(b" ") + 1 for p in paragraphs)
+    per_paragraph = _paragraph_shingles(paragraphs, params.shingle_size)
+    body = np.unique(np.concatenate(per_paragraph)) if per_paragraph else np.empty(0, dtype=np.uint64)
+    # the core: the two longest paragraphs, where the article is (chrome lines are shorter)
+    longest = sorted(range(len(per_paragraph)), key=lambda i: (-per_paragraph[i].size, i))[:2]
+    core = np.unique(np.concatenate([per_paragraph[i] for i in longest])) if longest else body
+    keyed = body_words >= params.min_body_words and body.size > 0
+    signature = minhash(body, params.num_perm, params.seed)
+    bands: list[int] = []
+    if keyed:
+        bands.extend(band_keys(signature, params.bands, params.rows))
+        if params.text_bands:
+            whole = minhash(
+                shingle_hashes(token_hashes(data), params.shingle_size), params.num_perm, params.seed
+            )
+            bands.extend(band_keys(whole, params.text_bands, params.rows, namespace=_TEXT_BANDS))
+        chosen = _keyed_paragraphs(per_paragraph, params.paragraph_keys)
+        bands.extend(_paragraph_key(per_paragraph[index], params.seed) for index in chosen)
+    level, sample = _sample(body, params.evidence_cap)
     return Fingerprint(
         canonical_url=canonical,
         url_key=None if canonical is None else _digest(canonical),
         text_key=hashlib.blake2b(data, digest_size=16).hexdigest(),
         signature=signature,
-        shingles=int(hashes.size),
-        bands=band_keys(signature, params.bands, params.rows) if hashes.size else (),
+        shingles=int(body.size),
+        bands=tuple(dict.fromkeys(bands)),
+        evidence=Evidence(level, sample, core.astype(np.uint32), int(body.size), body_words),
+        keyed=keyed,
     )
 
 
@@ -444,9 +629,31 @@ def signature_from_bytes(data: bytes) -> Signature:
     return np.frombuffer(data, dtype="<u4").astype(np.uint32)
 
 
+_EVIDENCE_HEADER = struct.Struct("<2sBIII")
+_EVIDENCE_MAGIC = b"E1"
+
+
+def evidence_to_bytes(evidence: Evidence) -> bytes:
+    """Return the evidence as stored in the index (a header, then little-endian uint32s). Pure."""
+    header = _EVIDENCE_HEADER.pack(
+        _EVIDENCE_MAGIC, evidence.level, evidence.body_shingles, evidence.body_words, evidence.body.size
+    )
+    return header + evidence.body.astype("<u4").tobytes() + evidence.core.astype("<u4").tobytes()
+
+
+def evidence_from_bytes(data: bytes | None) -> Evidence | None:
+    """Return the evidence stored by `evidence_to_bytes`, or None for none or an unknown format. Pure."""
+    if not data or len(data) < _EVIDENCE_HEADER.size or data[:2] != _EVIDENCE_MAGIC:
+        return None
+    _magic, level, body_shingles, body_words, size = _EVIDENCE_HEADER.unpack_from(data)
+    values = np.frombuffer(data, dtype="<u4", offset=_EVIDENCE_HEADER.size).astype(np.uint32)
+    return Evidence(level, values[:size], values[size:], body_shingles, body_words)
+
+
 def compare(sig_a: Signature, shingles_a: int, sig_b: Signature, shingles_b: int) -> tuple[float, float]:
     """Return (estimated Jaccard, estimated containment of the smaller set in the larger) of two
-    signatures with their distinct-shingle counts. Pure."""
+    signatures with their distinct-shingle counts. Pure. Used for reporting only: at low Jaccard
+    the containment estimate is noise, so no verdict rests on it."""
     if sig_a.shape != sig_b.shape or shingles_a == 0 or shingles_b == 0:
         return 0.0, 0.0
     jaccard = float(np.count_nonzero(sig_a == sig_b)) / sig_a.size
@@ -455,16 +662,99 @@ def compare(sig_a: Signature, shingles_a: int, sig_b: Signature, shingles_b: int
     return jaccard, containment
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """Exact overlap of two bodies' evidence samples, compared at the coarser of their levels."""
+
+    shared: int
+    size_a: int
+    size_b: int
+    level: int
+    core_a: float
+    core_b: float
+
+    @property
+    def jaccard(self) -> float:
+        union = self.size_a + self.size_b - self.shared
+        return self.shared / union if union else 0.0
+
+    @property
+    def containment(self) -> float:
+        """Shared share of the smaller body."""
+        return self.shared / min(self.size_a, self.size_b) if min(self.size_a, self.size_b) else 0.0
+
+    @property
+    def share_of_larger(self) -> float:
+        return self.shared / max(self.size_a, self.size_b) if max(self.size_a, self.size_b) else 0.0
+
+    @property
+    def shared_shingles(self) -> int:
+        """The shared shingles the sample stands for."""
+        return self.shared << self.level
+
+
+def _core_share(core: npt.NDArray[np.uint32], limit: int, other: npt.NDArray[np.uint32]) -> float:
+    kept = core[core.astype(np.uint64) < limit]
+    if kept.size < 3:
+        return 0.0
+    return float(np.isin(kept, other, assume_unique=False).mean())
+
+
+def overlap(a: Evidence, b: Evidence) -> Overlap:
+    """Return the exact overlap of two articles' body samples (see `Evidence`). Pure."""
+    level = max(a.level, b.level)
+    limit = (1 << 32) >> level
+    body_a = a.body[a.body.astype(np.uint64) < limit]
+    body_b = b.body[b.body.astype(np.uint64) < limit]
+    shared = int(np.intersect1d(body_a, body_b, assume_unique=True).size)
+    return Overlap(
+        shared,
+        int(body_a.size),
+        int(body_b.size),
+        level,
+        _core_share(a.core, limit, body_b),
+        _core_share(b.core, limit, body_a),
+    )
+
+
 def verify(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match | None:
-    """Return the match if `candidate` is a near-duplicate of the fingerprinted article, else None. Pure."""
-    jaccard, containment = compare(fp.signature, fp.shingles, candidate.signature, candidate.shingles)
-    if jaccard >= params.threshold:
-        return Match(candidate.article_id, round(jaccard, 4), jaccard, containment, "minhash_jaccard")
-    if (
-        min(fp.shingles, candidate.shingles) >= params.min_shingles
-        and containment >= params.containment_threshold
+    """Return the match if `candidate` is a near-duplicate of the fingerprinted article, else None. Pure.
+
+    Decided on exact evidence only (`overlap`): the bodies' Jaccard reaches `threshold`, or the
+    shared shingles are at least `containment_threshold` of the smaller body AND either
+    `min_share_larger` of the larger one or `min_shared` shingles with agreeing cores (see `Evidence`). An article
+    below the floor, or an indexed one without evidence, never matches.
+    """
+    if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
+        return None
+    seen = overlap(fp.evidence, candidate.evidence)
+    estimated, _ = compare(fp.signature, fp.shingles, candidate.signature, candidate.shingles)
+    detail = (
+        f"jaccard={seen.jaccard:.3f} containment={seen.containment:.3f} of_larger={seen.share_of_larger:.3f} "
+        f"shared={seen.shared_shingles} core={max(seen.core_a, seen.core_b):.2f} minhash={estimated:.3f}"
+    )
+    if seen.jaccard >= params.threshold:
+        return Match(
+            candidate.article_id,
+            round(seen.jaccard, 4),
+            seen.jaccard,
+            seen.containment,
+            f"body_jaccard {detail}",
+        )
+    if seen.containment < params.containment_threshold:
+        return None
+    if seen.share_of_larger >= params.min_share_larger or (
+        seen.share_of_larger >= params.min_share_larger / 2
+        and seen.shared_shingles >= params.min_shared
+        and min(seen.core_a, seen.core_b) >= params.core_agreement
     ):
-        return Match(candidate.article_id, round(containment, 4), jaccard, containment, "minhash_containment")
+        return Match(
+            candidate.article_id,
+            round(seen.containment, 4),
+            seen.jaccard,
+            seen.containment,
+            f"body_containment {detail}",
+        )
     return None
 
 
@@ -473,4 +763,4 @@ def best_match(fp: Fingerprint, candidates: Iterable[Candidate], params: DedupPa
     matches = [m for c in candidates if (m := verify(fp, c, params)) is not None]
     if not matches:
         return None
-    return min(matches, key=lambda m: (-m.similarity, m.article_id))
+    return min(matches, key=lambda m: (-m.containment, -m.jaccard, m.article_id))

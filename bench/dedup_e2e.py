@@ -1,0 +1,445 @@
+"""Dedup end to end: raw pages through the REAL clean stage and the real dedup index, on SQLite.
+
+    .venv/bin/python bench/dedup_e2e.py                 # both halves, the current parameters
+    .venv/bin/python bench/dedup_e2e.py --half tune     # one half only
+    .venv/bin/python bench/dedup_e2e.py --show 10       # also list wrong merges and missed copies
+
+Pages: ../shared/benchmarks/scrapinghub-aeb (181 real pages of 126 sites: HTML in html/, the w3m
+renderings in textdumps-w3m.jsonl.gz, the article bodies in ground-truth.json). They are split BY
+SITE (a hash of the host) into a tuning half and a held-out half; every item of a half is built
+only from that half's pages, and no threshold or rule of the dedup stage was chosen on the
+held-out half. Per half:
+
+* originals: every page's HTML, as fetched;
+* syndicated copies of each original (positives), on syndicator hosts: the original's
+  ground-truth body with a new headline, the tail trimmed, ~3% of the words edited and an ad line
+  inserted, wrapped in the chrome of ANOTHER page of the half (its w3m rendering minus its
+  ground-truth body: as much or as little of it as a cut takes, sometimes all of it); saved as text
+  (the whole rendering with the body swapped) or as simple HTML (the chrome lines around the
+  paragraphs);
+* hard negatives, each on the original's own site with the original's own chrome: a different
+  article (paragraphs of sentences from many other pages), a same-topic follow-up (the
+  original's names, one of its background paragraphs, the rest new) and two near-empty stubs
+  (the chrome and one short line) that a cleaner may reduce to chrome alone.
+
+Pages of the set that carry the same story (real wire copies) share a label. Every item goes
+through `workers.stages.clean.clean` with the chrome the pipeline would give it (source lines
+learned through `repo.learn_lines` / `repo.chrome_keys` in the same database, as `clean_step`
+does), then `workers.db.dedup_index.ensure_verdict`, one transaction each, in a shuffled order.
+Items the cleaner rejects (`no_content` and other permanent errors) are counted and left out.
+Pairs are counted from the clusters the index ends with: pair precision and recall, the share of
+distinct articles wrongly merged with another, and per-role counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import html
+import itertools
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from schemas.raw import RawArticle  # noqa: E402
+from workers.db import repo  # noqa: E402
+from workers.db.dedup_index import ensure_verdict  # noqa: E402
+from workers.db.engine import get_engine, transaction, upgrade  # noqa: E402
+from workers.errors import PermanentError  # noqa: E402
+from workers.ids import article_id  # noqa: E402
+from workers.settings import Settings  # noqa: E402
+from workers.stages import clean as clean_stage  # noqa: E402
+from workers.stages.dedup import VERSION, DedupParams  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
+T0 = datetime(2008, 3, 1, tzinfo=UTC)
+SYNDICATORS = [
+    f"{name}.example" for name in ("newswire-daily", "metro-digest", "the-aggregator", "worldpost")
+]
+ADS = [
+    "Advertisement: Save 40% on your first year of home delivery. Subscribe today!",
+    "ADVERTISEMENT - Click here to compare mortgage rates in your area",
+    "Sponsored: The one trick doctors don't want you to know about",
+]
+
+
+@dataclass(frozen=True)
+class Page:
+    page_id: str
+    site: str
+    url: str
+    html: str
+    rendering: list[str]  # the w3m lines
+    body: str  # ground truth
+    head: list[str]  # rendering lines before the body, body lines removed
+    tail: list[str]  # rendering lines after the body
+
+
+@dataclass
+class Item:
+    raw: RawArticle
+    label: str  # true article
+    role: str  # original / copy / sibling / followup / stub
+    page: str  # the page it was made from
+    tags: tuple[str, ...] = ()
+    text: str = ""  # the article text it was built from (generated negatives only)
+    article_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.article_id = article_id(self.raw)
+
+
+def _fold(line: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", line.lower()).split())
+
+
+def half_of(site: str) -> str:
+    """The half a site belongs to: 'tune' or 'held' (a fixed hash of the host, so deterministic)."""
+    return "tune" if hashlib.sha256(site.encode()).digest()[0] % 2 == 0 else "held"
+
+
+def load_pages() -> list[Page]:
+    """Every page of the set with its rendering split into chrome (head, tail) and body."""
+    truth = json.loads((DATA / "ground-truth.json").read_text())
+    dumps = {}
+    with gzip.open(DATA / "textdumps-w3m.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            dumps[record["page_id"]] = record
+    pages = []
+    for page_id, gt in sorted(truth.items()):
+        dump = dumps[page_id]
+        body = gt["articleBody"] or ""
+        folded_body = _fold(body)
+        lines = dump["body"].split("\n")
+        is_body = [len(_fold(line)) >= 25 and _fold(line) in folded_body for line in lines]
+        marks = [i for i, flag in enumerate(is_body) if flag]
+        first, last = (marks[0], marks[-1]) if marks else (len(lines), len(lines))
+        head = [line for line, flag in zip(lines[:first], is_body[:first], strict=True) if not flag]
+        tail = [line for line, flag in zip(lines[last + 1 :], is_body[last + 1 :], strict=True) if not flag]
+        with gzip.open(DATA / "html" / f"{page_id}.html.gz", "rt", encoding="utf-8", errors="replace") as raw:
+            page_html = raw.read()
+        pages.append(Page(page_id, dump["source"], gt["url"], page_html, lines, body, head, tail))
+    return pages
+
+
+def _paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in body.split("\n") if p.strip()]
+
+
+def _sentences(body: str) -> list[str]:
+    # 6 to 60 words: a body without sentence marks would otherwise give one huge "sentence"
+    return [s for s in re.split(r"(?<=[.!?])\s+", body.replace("\n", " ")) if 6 <= len(s.split()) <= 60]
+
+
+def _grams(body: str, n: int = 5) -> set[tuple[str, ...]]:
+    tokens = _fold(body).split()
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def labels(pages: list[Page]) -> dict[str, str]:
+    """Page id -> label; pages whose bodies share half of the smaller one's 5-grams share a label."""
+    grams = {p.page_id: _grams(p.body) for p in pages}
+    parent = {p.page_id: p.page_id for p in pages}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    ids = sorted(grams)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            small = min(len(grams[a]), len(grams[b]))
+            if small and len(grams[a] & grams[b]) >= 0.5 * small:
+                parent[find(b)] = find(a)
+    return {x: find(x) for x in ids}
+
+
+def _edit(paragraphs: list[str], rate: float, vocab: list[str], rng: random.Random) -> list[str]:
+    out = []
+    for paragraph in paragraphs:
+        tokens = paragraph.split()
+        for i in range(len(tokens)):
+            if rng.random() < rate:
+                action = rng.random()
+                if action < 0.5:
+                    tokens[i] = rng.choice(vocab)
+                elif action < 0.75:
+                    tokens[i] = ""
+                else:
+                    tokens[i] = tokens[i] + " " + rng.choice(vocab)
+        out.append(" ".join(t for t in tokens if t))
+    return out
+
+
+def _headline(body: str, rng: random.Random) -> str:
+    words = _fold(body).split()[:8]
+    return rng.choice(["Report: ", "UPDATE: ", "", "Watch: "]) + " ".join(words).capitalize()
+
+
+def _cut(lines: list[str], rng: random.Random, heavy: bool, from_end: bool) -> list[str]:
+    if heavy or not lines:
+        return lines
+    size = rng.randint(0, min(len(lines), 40))
+    return lines[len(lines) - size :] if from_end else lines[:size]
+
+
+def _as_html(title: str, head: list[str], paragraphs: list[str], tail: list[str]) -> str:
+    nav = "".join(f"<li>{html.escape(line)}</li>" for line in head if line.strip())
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    foot = "".join(f"<div>{html.escape(line)}</div>" for line in tail if line.strip())
+    return (
+        f"<html><head><title>{html.escape(title)}</title></head><body><ul class='menu'>{nav}</ul>"
+        f"<div class='story'><h1>{html.escape(title)}</h1>{body}</div><div class='bottom'>{foot}</div></body></html>"
+    )
+
+
+def _composite(pages: list[Page], exclude: str, words: int, rng: random.Random) -> list[str]:
+    """Paragraphs of sentences drawn from many other pages, one sentence per page (`words` is kept
+    small enough for that), as distinct articles rarely share more than a quote."""
+    pool = [p for p in pages if p.page_id != exclude and _sentences(p.body)]
+    rng.shuffle(pool)
+    donors = itertools.cycle(pool)
+    paragraphs: list[str] = []
+    total = 0
+    while total < words:
+        sentences = [rng.choice(_sentences(next(donors).body)) for _ in range(rng.randint(2, 4))]
+        paragraphs.append(" ".join(sentences))
+        total += sum(len(s.split()) for s in sentences)
+    return paragraphs
+
+
+def build_items(pages: list[Page], seed: int) -> list[Item]:
+    """The labelled items of one half (see the module docstring)."""
+    rng = random.Random(seed)
+    label = labels(pages)
+    vocab = sorted({w for p in pages for w in p.body.split() if w.isalpha() and len(w) > 3})
+    published = {p.page_id: T0 + timedelta(hours=rng.randint(0, 2000)) for p in pages}
+    items: list[Item] = [
+        Item(
+            RawArticle(source=page.site, body=page.html, url=page.url, content_type="text/html"),
+            label[page.page_id],
+            "original",
+            page.page_id,
+        )
+        for page in pages
+    ]
+    with_body = [p for p in pages if len(_paragraphs(p.body)) >= 2 and len(p.body.split()) >= 80]
+    for page in with_body:
+        paragraphs = _paragraphs(page.body)
+        others = [p for p in pages if p.site != page.site and (p.head or p.tail)]
+        for n in range(2):
+            wrapper = rng.choice(others)
+            heavy = rng.random() < 0.35
+            keep = max(2, round(len(paragraphs) * rng.uniform(0.6, 1.0)))
+            body = _edit(paragraphs[:keep], 0.03, vocab, rng)
+            body.insert(min(2, len(body)), rng.choice(ADS))
+            headline = _headline(page.body, rng)
+            head = _cut(wrapper.head, rng, heavy, from_end=True)
+            tail = _cut(wrapper.tail, rng, heavy, from_end=False)
+            host = rng.choice(SYNDICATORS)
+            url = f"https://{host}/{published[page.page_id]:%Y/%m/%d}/story-{page.page_id[:10]}-{n}"
+            as_text = rng.random() < 0.6
+            if as_text:
+                document = "\n".join([*head, "", headline, "", "\n\n".join(body), "", *tail])
+            else:
+                document = _as_html(headline, head, body, tail)
+            raw = RawArticle(
+                source=host,
+                body=document,
+                url=url,
+                content_type="text/plain" if as_text else "text/html",
+                published_at=published[page.page_id] + timedelta(hours=rng.randint(-3, 30)),
+            )
+            tags = ("text" if as_text else "html", "heavy_chrome" if heavy else "cut_chrome")
+            items.append(Item(raw, label[page.page_id], "copy", page.page_id, tags))
+    for page in pages:
+        if not (page.head or page.tail):
+            continue
+        length = min(450, max(150, len(page.body.split())))
+        # a different article of the same site, in the same chrome
+        sibling = _composite(pages, page.page_id, length, rng)
+        items.append(_on_site(page, sibling, "sibling", "other", rng))
+        # a same-topic follow-up: the original's names, one background paragraph, new text around it
+        paragraphs = _paragraphs(page.body)
+        names = sorted({w for w in page.body.split() if w[:1].isupper() and w.isalpha() and len(w) > 3})
+        follow = _composite(pages, page.page_id, max(150, length // 2), rng)
+        follow[0] = " ".join(rng.sample(names, min(3, len(names)))) + " said on Tuesday that " + follow[0]
+        if len(paragraphs) >= 3:
+            follow.insert(len(follow) // 2, paragraphs[rng.randint(1, len(paragraphs) - 1)])
+        items.append(_on_site(page, follow, "followup", "followup", rng))
+        for n in range(2):
+            stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"]) + f" {n}"]
+            items.append(_on_site(page, stub, "stub", f"stub{n}", rng))
+    items = _drop_ambiguous(items, pages)
+    rng.shuffle(items)
+    return items
+
+
+def _drop_ambiguous(items: list[Item], pages: list[Page]) -> list[Item]:
+    """Leave out a generated negative whose text shares a fifth of its 5-grams with another page's
+    body or an earlier composite (a follow-up's own page excepted: it quotes it on purpose): by its
+    text it is not a distinct article."""
+    bodies = {p.page_id: _grams(p.body) for p in pages}
+    composites: list[set[tuple[str, ...]]] = []
+    kept = []
+    for item in items:
+        if item.role in {"sibling", "followup"}:
+            grams = _grams(item.text)
+            others = [g for pid, g in bodies.items() if pid != item.page] + composites
+            if grams and max((len(grams & g) for g in others), default=0) > 0.2 * len(grams):
+                continue
+            composites.append(grams)
+        kept.append(item)
+    return kept
+
+
+def _on_site(page: Page, paragraphs: list[str], role: str, suffix: str, rng: random.Random) -> Item:
+    """An item on the page's own site, in its own rendered chrome, saved as text."""
+    document = "\n".join([*page.head, "", "\n\n".join(paragraphs), "", *page.tail])
+    raw = RawArticle(
+        source=page.site,
+        body=document,
+        url=f"https://{urlsplit(page.url).hostname}{urlsplit(page.url).path.rstrip('/')}-{suffix}",
+        content_type="text/plain",
+        published_at=T0 + timedelta(hours=rng.randint(0, 2000)),
+    )
+    return Item(raw, f"{page.page_id}:{suffix}", role, page.page_id, text="\n".join(paragraphs))
+
+
+def _pairs(sizes: list[int]) -> int:
+    return sum(s * (s - 1) // 2 for s in sizes)
+
+
+def run_half(name: str, pages: list[Page], params: DedupParams, seed: int, show: int) -> dict[str, float]:
+    """Build one half's items, run them end to end and print its figures."""
+    items = build_items(pages, seed)
+    settings = Settings()
+    rejected: Counter[str] = Counter()
+    kept: list[Item] = []
+    verdicts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/e2e.db"
+        upgrade(url)
+        started = time.perf_counter()
+        for item in items:
+            try:
+                # as workers.pipeline.clean_step: learn the source's lines, then clean with its chrome
+                keys = clean_stage.line_keys(item.raw)
+                with transaction(url) as session:
+                    repo.learn_lines(session, item.raw.source, item.article_id, keys)
+                with transaction(url) as session:
+                    chrome = repo.chrome_keys(session, item.raw.source, keys, settings.chrome_min_articles)
+                cleaned = clean_stage.clean(item.raw, item.article_id, chrome=chrome)
+            except PermanentError as exc:
+                rejected[f"{item.role}:{getattr(exc, 'reason', type(exc).__name__)}"] += 1
+                continue
+            with transaction(url) as session:
+                verdicts[item.article_id] = ensure_verdict(session, cleaned, params, source=item.raw.source)
+            kept.append(item)
+        elapsed = time.perf_counter() - started
+        with get_engine(url).connect() as conn:
+            clusters = dict(conn.execute(text("SELECT article_id, cluster_id FROM dedup_signatures")).all())
+        get_engine(url).dispose()
+    pred = {i.article_id: clusters[i.article_id] for i in kept}
+    joint = Counter((i.label, pred[i.article_id]) for i in kept)
+    tp = _pairs(list(joint.values()))
+    pred_pairs = _pairs(list(Counter(pred.values()).values()))
+    true_pairs = _pairs(list(Counter(i.label for i in kept).values()))
+    precision = tp / pred_pairs if pred_pairs else 1.0
+    recall = tp / true_pairs if true_pairs else 1.0
+    labels_in: dict[str, set[str]] = defaultdict(set)
+    for i in kept:
+        labels_in[pred[i.article_id]].add(i.label)
+    distinct = {i.label for i in kept}
+    wrongly = {i.label for i in kept if len(labels_in[pred[i.article_id]]) > 1}
+    roles = Counter(i.role for i in kept)
+    merged_roles = Counter(i.role for i in kept if len(labels_in[pred[i.article_id]]) > 1)
+    copies = [i for i in kept if i.role == "copy"]
+    original_cluster = {i.label: pred[i.article_id] for i in kept if i.role == "original"}
+    found = [i for i in copies if original_cluster.get(i.label) == pred[i.article_id]]
+    by_tag: dict[str, list[bool]] = defaultdict(list)
+    for i in copies:
+        if i.label in original_cluster:
+            for tag in i.tags:
+                by_tag[tag].append(original_cluster[i.label] == pred[i.article_id])
+    kinds = Counter(v.kind for v in verdicts.values())
+    print(f"{name} half: {len({p.site for p in pages})} sites, {len(pages)} pages -> {len(items)} items "
+          f"({dict(Counter(i.role for i in items))}); {VERSION}")  # fmt: skip
+    print(f"  rejected by clean (left out): {sum(rejected.values())} {dict(sorted(rejected.items()))}")
+    print(
+        f"  pair precision {precision:.4f}  pair recall {recall:.4f}  "
+        f"(true pairs {true_pairs}, predicted {pred_pairs}, correct {tp})"
+    )
+    print(
+        f"  distinct articles wrongly merged: {len(wrongly)} of {len(distinct)} "
+        f"({100 * len(wrongly) / max(1, len(distinct)):.2f}%); items in a wrong merge by role: {dict(merged_roles)}"
+    )
+    print(
+        f"  copies joined to their original: {len(found)}/{sum(1 for i in copies if i.label in original_cluster)}; "
+        + ", ".join(f"{t} {sum(v)}/{len(v)}" for t, v in sorted(by_tag.items()))
+    )
+    print(
+        f"  verdicts: {dict(kinds)}; kept by role {dict(roles)}; {len(kept) / elapsed:.1f} items/s clean+dedup"
+    )
+    if show:
+        by_cluster: dict[str, list[Item]] = defaultdict(list)
+        for i in kept:
+            by_cluster[pred[i.article_id]].append(i)
+        shown = 0
+        for members in by_cluster.values():
+            if len({m.label for m in members}) > 1 and shown < show:
+                shown += 1
+                print("    wrong merge: " + "; ".join(
+                    f"{m.role} {m.page[:8]} {verdicts[m.article_id].kind} {verdicts[m.article_id].reason}"
+                    for m in members
+                ))  # fmt: skip
+        for i in [i for i in copies if i.label in original_cluster and i not in found][:show]:
+            print(
+                f"    missed copy of {i.page[:8]} {i.tags}: {verdicts[i.article_id].kind} {verdicts[i.article_id].reason}"
+            )
+    return {"precision": precision, "recall": recall, "wrongly_merged": len(wrongly) / max(1, len(distinct))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--half", choices=["tune", "held"], action="append")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--show", type=int, default=0, help="list this many wrong merges and missed copies")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a DedupParams field (tuning half only!)",
+    )
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"benchmark data not found at {DATA}")
+    pages = load_pages()
+    overrides = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        overrides[name] = type(getattr(DedupParams, name))(value)
+    params = DedupParams(**{"threshold": Settings().dedup_threshold, **overrides})
+    for name in args.half or ["tune", "held"]:
+        run_half(name, [p for p in pages if half_of(p.site) == name], params, args.seed, args.show)
+
+
+if __name__ == "__main__":
+    main()
