@@ -153,13 +153,17 @@ def dedup_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
     params = dedup_params(ctx.settings)
     results: list[BatchOutcome] = [{} for _ in msgs]
     inputs: repo.Inputs | None = None
+    sources: dict[str, str] = {}
     for i, msg in enumerate(msgs):
         try:
             with transaction(ctx.database_url) as session:
                 if inputs is None:
                     inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean",))
+                    sources = repo.sources_of(session, [m.article_id for m in msgs])
                 cleaned = inputs.require(msg.article_id, "clean", CleanedArticle)
-                verdict = dedup_index.ensure_verdict(session, cleaned, params)
+                # The raw article's source: dedup learns per source which body lines are its chrome.
+                source = sources.get(msg.article_id)
+                verdict = dedup_index.ensure_verdict(session, cleaned, params, source=source)
                 repo.upsert_results(session, "dedup", [(msg.article_id, verdict.version, verdict)])
         except fatal:
             raise

@@ -600,3 +600,13 @@ def counts(session: Session) -> dict[str, Any]:
         "dead_letters": sum(n for _, _, n in dead),
         "dead_letters_by_stage": [{"stage": s, "reason": r, "count": n} for s, r, n in dead],
     }
+
+
+def sources_of(session: Session, article_ids: Sequence[str]) -> dict[str, str]:
+    """The raw articles' sources by id (one query; ids without a raw article are absent)."""
+    if not article_ids:
+        return {}
+    rows = session.execute(
+        select(RawArticleRow.id, RawArticleRow.source).where(RawArticleRow.id.in_(sorted(set(article_ids))))
+    )
+    return {row.id: row.source for row in rows}
