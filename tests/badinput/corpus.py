@@ -444,11 +444,12 @@ CASES: list[Case] = [
         lambda d: _lines(
             d / "feed.jsonl",
             _record(
-                body=unicodedata.normalize("NFC", "Café in Zürich. " + PARAGRAPHS[0]),
+                # A whole article: a text below dedup's 40-word floor is never a duplicate, by design.
+                body=unicodedata.normalize("NFC", "Café in Zürich. " + "\n\n".join(PARAGRAPHS)),
                 url="https://b.example/1",
             ),
             _record(
-                body=unicodedata.normalize("NFD", "Café in Zürich. " + PARAGRAPHS[0]),
+                body=unicodedata.normalize("NFD", "Café in Zürich. " + "\n\n".join(PARAGRAPHS)),
                 url="https://b.example/2",
             ),
         ),
@@ -522,7 +523,17 @@ CASES: list[Case] = [
     ),
     Case(
         "million_entity_candidates",
-        lambda d: _write(d / "million.txt", " ".join(f"Q{i % 10}" for i in range(1_000_000))),
+        # Prose (sentences), so the cleaner keeps it as an article: a bare token list is no_content.
+        lambda d: _write(
+            d / "million.txt",
+            "\n\n".join(
+                " ".join(
+                    f"Q{i % 10} met Q{(i + 1) % 10} and Q{(i + 2) % 10} near the harbour."
+                    for i in range(k, k + 1000)
+                )
+                for k in range(0, 125_000, 1000)
+            ),
+        ),
         f"stored; the model sees the first 100,000 characters, entities <= 1000, mentions <= {MAX_CANDIDATES}",
         stored(
             lambda a: len(a.entities) <= 1000 and sum(len(e.mentions) for e in a.entities) <= MAX_CANDIDATES

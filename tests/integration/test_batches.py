@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import WORKER_START_TIMEOUT_S, Worker, run_cli, wait_for
+from tests.integration.conftest import WORKER_START_TIMEOUT_S, Worker, check_ledger, run_cli, wait_for
 from tests.samples import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.integration
@@ -122,8 +122,9 @@ def test_a_batch_travels_together_and_a_bad_article_fails_alone(pipeline_env, st
 
 
 def test_a_batch_that_hits_its_time_limit_is_split_and_its_healthy_articles_stored(pipeline_env, tmp_path):
-    """A slow article first in a batch makes the batch hit the soft time limit: the batch is split, the
-    slow article is dead-lettered `timeout` on its own, and the healthy ones behind it are stored."""
+    """F7, a poison article queued ahead of healthy ones: it makes its batch hit the soft time limit, the
+    batch is split, the poison article is dead-lettered `timeout` on its own attempt, and the healthy
+    ones behind it are stored promptly; the ledger is clean."""
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     line = " ".join(f"Word{i} alpha beta gamma delta." for i in range(20))
     slow = {
@@ -154,6 +155,10 @@ def test_a_batch_that_hits_its_time_limit_is_split_and_its_healthy_articles_stor
         assert _rows(db, "SELECT stage, reason FROM dead_letters") == [("clean", "timeout")]
         splits = _events(cleaner, "batch_split")
         assert [(e["why"], e["articles"]) for e in splits] == [("SoftTimeLimitExceeded", 5)]
+        ledger = check_ledger(db, result.stdout.split())
+        print(ledger.line())
+        assert ledger.enqueued == 5
+        assert ledger.clean(), ledger.line()
     finally:
         cleaner.stop()
         rest.stop()

@@ -228,3 +228,72 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
         assert "{" not in event["event"]  # no repr of the message in the text either
     assert any(e.get("task_event") == "task_ignored" or e.get("outcome") == "dead_letter" for e in events)
     assert any(e["event"] == "worker_notice" and "shutdown" in e["message"] for e in events)
+
+
+def test_flower_lists_a_dead_lettered_task_as_failed(pipeline_env, start_worker, tmp_path):
+    """Flower, started by deploy/flower.sh behind basic auth, shows a dead-lettered stage task as FAILURE
+    with DeadLettered and its reason (not STARTED forever), and refuses its API without credentials."""
+    import base64
+    import urllib.error
+
+    start_worker()
+    port = free_port()
+    env = {
+        **pipeline_env,
+        "FLOWER_BASIC_AUTH": "ops:flower-test-password",
+        "FLOWER_PORT": str(port),
+        "FLOWER_DB": str(tmp_path / "flower.db"),
+        "FLOWER_WAIT_ATTEMPTS": "6",
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}",
+    }
+    log_path = tmp_path / "flower.log"
+    with log_path.open("wb") as handle:
+        flower = subprocess.Popen(
+            ["bash", str(ROOT / "deploy" / "flower.sh")], env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    auth = "Basic " + base64.b64encode(b"ops:flower-test-password").decode()
+
+    def get(path: str, *, with_auth: bool = True) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if with_auth:
+            request.add_header("Authorization", auth)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except OSError:
+            return 0, ""
+
+    try:
+        wait_for(lambda: get("/api/workers")[0] == 200, timeout=90, message=f"flower up ({log_path})")
+        assert get("/api/tasks", with_auth=False)[0] == 401
+        feed = tmp_path / "pdf.jsonl"
+        pdf = {
+            "source": "flower-test",
+            "content_type": "text/html",
+            "body": "%PDF-1.4\n1 0 obj <<>> endobj\n" * 20,
+        }
+        feed.write_text(json.dumps(pdf) + "\n")
+        assert run_cli(pipeline_env, "enqueue", str(feed)).returncode == 0
+
+        def failed_tasks() -> list[dict[str, object]]:
+            status, body = get("/api/tasks?state=FAILURE")
+            return list(json.loads(body).values()) if status == 200 and body else []
+
+        wait_for(lambda: bool(failed_tasks()), timeout=90, message="a FAILURE task in Flower")
+        (task,) = failed_tasks()
+        assert task["name"] == "newsflow.clean"
+        assert task["state"] == "FAILURE"
+        assert "DeadLettered" in str(task["exception"])
+        assert "not_html" in str(task["exception"])
+        time.sleep(0.5)
+        status, body = get("/api/tasks?state=STARTED")
+        assert status == 200
+        assert json.loads(body) == {}
+    finally:
+        flower.terminate()
+        try:
+            flower.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            flower.kill()
