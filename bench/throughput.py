@@ -311,7 +311,19 @@ def embedded(articles: list[RawArticle], settings: Any, url: str, label: str, se
             spent[stage] = spent.get(stage, 0.0) + time.perf_counter() - t
             counter.stage = "other"
 
+    real_batch = emb.run_batch
+
+    def timed_batch(stage: str, ctx: Any, msgs: Any) -> Any:
+        counter.stage = stage
+        t = time.perf_counter()
+        try:
+            return real_batch(stage, ctx, msgs)
+        finally:
+            spent[stage] = spent.get(stage, 0.0) + time.perf_counter() - t
+            counter.stage = "other"
+
     emb.run_step = timed  # type: ignore[assignment]
+    emb.run_batch = timed_batch  # type: ignore[assignment]
     ctx = Context(settings.model_copy(update={"database_url": url}))
     pids = [p for s in servers for p in tree(s)]
     c0, s0, w0 = self_cpu(), cpu_s(pids), time.perf_counter()
@@ -319,6 +331,7 @@ def embedded(articles: list[RawArticle], settings: Any, url: str, label: str, se
         report = emb.run(articles, ctx)
     finally:
         emb.run_step = real  # type: ignore[assignment]
+        emb.run_batch = real_batch  # type: ignore[assignment]
     wall = time.perf_counter() - w0
     cpu = {"bench": self_cpu() - c0}
     if servers:

@@ -11,9 +11,9 @@ and when interrupted. Running the same command again continues after the checkpo
 between the last checkpoint and a crash are read again, found already stored and not re-sent.
 Throttled by `rate` (articles per second) and by the clean queue's high-water mark.
 
-Ctrl-C is held back while one article is persisted and published. Known window: a process killed
-(SIGKILL, power loss) between persisting one article and publishing it leaves that article stored but
-unsent; `newsflow reprocess ID --from clean` sends it (`newsflow trace ID` shows no stage).
+Ctrl-C is held back while articles are persisted and while a micro-batch is published. A process
+killed (SIGKILL, power loss) between persisting articles and publishing them leaves them persisted
+with no stage: the reconciler (`workers.reconcile`) finds them from the database and sends them.
 """
 
 import signal

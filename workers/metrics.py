@@ -138,7 +138,9 @@ class _WorkerMetrics:
 _metrics: _WorkerMetrics | None = None
 _lock = threading.Lock()
 _started: dict[str, float] = {}
-_summaries: dict[str, dict[str, Any]] = {}
+_summaries: dict[str, list[dict[str, Any]]] = {}
+"""The `task_done` lines of each running task: one for a message of one article, one per article of a
+micro-batch (so verdicts, entities and dead letters are counted per article)."""
 _own_dir: Path | None = None
 
 
@@ -159,9 +161,9 @@ def _remember_summary(event: MutableMapping[str, Any]) -> None:
 
     task_id = structlog.contextvars.get_contextvars().get("task_id")
     if isinstance(task_id, str):
-        _summaries[task_id] = {
-            k: event.get(k) for k in ("outcome", "reason", "verdict", "entities", "skipped")
-        }
+        _summaries.setdefault(task_id, []).append(
+            {k: event.get(k) for k in ("outcome", "reason", "verdict", "entities", "skipped")}
+        )
 
 
 add_event_hook(_remember_summary)
@@ -246,21 +248,25 @@ def _task_finished(
     if stage is None or task_id is None:
         return
     started = _started.pop(task_id, None)
-    summary = _summaries.pop(task_id, {})
-    outcome, reason = outcome_of(state, retval, summary)
+    summaries = _summaries.pop(task_id, [])
+    outcome, reason = outcome_of(state, retval, summaries[-1] if summaries else {})
     m = worker_metrics()
     m.in_progress.labels(stage).dec()
     m.tasks.labels(stage, outcome).inc()
     if started is not None:
         m.duration.labels(stage, outcome).observe(time.perf_counter() - started)
-    if reason is not None:
-        m.dead_letters.labels(stage, reason).inc()
-    if outcome == "ok" and stage == "dedup" and summary.get("verdict") is not None:
-        m.verdicts.labels(bounded(summary["verdict"], VERDICTS)).inc()
-    if outcome == "ok" and stage == "tag" and not summary.get("skipped"):
-        entities = summary.get("entities")
-        if isinstance(entities, int):
-            m.entities.observe(entities)
+    dead = [bounded(s.get("reason"), REASONS) for s in summaries if s.get("outcome") == "dead_letter"]
+    for one in dead or ([reason] if reason is not None else []):
+        m.dead_letters.labels(stage, one).inc()
+    for summary in summaries:
+        if summary.get("outcome") != "ok":
+            continue
+        if stage == "dedup" and summary.get("verdict") is not None:
+            m.verdicts.labels(bounded(summary["verdict"], VERDICTS)).inc()
+        if stage == "tag" and not summary.get("skipped"):
+            entities = summary.get("entities")
+            if isinstance(entities, int):
+                m.entities.observe(entities)
 
 
 for _signal, _handler in (

@@ -434,7 +434,13 @@ CASES: list[Case] = [
         lambda d: _lines(
             d / "feed.jsonl",
             _record(body="\n\n".join(PARAGRAPHS), url="https://badinput.example/plain"),
-            _record(body=_invisible("\n\n".join(PARAGRAPHS)), url="https://badinput.example/invisible"),
+            # Another outlet's copy: dedup learns a source's own repeated lines as its chrome, so a
+            # verbatim copy on the same site is not merged (precision first; see the README's dedup).
+            _record(
+                body=_invisible("\n\n".join(PARAGRAPHS)),
+                url="https://mirror.example/invisible",
+                source="mirror.example",
+            ),
         ),
         "both stored; the copy with U+202E/U+200B is an exact duplicate of the plain one",
         _all(stored(lambda a: True, count=2), _one_canonical),
@@ -450,7 +456,8 @@ CASES: list[Case] = [
             ),
             _record(
                 body=unicodedata.normalize("NFD", "Café in Zürich. " + "\n\n".join(PARAGRAPHS)),
-                url="https://b.example/2",
+                url="https://mirror.example/2",
+                source="mirror.example",
             ),
         ),
         "one article: the NFD twin is an exact duplicate of the NFC one",

@@ -218,7 +218,7 @@ def _lookup(
         _LOOKUP[session.get_bind().dialect.name == "postgresql"],
         {
             "article_id": article_id,
-            "text_key": fp.text_key if fp.text_keyed else "",
+            "text_key": fp.text_key if fp.keyed else "",
             "url_key": fp.url_key or "",
             "bands": list(fp.bands) or [0],
             "limit": limit if fp.bands else 0,
@@ -323,7 +323,7 @@ def ensure_verdict(
     # all chrome, is not evidence that two pages are one article) and there are no bands.
     keys: list[str | int] = [
         f"article:{article_id}",
-        *([f"text:{fp.text_key}"] if fp.text_keyed else []),
+        *([f"text:{fp.text_key}"] if fp.keyed else []),
         *fp.bands,
     ]
     if fp.url_key is not None:
@@ -435,7 +435,7 @@ def _write(
     seq: int | None,
 ) -> None:
     """Index the decided article; `seq` is its existing row's, None for a new article."""
-    keys = ([("text", fp.text_key)] if fp.text_keyed else []) + (
+    keys = ([("text", fp.text_key)] if fp.keyed else []) + (
         [("url", fp.url_key)] if fp.url_key is not None else []
     )
     # an exact duplicate's bands are its owner's: indexing them again would find nothing new

@@ -28,7 +28,7 @@ import xxhash
 
 from schemas.cleaned import CleanedArticle
 
-VERSION = "dedup-2.1"
+VERSION = "dedup-2.0"
 
 Signature = npt.NDArray[np.uint32]
 
@@ -116,11 +116,7 @@ class Fingerprint:
     bands: tuple[int, ...]
     evidence: Evidence
     keyed: bool
-    """False below the floor (`DedupParams.min_body_words`): no bands or evidence are used."""
-    text_keyed: bool = False
-    """Whether the exact-duplicate text key is used: the floor applied to ALL the text's prose lines,
-    before learned chrome is left out. An exact copy's lines are all "seen in another article of the
-    source" (the original's), so the body alone would put it below the floor."""
+    """False below the floor (`DedupParams.min_body_words`): no text key, bands or evidence are used."""
 
 
 @dataclass(frozen=True)
@@ -596,8 +592,6 @@ def fingerprint(
     longest = sorted(range(len(per_paragraph)), key=lambda i: (-per_paragraph[i].size, i))[:2]
     core = np.unique(np.concatenate([per_paragraph[i] for i in longest])) if longest else body
     keyed = body_words >= params.min_body_words and body.size > 0
-    all_prose_words = sum(w.count(b" ") + 1 for w in lines.words)
-    text_keyed = keyed or all_prose_words >= params.min_body_words
     signature = minhash(body, params.num_perm, params.seed)
     bands: list[int] = []
     if keyed:
@@ -619,7 +613,6 @@ def fingerprint(
         bands=tuple(dict.fromkeys(bands)),
         evidence=Evidence(level, sample, core.astype(np.uint32), int(body.size), body_words),
         keyed=keyed,
-        text_keyed=text_keyed,
     )
 
 
