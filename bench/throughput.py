@@ -517,7 +517,7 @@ def latency(cluster: Cluster, articles: list[RawArticle], rate: float) -> dict[s
         if delay > 0:
             time.sleep(delay)
         sent[article_id(raw)] = time.time()
-        producer.enqueue([raw], settings, app, check_every=10**9)
+        producer.enqueue([raw], settings, app)
     with _pg(cluster.admin_url) as conn:
         _wait_done(conn, len(sent), 600)
         rows = conn.execute("SELECT id, extract(epoch FROM stored_at) FROM articles").fetchall()

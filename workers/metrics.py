@@ -46,7 +46,7 @@ log = get_logger(__name__)
 PRODUCER_COUNTS_KEY = f"{keys.PREFIX}:metrics:producer"
 """Redis hash of the producers' counters (`enqueued:STAGE`, `rejected:FIELD`); read by the exporter."""
 
-OUTCOMES = ("ok", "retry", "dead_letter", "failed", "ignored")
+OUTCOMES = ("ok", "retry", "dead_letter", "failed", "ignored", "split")
 VERDICTS = ("unique", "exact_duplicate", "near_duplicate", "revision")
 _RUN_REASONS = ("invalid_message", "worker_lost", "retries_exhausted", "timeout", "unexpected")
 
@@ -252,7 +252,15 @@ def _task_finished(
     outcome, reason = outcome_of(state, retval, summaries[-1] if summaries else {})
     m = worker_metrics()
     m.in_progress.labels(stage).dec()
-    m.tasks.labels(stage, outcome).inc()
+    # Counted per article: a micro-batch logs one `task_done` line per article (ok or dead letter).
+    ended = [s.get("outcome") for s in summaries if s.get("outcome") in ("ok", "dead_letter")]
+    if outcome == "ok" and not ended and isinstance(retval, dict) and retval.get("articles") == []:
+        outcome = "split"  # a batch re-sent one message per article; each is counted when it ends
+    if outcome in ("ok", "dead_letter") and ended:
+        for one in ended:
+            m.tasks.labels(stage, one).inc()
+    else:
+        m.tasks.labels(stage, outcome).inc()
     if started is not None:
         m.duration.labels(stage, outcome).observe(time.perf_counter() - started)
     dead = [bounded(s.get("reason"), REASONS) for s in summaries if s.get("outcome") == "dead_letter"]
@@ -314,14 +322,26 @@ def _count(fields: dict[str, int], broker_url: str | None = None) -> None:
         log.warning("metrics_count_failed", error=type(exc).__name__)
 
 
-def _count_enqueued(sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
-    """A pipeline started outside any task (a producer, `retry`, `reprocess`) counts as enqueued.
+def _count_enqueued(
+    sender: str | None = None, headers: dict[str, Any] | None = None, body: Any = None, **_: Any
+) -> None:
+    """A pipeline started outside any task (a producer, `retry`, `reprocess`) counts as enqueued, per
+    article (a micro-batch message counts each of its articles).
 
     Inside a task Celery sets `parent_id`: the next stage of a chain and a retry are not counted.
     """
     stage = _STAGE_OF.get(sender or "")
     if stage is not None and headers is not None and headers.get("parent_id") is None:
-        _count({f"enqueued:{stage}": 1})
+        _count({f"enqueued:{stage}": _articles_in(body)})
+
+
+def _articles_in(body: Any) -> int:
+    """Articles a stage task message carries: the length of a micro-batch, else 1."""
+    try:
+        message = body[0][0]
+        return max(1, len(message["articles"])) if "articles" in message else 1
+    except (TypeError, KeyError, IndexError):
+        return 1
 
 
 def counted(records: Iterable["Record"], settings: Settings) -> Iterator["Record"]:
