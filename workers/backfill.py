@@ -220,8 +220,16 @@ def _enqueue_batched(
     on_rejected: Callable[[Item], None] | None,
     on_article: Callable[[str], None] | None,
 ) -> FeedReport:
+    import redis
+    from sqlalchemy import text
+
     from workers.producer import enqueue as produce
 
+    # Fail fast, in one line, when a service is down or refuses us at the start; an outage that begins
+    # once articles are flowing is waited out by the producer (and said so).
+    redis.Redis.from_url(feeder.settings.broker_url.unicode_string(), socket_connect_timeout=5).ping()
+    with transaction(feeder.settings.database_url) as session:
+        session.execute(text("SELECT 1"))
     report = feeder.report
 
     def articles() -> Iterator[RawArticle]:

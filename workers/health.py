@@ -199,6 +199,11 @@ def _refuse_if_broken(sender: str | None = None, instance: Any = None, **_: Any)
     started = time.perf_counter()
     checks = check_all(get_settings(), stages, load_model=True)
     failed = [c for c in checks if not c.ok]
+    if failed and not get_settings().startup_checks:
+        log.warning(
+            "worker_start_checks_failed", worker=sender, failed=[c.name for c in failed], starting="anyway"
+        )
+        failed = []
     if failed:
         log.critical(
             "worker_start_refused",

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         default=False,
         description="Producers send task-sent events (Flower then labels a series per producer process).",
     )
+    startup_checks: bool = Field(
+        default=True,
+        description="A worker refuses to start when its database, Redis or tagger model fails the start-up checks.",
+    )
     # --- harden
     max_entities: int = Field(
         default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."

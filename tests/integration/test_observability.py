@@ -190,11 +190,13 @@ def test_worker_log_is_json_only_with_task_ids_as_fields(pipeline_env, start_wor
     """Every line a worker prints in JSON mode, from start to shutdown, is JSON; Celery's task lines carry
     task, article and trace ids as fields and no repr of the arguments."""
     worker = start_worker(concurrency=1)
-    result = run_cli(
-        pipeline_env, "enqueue", str(EXAMPLES / "harbourtimes-wind-farm.txt"), str(_feed(tmp_path))
-    )
+    # Two producer runs, so the article and the poison page travel as two messages (one micro-batch
+    # would carry both, and its Celery lines then name no single article).
+    result = run_cli(pipeline_env, "enqueue", str(EXAMPLES / "harbourtimes-wind-farm.txt"))
     assert result.returncode == 0, result.stderr
     article = result.stdout.split()[0]
+    poison = run_cli(pipeline_env, "enqueue", str(_feed(tmp_path)))
+    assert poison.returncode == 0, poison.stderr
     wait_for(
         lambda: sum(e.get("task_event") == "task_succeeded" for e in worker.log_events()) >= 4,
         message="four stages succeeded",

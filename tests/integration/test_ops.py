@@ -46,6 +46,7 @@ def test_dead_letter_listed_shown_retried_and_discarded(pipeline_env, postgres_u
     the permanent one refused by retry and discarded with a note, the other retried once the worker is
     fixed, stored, and the whole journey visible in `trace`."""
     pipeline_env["NEWSFLOW_TAGGER_MODEL"] = "no_such_spacy_model"
+    pipeline_env["NEWSFLOW_STARTUP_CHECKS"] = "false"  # a worker would refuse to start without its model
     broken = start_worker(name="broken", concurrency=1)
     feed = tmp_path / "feed.jsonl"
     feed.write_text(json.dumps(PDF) + "\n")
@@ -95,6 +96,7 @@ def test_dead_letter_listed_shown_retried_and_discarded(pipeline_env, postgres_u
 
     broken.stop()
     del pipeline_env["NEWSFLOW_TAGGER_MODEL"]
+    del pipeline_env["NEWSFLOW_STARTUP_CHECKS"]
     start_worker(name="fixed", concurrency=1)
     retried = run_cli(pipeline_env, "retry", "--reason", "model_unavailable", "--wait", "90", "--json")
     assert retried.returncode == 0, retried.stderr
