@@ -76,9 +76,26 @@ def _raw_count(db: str) -> int:
     return n
 
 
+def _queued_articles(client: redis.Redis) -> list[str]:
+    """Article ids in the clean queue's messages (a micro-batch message carries several)."""
+    import base64
+
+    ids: list[str] = []
+    for raw in client.lrange(keys.queue_name("clean"), 0, -1):
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        ids += (
+            [a["article_id"] for a in args[0]["articles"]]
+            if "articles" in args[0]
+            else [args[0]["article_id"]]
+        )
+    return ids
+
+
 def test_batched_producer_persists_once_and_publishes_only_new_articles(producer_env):
-    """350 articles (one repeated in the input) give 349 raw rows and 349 messages; re-running the same input
-    publishes nothing and still reports every id in input order."""
+    """350 articles (one repeated in the input) give 349 raw rows and 349 articles queued, in micro-batch
+    messages of NEWSFLOW_BATCH_SIZE; re-running the same input publishes nothing and still reports every id
+    in input order."""
     settings, app = producer_env
     articles = _articles(349)
     articles.insert(10, articles[3])
@@ -88,12 +105,15 @@ def test_batched_producer_persists_once_and_publishes_only_new_articles(producer
     assert (report.new, report.published, len(report.sent)) == (349, 349, 350)
     assert sent == report.sent
     assert _raw_count(settings.database_url) == 349
-    assert queue_depth(client) == 349
+    queued = _queued_articles(client)
+    assert sorted(queued) == sorted(set(report.sent))  # each new article queued exactly once
+    # In micro-batch messages: full ones of batch_size, fewer when the input's linger cut a batch short.
+    assert -(-349 // settings.batch_size) <= queue_depth(client) < 349
     bodies = [json.loads(m) for m in client.lrange(keys.queue_name("clean"), 0, -1)]
-    assert len({b["headers"]["id"] for b in bodies}) == 349
+    assert len({b["headers"]["id"] for b in bodies}) == queue_depth(client)
     again = enqueue(articles, settings, app)
     assert (again.new, again.published) == (0, 0)
-    assert queue_depth(client) == 349
+    assert len(_queued_articles(client)) == 349
 
 
 def test_producer_waits_out_a_redis_outage_and_publishes_everything(producer_env, redis_server, capsys):
@@ -116,13 +136,14 @@ def test_producer_waits_out_a_redis_outage_and_publishes_everything(producer_env
     assert "reachable again" in err
     assert report.outage_s > 1
     assert _raw_count(settings.database_url) == 250
-    assert queue_depth(client) == 250
+    assert sorted(_queued_articles(client)) == sorted(set(report.sent))
 
 
 def test_producer_applies_backpressure_with_a_visible_message(producer_env, capsys):
     """Above the high-water mark the producer waits and says why, then goes on once workers drain the queue."""
     settings, app = producer_env
-    settings = Settings(**{**settings.model_dump(), "high_water_mark": 150})
+    # One article per message, so the high-water mark (in messages) is reached by 400 articles.
+    settings = Settings(**{**settings.model_dump(), "high_water_mark": 150, "batch_size": 1})
     client = redis.Redis.from_url(settings.broker_url.unicode_string())
 
     done = _threading.Event()

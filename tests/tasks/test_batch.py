@@ -149,10 +149,10 @@ def test_a_stage_error_in_one_article_leaves_the_others(url: str, monkeypatch: p
     def failing_many(*_: Any, **__: Any) -> Any:
         raise RuntimeError("batch model call failed")
 
-    def flaky_tag(cleaned: CleanedArticle, nlp: Any) -> Any:
+    def flaky_tag(cleaned: CleanedArticle, nlp: Any, **kw: Any) -> Any:
         if cleaned.article_id == victim:
             raise ValueError("bad article")
-        return real_tag(cleaned, nlp)
+        return real_tag(cleaned, nlp, **kw)
 
     monkeypatch.setattr(tag_stage, "tag_many", failing_many)
     monkeypatch.setattr(tag_stage, "tag", flaky_tag)
