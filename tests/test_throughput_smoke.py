@@ -35,7 +35,8 @@ def test_quick_throughput_bench_reports_every_mode_against_the_floor() -> None:
         assert 0 < row["rate_vs_floor"] < 1.5, row
         assert row["cpu_ms"] > 0
         assert set(row["stage_ms"]) == {"clean", "dedup", "tag", "store"}, row
-        assert row["transactions"] >= 3, row  # at least one per stage that writes
+        # Stages write in transactions a micro-batch shares, so per article it is a fraction, never 0.
+        assert row["transactions"] > 0, row
     assert set(embedded["stage_round_trips"]) == {"clean", "dedup", "tag", "store"}
     assert all(v > 0 for v in embedded["stage_round_trips"].values())
     assert set(worker["cpu_s"]) == {"worker", "redis", "postgres", "producer"}

@@ -261,7 +261,9 @@ def test_unexpected_error_log_line_has_no_sql_parameters(database_url, monkeypat
         )
 
     message = _persist(database_url, ARTICLE)
-    monkeypatch.setitem(pipeline.BY_NAME, "clean", pipeline.Stage("clean", failing))
+    monkeypatch.setitem(
+        pipeline.BY_NAME, "clean", dataclasses.replace(pipeline.BY_NAME["clean"], step=failing)
+    )
     with capture_logs() as events, pytest.raises(DeadLettered, match="unexpected"):
         clean(message)
     [line] = [e for e in events if e["event"] == "task_unexpected_error"]
