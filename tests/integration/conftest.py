@@ -67,7 +67,13 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
     """Start real `newsflow worker` processes (prefork) and wait until each reports ready."""
     workers: list[Worker] = []
 
-    def start(*, queues: str = "clean,dedup,tag,store", concurrency: int = 2, name: str = "w1") -> Worker:
+    def start(
+        *,
+        queues: str = "clean,dedup,tag,store",
+        concurrency: int = 2,
+        name: str = "w1",
+        env: dict[str, str] | None = None,
+    ) -> Worker:
         log_path = tmp_path / f"worker-{name}.log"
         with log_path.open("wb") as handle:
             process = subprocess.Popen(
@@ -86,7 +92,7 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
                     "--without-mingle",
                     "--without-heartbeat",
                 ],
-                env=pipeline_env,
+                env={**pipeline_env, **(env or {})},
                 cwd=ROOT,
                 stdout=handle,
                 stderr=subprocess.STDOUT,

@@ -1,17 +1,13 @@
 """Micro-batched stage messages with real workers: a batch travels together, a failure stays one article's."""
 
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import WORKER_START_TIMEOUT_S, Worker, check_ledger, run_cli, wait_for
-from tests.samples import EXAMPLES, ROOT
+from tests.integration.conftest import Worker, check_ledger, run_cli, wait_for
+from tests.samples import EXAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -46,42 +42,6 @@ def _healthy_records(n: int) -> list[dict[str, str]]:
         records.append({"source": "batch-test", "url": f"https://batch.example/{i}", "body": body})
     assert base  # the examples exist; the bodies above are our own so each is unique
     return records
-
-
-def _start(env: dict[str, str], tmp_path: Path, *, queues: str, name: str) -> Worker:
-    log_path = tmp_path / f"worker-{name}.log"
-    with log_path.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workers.cli",
-                "worker",
-                "--queues",
-                queues,
-                "--concurrency",
-                "1",
-                "--hostname",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    worker = Worker(process, log_path)
-    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"worker exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        if " ready." in log_path.read_text(errors="replace"):
-            return worker
-        time.sleep(0.2)
-    worker.stop()
-    pytest.fail(f"worker not ready after {WORKER_START_TIMEOUT_S}s")
 
 
 def _events(worker: Worker, event: str) -> list[dict[str, Any]]:
@@ -121,7 +81,9 @@ def test_a_batch_travels_together_and_a_bad_article_fails_alone(pipeline_env, st
     assert len({e["article_id"] for e in done}) == 5
 
 
-def test_a_batch_that_hits_its_time_limit_is_split_and_its_healthy_articles_stored(pipeline_env, tmp_path):
+def test_a_batch_that_hits_its_time_limit_is_split_and_its_healthy_articles_stored(
+    pipeline_env, start_worker, tmp_path
+):
     """F7, a poison article queued ahead of healthy ones: it makes its batch hit the soft time limit, the
     batch is split, the poison article is dead-lettered `timeout` on its own attempt, and the healthy
     ones behind it are stored promptly; the ledger is clean."""
@@ -136,29 +98,25 @@ def test_a_batch_that_hits_its_time_limit_is_split_and_its_healthy_articles_stor
     records = [slow, *_healthy_records(4)]
     feed = tmp_path / "feed.jsonl"
     feed.write_text("".join(json.dumps(r) + "\n" for r in records))
-    limited = {**pipeline_env, "NEWSFLOW_TASK_SOFT_TIME_LIMIT": "4", "NEWSFLOW_TASK_TIME_LIMIT": "8"}
-    cleaner = _start(limited, tmp_path, queues="clean", name="cleaner")
-    rest = _start(pipeline_env, tmp_path, queues="dedup,tag,store", name="rest")
-    try:
-        result = run_cli({**pipeline_env, "NEWSFLOW_BATCH_LINGER_MS": "5000"}, "enqueue", str(feed))
-        assert result.returncode == 0, result.stderr
-        wait_for(
-            lambda: _rows(db, "SELECT count(*) FROM articles")[0][0] == 4,
-            timeout=120,
-            message="4 healthy articles stored",
-        )
-        wait_for(
-            lambda: _rows(db, "SELECT count(*) FROM dead_letters")[0][0] == 1,
-            timeout=60,
-            message="the slow article dead-lettered",
-        )
-        assert _rows(db, "SELECT stage, reason FROM dead_letters") == [("clean", "timeout")]
-        splits = _events(cleaner, "batch_split")
-        assert [(e["why"], e["articles"]) for e in splits] == [("SoftTimeLimitExceeded", 5)]
-        ledger = check_ledger(db, result.stdout.split())
-        print(ledger.line())
-        assert ledger.enqueued == 5
-        assert ledger.clean(), ledger.line()
-    finally:
-        cleaner.stop()
-        rest.stop()
+    limits = {"NEWSFLOW_TASK_SOFT_TIME_LIMIT": "4", "NEWSFLOW_TASK_TIME_LIMIT": "8"}
+    cleaner = start_worker(queues="clean", concurrency=1, name="cleaner", env=limits)
+    start_worker(queues="dedup,tag,store", concurrency=1, name="rest")
+    result = run_cli({**pipeline_env, "NEWSFLOW_BATCH_LINGER_MS": "5000"}, "enqueue", str(feed))
+    assert result.returncode == 0, result.stderr
+    wait_for(
+        lambda: _rows(db, "SELECT count(*) FROM articles")[0][0] == 4,
+        timeout=120,
+        message="4 healthy articles stored",
+    )
+    wait_for(
+        lambda: _rows(db, "SELECT count(*) FROM dead_letters")[0][0] == 1,
+        timeout=60,
+        message="the slow article dead-lettered",
+    )
+    assert _rows(db, "SELECT stage, reason FROM dead_letters") == [("clean", "timeout")]
+    splits = _events(cleaner, "batch_split")
+    assert [(e["why"], e["articles"]) for e in splits] == [("SoftTimeLimitExceeded", 5)]
+    ledger = check_ledger(db, result.stdout.split())
+    print(ledger.line())
+    assert ledger.enqueued == 5
+    assert ledger.clean(), ledger.line()

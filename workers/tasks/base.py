@@ -218,15 +218,7 @@ class StageTask(Task):  # type: ignore[misc]
                     raise self.retry(
                         exc=db_exc, countdown=settings.retry_backoff_max, max_retries=None
                     ) from db_exc
-                log.error(
-                    "task_done",
-                    outcome="dead_letter",
-                    reason=reason,
-                    error_class=type(result).__name__,
-                    error=describe(result, limit=500),
-                    dead_letter_id=dead_id,
-                    duration_ms=_ms(started),
-                )
+                _log_dead_letter(result, reason, dead_id, started)
                 dead.append((reason, dead_id))
         self.last_outcomes = {m.article_id: "ok" for m in done} | {
             m.article_id: "dead_letter" for m in msgs if m not in done
@@ -293,26 +285,8 @@ class StageTask(Task):  # type: ignore[misc]
         return self._send(msgs if len(msgs) > 1 else msgs[0], STAGE_NAMES[index + 1], settings)
 
     def _publish_next(self, msg: StageMessage, settings: Any) -> bool | None:
-        """Publish the next stage (None at the end, or when called directly); False if the broker refused
-        within the short retry: the stage's result is recorded, so the reconciler sends it later."""
-        index = STAGE_NAMES.index(self.stage)
-        if index + 1 == len(STAGE_NAMES) or self.request.called_directly:
-            return None
-        from workers.producer import send
-
-        nxt = STAGE_NAMES[index + 1]
-        policy = {
-            "max_retries": settings.next_stage_publish_retries,
-            "interval_start": 0,
-            "interval_step": 0.5,
-            "interval_max": 1,
-        }
-        try:
-            send(self.app, msg, nxt, retry_policy=policy)
-        except Exception as exc:
-            log.warning("next_stage_not_published", next_stage=nxt, error=describe(exc), left_to="reconciler")
-            return False
-        return True
+        """Publish the next stage for one article (see `_publish_next_many`)."""
+        return self._publish_next_many([msg], settings)
 
     def _already_done(self, ctx: Context, msg: StageMessage) -> bool:
         from workers.db.engine import transaction
@@ -349,15 +323,7 @@ class StageTask(Task):  # type: ignore[misc]
             log.warning("dead_letter_failed", reason=reason, error=describe(db_exc))
             delay = get_settings().retry_backoff_max
             raise self.retry(exc=db_exc, countdown=delay, max_retries=None) from db_exc
-        log.error(
-            "task_done",
-            outcome="dead_letter",
-            reason=reason,
-            error_class=type(exc).__name__,
-            error=describe(exc, limit=500),
-            dead_letter_id=dead_id,
-            duration_ms=_ms(started),
-        )
+        _log_dead_letter(exc, reason, dead_id, started)
         raise DeadLettered(self.stage, reason, dead_id)
 
     def _count_delivery(self) -> tuple[str, int] | None:
@@ -393,6 +359,19 @@ def _header(request: Any, name: str) -> str | None:
     if value is None and isinstance(getattr(request, "headers", None), dict):
         value = request.headers.get(name)
     return value if isinstance(value, str) else None
+
+
+def _log_dead_letter(exc: BaseException, reason: str, dead_id: int, started: float) -> None:
+    """The summary line of an article that ended as a dead letter (metrics and the journal read it)."""
+    log.error(
+        "task_done",
+        outcome="dead_letter",
+        reason=reason,
+        error_class=type(exc).__name__,
+        error=describe(exc, limit=500),
+        dead_letter_id=dead_id,
+        duration_ms=_ms(started),
+    )
 
 
 def _reason(exc: BaseException) -> str:
