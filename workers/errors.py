@@ -120,6 +120,20 @@ def is_deterministic_db_error(exc: BaseException) -> bool:
     return False
 
 
+_TIMEOUT_SQLSTATES = {
+    "57014": "statement_timeout",  # query_canceled: statement_timeout (or a cancel request)
+    "55P03": "lock_timeout",  # lock_not_available: lock_timeout, NOWAIT
+    "25P03": "idle_in_transaction_session_timeout",  # the server ended a session idle in a transaction
+}
+
+
+def db_timeout(exc: BaseException) -> str | None:
+    """Which PostgreSQL session timeout ended the statement behind `exc` (None if none did). Such an error
+    is transient (STYLE.md 19): the wait was bounded by the server, the same statement may pass later."""
+    inner = getattr(exc, "orig", None) or exc
+    return _TIMEOUT_SQLSTATES.get(getattr(inner, "sqlstate", None) or "")
+
+
 def describe(exc: BaseException, limit: int = 300) -> str:
     """`ClassName: first line of the message`, with SQLAlchemy's statement and parameters left out, so no
     article text reaches a log line."""

@@ -50,10 +50,12 @@ BatchOutcome = Outcome | Exception
 
 
 def _fatal() -> tuple[type[BaseException], ...]:
-    """Errors that fail a whole batch, not one article: infrastructure (retried) and the task's time limit."""
+    """Errors that fail a whole batch, not one article: infrastructure (retried), the task's time limit, and
+    the server's internal errors (a session it ended for idling in a transaction: the batch's transaction
+    is gone, so the batch is split and each article's error judged alone)."""
     from billiard.exceptions import SoftTimeLimitExceeded
 
-    return (*TRANSIENT, SoftTimeLimitExceeded)
+    return (*TRANSIENT, sqlalchemy.exc.InternalError, SoftTimeLimitExceeded)
 
 
 def _one(results: Sequence[BatchOutcome]) -> Outcome:
@@ -361,11 +363,13 @@ DataError, which are not listed."""
 def run_step(stage: str, ctx: Context, msg: StageMessage) -> Outcome:
     """Run one stage for one article: an outage becomes `TransientError`, a statement the database
     refuses deterministically becomes `DatabaseRejected` (permanent, never retried)."""
-    from workers.errors import DatabaseRejected, describe, is_deterministic_db_error
+    from workers.errors import DatabaseRejected, db_timeout, describe, is_deterministic_db_error
 
     try:
         return BY_NAME[stage].step(ctx, msg)
     except Exception as exc:
+        if db_timeout(exc):  # bounded by the server (STYLE.md 19): retried like an outage
+            raise TransientError(describe(exc)) from exc
         if is_deterministic_db_error(exc):
             raise DatabaseRejected(describe(exc)) from exc
         if isinstance(exc, TRANSIENT):
@@ -380,9 +384,9 @@ def run_batch(stage: str, ctx: Context, msgs: Sequence[StageMessage]) -> list[Ba
     try:
         return BY_NAME[stage].batch(ctx, msgs)
     except Exception as exc:
-        from workers.errors import describe, is_deterministic_db_error
+        from workers.errors import db_timeout, describe, is_deterministic_db_error
 
-        if isinstance(exc, TRANSIENT) and not is_deterministic_db_error(exc):
+        if db_timeout(exc) or (isinstance(exc, TRANSIENT) and not is_deterministic_db_error(exc)):
             raise TransientError(describe(exc)) from exc
         raise
 

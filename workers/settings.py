@@ -101,10 +101,37 @@ class Settings(BaseSettings):
         default=True,
         description="A worker refuses to start when its database, Redis or tagger model fails the start-up checks.",
     )
+    # --- faults: every database wait has a deadline PostgreSQL enforces (STYLE.md 19)
+    db_statement_timeout: float = Field(
+        default=30,
+        ge=0,
+        description="Seconds a PostgreSQL statement may run (0: no limit); capped below the soft time limit.",
+    )
+    db_lock_timeout: float = Field(
+        default=10,
+        ge=0,
+        description="Seconds a PostgreSQL statement may wait for a lock (0: no limit); capped likewise.",
+    )
+    db_idle_in_transaction_timeout: float = Field(
+        default=45,
+        ge=0,
+        description="Seconds a PostgreSQL session may sit idle inside a transaction before the server ends it.",
+    )
     # --- harden
     max_entities: int = Field(
         default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."
     )
+
+    def db_timeouts_ms(self) -> dict[str, int]:
+        """The PostgreSQL session timeouts in milliseconds, each at most 3/4 of the soft time limit (a soft
+        limit cannot interrupt a wait inside the driver; the server can); 0 means no limit."""
+        cap = self.task_soft_time_limit * 750
+        values = {
+            "statement_timeout": self.db_statement_timeout,
+            "lock_timeout": self.db_lock_timeout,
+            "idle_in_transaction_session_timeout": self.db_idle_in_transaction_timeout,
+        }
+        return {name: min(round(s * 1000), cap) if s else 0 for name, s in values.items()}
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":

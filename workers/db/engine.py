@@ -24,24 +24,40 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 
 
-def get_engine(url: str) -> Engine:
+def session_options(timeouts_ms: dict[str, int]) -> str:
+    """The libpq `options` string that sets each PostgreSQL session timeout (milliseconds) at connect."""
+    return " ".join(f"-c {name}={ms}" for name, ms in sorted(timeouts_ms.items()))
+
+
+def get_engine(url: str, *, bounded: bool = True) -> Engine:
     """The engine for `url`, created once per process.
+
+    On PostgreSQL every session of a `bounded` engine (all but migrations) has `statement_timeout`,
+    `lock_timeout` and `idle_in_transaction_session_timeout` set at connect, from the settings and below
+    the task's soft time limit (STYLE.md 19): a frozen peer holding a lock, or a frozen server, ends a wait
+    with an error the task layer retries (`errors.is_db_timeout`), and a frozen worker's open transaction
+    is ended by the server, releasing its locks.
 
     No `pool_pre_ping`: it costs a round trip on every checkout. A connection the database dropped
     fails its next statement with an OperationalError, which the steps report as transient (the task
     layer retries), and SQLAlchemy then invalidates the whole pool, so the retry connects afresh.
     """
-    engine = _engines.get(url)
+    engine = _engines.get((url, bounded))
     if engine is None:
         if make_url(url).get_backend_name() == "sqlite":
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=5)
-        _engines[url] = engine
+            connect_args: dict[str, object] = {}
+            if bounded:
+                from workers.settings import get_settings
+
+                connect_args["options"] = session_options(get_settings().db_timeouts_ms())
+            engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=connect_args)
+        _engines[(url, bounded)] = engine
     return engine
 
 

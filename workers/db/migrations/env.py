@@ -9,7 +9,8 @@ from workers.settings import get_settings
 config = context.config
 url = config.attributes.get("url") or get_settings().database_url
 
-with get_engine(url).connect() as connection:
+# Unbounded: a migration may run longer than a task's statement timeout.
+with get_engine(url, bounded=False).connect() as connection:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
