@@ -7,8 +7,16 @@ lost its message somewhere (a Redis restarted empty, a publish that failed durin
 producer that persisted but could not publish, a worker lost with a long visibility timeout).
 The reconciler re-enqueues it from the first stage it lacks, through `producer.send`, and notes
 that in `reconcile_marks` (which counts as progress, so an article is re-sent at most once per
-deadline). Stages are idempotent, so re-sending an article whose message was only slow is
-harmless: it changes no row.
+deadline) and in the stage journal (`newsflow trace` shows each re-send). Stages are idempotent, so
+re-sending an article whose message was only slow is harmless: it changes no row.
+
+Finished, for the reconciler, means stored, or dead-lettered: an open dead letter, or one an operator
+discarded (`dead-letters discard` is final; only `retry`/`reprocess` bring such an article back).
+
+No re-send while a message for the article may still be queued or in flight: each pass measures the
+queues' drain time (messages queued and in flight over the rate the workers finish tasks, from the
+journal) and skips an article whose last progress (arrival, a stage result, the last re-send) is
+younger than that, however short the deadline; the pass says how many it skipped.
 
 One instance at a time: on PostgreSQL a session-level advisory lock guards each pass, so a
 `newsflow reconcile --loop` in every deployment and an operator's manual run never overlap.
@@ -21,12 +29,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from schemas import StageMessage
 from workers.db.engine import get_engine, transaction
-from workers.db.models import ArticleRow, DeadLetterRow, RawArticleRow, ReconcileRow, StageResultRow
+from workers.db.models import (
+    ArticleRow,
+    DeadLetterNoteRow,
+    DeadLetterRow,
+    RawArticleRow,
+    ReconcileRow,
+    StageJournalRow,
+    StageResultRow,
+)
 from workers.logging import get_logger
 from workers.pipeline import STAGE_NAMES
 from workers.settings import Settings
@@ -39,22 +55,35 @@ LOCK_KEY = 0x6E657773_666C6F77 & 0x7FFFFFFFFFFFFFFF
 PAGE = 500
 
 
+DISCARDED = "discarded"
+"""The dead-letter note action of `dead-letters discard` (the article is finished for the reconciler)."""
+RESENT = "reconciled"
+"""The journal event of a re-send by the reconciler (`newsflow trace` lists it with the replays)."""
+RATE_WINDOW_S = 300
+"""The journal window the workers' task rate is measured over (the last rows of it, at most RATE_ROWS)."""
+RATE_ROWS = 5000
+
+
 @dataclass(frozen=True)
 class Stuck:
-    """An article to re-enqueue and the first stage it lacks."""
+    """An article to re-enqueue, the first stage it lacks, and its last progress (None if unknown)."""
 
     article_id: str
     trace_id: str
     stage: str
+    last_progress: datetime | None = None
 
 
 @dataclass
 class ReconcileReport:
-    """What one pass found and did."""
+    """What one pass found and did; `skipped` were stuck by the deadline but may still have a message
+    queued or in flight (their last progress is younger than the measured drain time `drain_s`)."""
 
     found: list[Stuck] = field(default_factory=list)
     sent: int = 0
     failed: int = 0
+    skipped: int = 0
+    drain_s: float = 0.0
     locked_out: bool = False
 
     def by_stage(self) -> dict[str, int]:
@@ -93,13 +122,25 @@ def find_stuck(session: Session, *, older_than: float, after: str = "", limit: i
     progress (received, a stage result, a reconcile) for `older_than` seconds; read-only."""
     cutoff = _cutoff(session, older_than)
     raw = RawArticleRow
+    discarded = (
+        select(DeadLetterRow.id)
+        .join(DeadLetterNoteRow, DeadLetterNoteRow.dead_letter_id == DeadLetterRow.id)
+        .where(DeadLetterRow.article_id == raw.id, DeadLetterNoteRow.action == DISCARDED)
+    )
+    last_result = (
+        select(func.max(StageResultRow.updated_at))
+        .where(StageResultRow.article_id == raw.id)
+        .scalar_subquery()
+    )
+    last_sent = select(ReconcileRow.enqueued_at).where(ReconcileRow.article_id == raw.id).scalar_subquery()
     query = (
-        select(raw.id, raw.trace_id)
+        select(raw.id, raw.trace_id, raw.received_at, last_result, last_sent)
         .where(
             raw.id > after,
             raw.received_at < cutoff,
             ~exists().where(ArticleRow.id == raw.id),
             ~exists().where(DeadLetterRow.article_id == raw.id, DeadLetterRow.retried_at.is_(None)),
+            ~exists(discarded),
             ~exists().where(StageResultRow.article_id == raw.id, StageResultRow.updated_at >= cutoff),
             ~exists().where(ReconcileRow.article_id == raw.id, ReconcileRow.enqueued_at >= cutoff),
         )
@@ -116,7 +157,69 @@ def find_stuck(session: Session, *, older_than: float, after: str = "", limit: i
         )
     ):
         done.setdefault(article_id, set()).add(stage)
-    return [Stuck(a, t, first_missing(done.get(a, set()))) for a, t in rows]
+    return [
+        Stuck(
+            a, t, first_missing(done.get(a, set())), max(_utc(x) for x in (got, res, sent) if x is not None)
+        )
+        for a, t, got, res, sent in rows
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def task_rate(session: Session) -> float:
+    """Tasks per second the workers finished lately (distinct task ids in the journal's last rows within
+    RATE_WINDOW_S); 0.0 if none. Read-only, one indexed range on the journal's id."""
+    newest = session.scalar(select(func.max(StageJournalRow.id)))
+    if newest is None:
+        return 0.0
+    since = _cutoff(session, RATE_WINDOW_S)
+    tasks, oldest = session.execute(
+        select(func.count(func.distinct(StageJournalRow.task_id)), func.min(StageJournalRow.ended_at)).where(
+            StageJournalRow.id > newest - RATE_ROWS,
+            StageJournalRow.task_id.is_not(None),
+            StageJournalRow.ended_at >= since,
+        )
+    ).one()
+    if not tasks or oldest is None:
+        return 0.0
+    span = (datetime.now(UTC) - _utc(oldest)).total_seconds()
+    return float(tasks) / max(span, 1.0)
+
+
+def backlog(client: Any, settings: Settings) -> int:
+    """Stage messages queued in Redis plus those delivered and not yet acknowledged that may still run (held
+    no longer than a task's time limit and the longest retry delay; older ones belonged to a dead worker)."""
+    from workers import keys
+
+    pipe = client.pipeline(transaction=False)
+    for stage in STAGE_NAMES:
+        pipe.llen(keys.queue_name(stage))
+    fresh_after = time.time() - settings.task_time_limit - settings.retry_backoff_max
+    pipe.zcount(UNACKED_INDEX, fresh_after, "+inf")
+    return sum(int(n) for n in pipe.execute())
+
+
+UNACKED_INDEX = "unacked_index"
+"""kombu's Redis transport: delivered, unacknowledged messages by delivery time."""
+
+
+def drain_time(session: Session, client: Any, settings: Settings) -> float:
+    """Seconds the workers need to finish what is queued and in flight now (0.0 if nothing is; infinite if
+    something is and no worker finished a task lately); 0.0 if Redis cannot be asked (nothing is sent then)."""
+    try:
+        waiting = backlog(client, settings)
+    except Exception as exc:
+        from workers.errors import describe
+
+        log.warning("reconcile_backlog_unknown", error=describe(exc))
+        return 0.0
+    if waiting == 0:
+        return 0.0
+    rate = task_rate(session)
+    return waiting / rate if rate > 0 else float("inf")
 
 
 def mark_sent(session: Session, item: Stuck) -> None:
@@ -133,6 +236,16 @@ def mark_sent(session: Session, item: Stuck) -> None:
         set_={"stage": item.stage, "enqueued_at": now, "times": ReconcileRow.times + 1},
     )
     session.execute(stmt)
+    session.add(
+        StageJournalRow(
+            article_id=item.article_id,
+            stage=item.stage,
+            event=RESENT,
+            started_at=now,
+            ended_at=now,
+            detail={"by": "reconciler"},
+        )
+    )
 
 
 @contextmanager
@@ -173,6 +286,9 @@ def reconcile(
             log.info("reconcile_locked_out")
             return report
         sender = None if dry_run else _Sender(settings, app)
+        client = sender.client if sender is not None else _redis(settings)
+        with transaction(settings.database_url) as session:
+            report.drain_s = drain_time(session, client, settings)
         after = ""
         while limit is None or len(report.found) < limit:
             with transaction(settings.database_url) as session:
@@ -180,7 +296,16 @@ def reconcile(
             if not page:
                 break
             after = page[-1].article_id
-            for item in page[: None if limit is None else limit - len(report.found)]:
+            now = datetime.now(UTC)
+            for item in page:
+                if limit is not None and len(report.found) >= limit:
+                    break
+                if (
+                    item.last_progress is not None
+                    and (now - item.last_progress).total_seconds() < report.drain_s
+                ):
+                    report.skipped += 1  # its message (or a re-send) may still be queued or in flight
+                    continue
                 report.found.append(item)
                 ok = True
                 if sender is not None:
@@ -189,30 +314,38 @@ def reconcile(
                     report.failed += not ok
                 if on_item is not None:
                     on_item(item, ok)
-    if report.found:
+    if report.found or report.skipped:
         log.warning(
             "reconcile_pass",
             found=len(report.found),
             sent=report.sent,
             failed=report.failed,
+            skipped=report.skipped,
+            drain_s=None if report.drain_s == float("inf") else round(report.drain_s, 1),
             dry_run=dry_run,
             **{f"from_{k}": v for k, v in report.by_stage().items()},
         )
     return report
 
 
+def _redis(settings: Settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(
+        settings.broker_url.unicode_string(), socket_timeout=10, socket_connect_timeout=5
+    )
+
+
 class _Sender:
     """Publishes re-enqueued articles with backpressure and marks them sent."""
 
     def __init__(self, settings: Settings, app: Any) -> None:
-        import redis
-
         if app is None:
             from workers.celery_app import app as celery_app
 
             app = celery_app
         self.settings, self.app, self.count = settings, app, 0
-        self.client = redis.Redis.from_url(settings.broker_url.unicode_string(), socket_timeout=10)
+        self.client = _redis(settings)
 
     def send(self, item: Stuck) -> bool:
         from workers.producer import send, wait_below_high_water

@@ -21,7 +21,8 @@ from workers.db.models import (
 )
 from workers.pipeline import STAGE_NAMES
 
-ACTIONS = ("retried", "discarded", "reprocess")
+ACTIONS = ("retried", "discarded", "reprocess", "reconciled")
+"""Journal events that are not stage attempts: operator actions and the reconciler's re-sends."""
 
 
 def _iso(value: datetime | None) -> str | None:

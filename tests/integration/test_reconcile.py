@@ -185,3 +185,54 @@ def test_articles_stuck_mid_pipeline_are_finished_within_the_deadline(
 
     wait_for(lambda: done() >= 2 + 2 * 4, timeout=120, message="the spurious re-runs to finish")
     assert snapshot(db) == before
+
+
+def test_a_discarded_article_is_finished_for_the_reconciler_and_a_resend_is_in_trace(pipeline_env):
+    """Issue 20.1: after `dead-letters discard` the reconciler never re-sends the article (it would reopen as
+    a new dead letter); an article it does re-send shows the re-send in `newsflow trace`."""
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    ids = _seed(db, {0: ("clean",), 1: ()})
+    with transaction(db) as session:
+        dead = repo.record_dead_letter(
+            session,
+            stage="dedup",
+            message=StageMessage(article_id=ids[0], trace_id="t"),
+            payload="{}",
+            error=RuntimeError("x"),
+            reason="no_content",
+            attempts=1,
+        )
+    discard = run_cli(pipeline_env, "dead-letters", "discard", str(dead), "--note", "not news")
+    assert discard.returncode == 0, discard.stderr
+    app = create_app()
+    app.conf.broker_url = broker
+    report = reconcile(_settings(pipeline_env), older_than=60, app=app)
+    assert [s.article_id for s in report.found] == [ids[1]]
+    assert report.sent == 1
+    shown = run_cli(pipeline_env, "trace", ids[1], "--json")
+    assert shown.returncode == 0, shown.stderr
+    replays = json.loads(shown.stdout)["replays"]
+    assert [(r["event"], r["stage"]) for r in replays] == [("reconciled", "clean")]
+
+
+def test_no_resend_while_a_message_for_the_article_may_still_be_queued(pipeline_env):
+    """Issue 19.5: with a deadline shorter than the queue's drain time (no worker consumes), a second pass
+    re-sends nothing and says how many it skipped; once the queues are empty (messages lost) it re-sends."""
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    _seed(db, {n: () for n in range(12)})
+    settings = _settings(pipeline_env)
+    app = create_app()
+    app.conf.broker_url = broker
+    client = redis.Redis.from_url(broker)
+    first = reconcile(settings, older_than=1, app=app)
+    assert (first.sent, first.skipped) == (12, 0)
+    time.sleep(1.5)  # the marks are older than the deadline; the 12 messages are still queued
+    second = reconcile(settings, older_than=1, app=app)
+    assert (second.sent, second.skipped) == (0, 12)
+    assert second.drain_s == float("inf")  # queued, and no worker finished a task lately
+    assert client.llen(keys.queue_name("clean")) == 12
+    cli = run_cli(pipeline_env, "reconcile", "--older-than", "1")
+    assert "skipped 12" in cli.stderr
+    client.flushdb()  # the messages are lost (Redis restarted empty): nothing can still be queued
+    third = reconcile(settings, older_than=1, app=app)
+    assert (third.sent, third.skipped) == (12, 0)

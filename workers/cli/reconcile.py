@@ -62,7 +62,12 @@ def reconcile(
     by_stage = ", ".join(f"{k} {v}" for k, v in report.by_stage().items()) or "none"
     verb = "found" if dry_run else "re-enqueued"
     err.print(
-        f"{verb} {len(report.found) if dry_run else report.sent} stuck (from: {by_stage}), failed {report.failed}",
+        f"{verb} {len(report.found) if dry_run else report.sent} stuck (from: {by_stage}), failed {report.failed}"
+        + (
+            f", skipped {report.skipped} (a message may still be queued or in flight)"
+            if report.skipped
+            else ""
+        ),
         highlight=False,
     )
     if report.failed:
