@@ -219,7 +219,7 @@ def test_no_resend_while_a_message_for_the_article_may_still_be_queued(pipeline_
     """Issue 19.5: with a deadline shorter than the queue's drain time (no worker consumes), a second pass
     re-sends nothing and says how many it skipped; once the queues are empty (messages lost) it re-sends."""
     db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
-    _seed(db, {n: () for n in range(12)})
+    _seed(db, dict.fromkeys(range(12), ()))
     settings = _settings(pipeline_env)
     app = create_app()
     app.conf.broker_url = broker
