@@ -134,6 +134,23 @@ def db_timeout(exc: BaseException) -> str | None:
     return _TIMEOUT_SQLSTATES.get(getattr(inner, "sqlstate", None) or "")
 
 
+TRACEBACK_LINES = 12
+"""Lines kept from the end of a traceback (the raise site and its callers)."""
+
+
+def traceback_head(exc: BaseException | None) -> str | None:
+    """The last lines of `exc`'s formatted traceback (with its cause), or None."""
+    import traceback
+
+    if exc is None:
+        return None
+    try:
+        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    except Exception:  # a traceback that cannot be formatted is not worth failing for
+        return None
+    return "\n".join(lines[-TRACEBACK_LINES:])[:4000]
+
+
 def describe(exc: BaseException, limit: int = 300) -> str:
     """`ClassName: first line of the message`, with SQLAlchemy's statement and parameters left out, so no
     article text reaches a log line."""

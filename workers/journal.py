@@ -11,33 +11,39 @@ The embedded runner calls `record_attempt()` after each stage attempt; operator 
 """
 
 import time
-import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import signals
 from sqlalchemy import insert
 
+from workers.errors import TRACEBACK_LINES, traceback_head
 from workers.logging import get_logger
 
 log = get_logger(__name__)
 
-TRACEBACK_LINES = 12
-"""Lines kept from the end of a traceback (the raise site and its callers)."""
+__all__ = [
+    "TRACEBACK_LINES",
+    "ArticleEnd",
+    "record_actions",
+    "record_attempt",
+    "record_attempts",
+    "traceback_head",
+    "write",
+]
+
+
+class ArticleEnd(NamedTuple):
+    """How one article of a stage task ended, for its own journal row: `event` (ok, dead_letter, stale,
+    split), its own error (never a neighbour's) and details (reason, dead letter id)."""
+
+    event: str
+    error: BaseException | None = None
+    detail: dict[str, Any] | None = None
+
 
 _started: dict[str, tuple[datetime, float]] = {}
 _errors: dict[str, tuple[str, BaseException | None, str | None]] = {}
-
-
-def traceback_head(exc: BaseException | None) -> str | None:
-    """The last lines of `exc`'s formatted traceback (with its cause), or None."""
-    if exc is None:
-        return None
-    try:
-        lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
-    except Exception:  # a traceback that cannot be formatted is not worth failing for
-        return None
-    return "\n".join(lines[-TRACEBACK_LINES:])[:4000]
 
 
 def _insert(database_url: str, rows: list[dict[str, Any]]) -> None:
@@ -161,7 +167,11 @@ def _on_retry(request: Any = None, reason: Any = None, einfo: Any = None, **_: A
 
 @signals.task_failure.connect
 def _on_failure(task_id: str | None = None, exception: BaseException | None = None, **_: Any) -> None:
-    if task_id:
+    from billiard.exceptions import TimeLimitExceeded
+
+    # A hard time limit fires this in the worker's main process, where no postrun follows: the kill is
+    # journaled by the task's request (`tasks.base.StageRequest`).
+    if task_id and not isinstance(exception, TimeLimitExceeded):
         event = "dead_letter" if getattr(exception, "dead_letter_id", None) is not None else "failed"
         _errors[task_id] = (event, exception, None)
 
@@ -180,15 +190,7 @@ def _on_postrun(
     started = _started.pop(task_id, None)
     event, exc, message = _errors.pop(task_id, (None, None, None))
     if event is None:
-        if state == "SUCCESS":
-            event = "ok"
-        elif state == "IGNORED":
-            # A dead letter ends the chain by raising Ignore from inside the `except` that caught the
-            # error, so the original exception is its context.
-            event = "dead_letter"
-            exc = getattr(retval, "__context__", None)
-        else:
-            event = (state or "unknown").lower()
+        event, exc = _end_of(state, retval)
     detail: dict[str, Any] = {}
     for name in ("reason", "dead_letter_id"):
         value = getattr(exc, name, None)
@@ -211,26 +213,43 @@ def _on_postrun(
     # A micro-batch: one row per article, with that article's own end when the task says it (one dead
     # letter in a batch does not make its neighbours dead letters).
     per_article = getattr(task, "last_outcomes", None) or {}
-    rows = [
-        _row(
-            article_id=article,
-            stage=task.stage,
-            event=per_article.get(article, event),
-            request=request,
-            task_id=task_id,
-            version=stage_version,
-            started=started,
-            now=now,
-            exc=exc,
-            message=message,
-            detail=detail,
+    rows = []
+    for article in _article_ids(args):
+        own = per_article.get(article) if article is not None else None
+        if isinstance(own, ArticleEnd):  # this article's own end and error, not the batch's
+            row_event, row_exc, row_detail = own.event, own.error, own.detail or {}
+        else:
+            row_event, row_exc, row_detail = event, exc, detail
+        rows.append(
+            _row(
+                article_id=article,
+                stage=task.stage,
+                event=row_event,
+                request=request,
+                task_id=task_id,
+                version=stage_version,
+                started=started,
+                now=now,
+                exc=row_exc,
+                message=message if row_exc is exc else None,
+                detail=row_detail,
+            )
         )
-        for article in _article_ids(args)
-    ]
     try:
         _insert(database_url, rows)
     except Exception as error:
         log.warning("journal_write_failed", error=type(error).__name__, journal_event=event)
+
+
+def _end_of(state: str | None, retval: Any) -> tuple[str, BaseException | None]:
+    """The journal event (and error) of a task that ended without a retry or failure signal."""
+    if state == "SUCCESS":
+        return "ok", None
+    if state == "IGNORED":
+        # A dead letter ends the chain by raising Ignore from inside the `except` that caught the
+        # error, so the original exception is its context.
+        return "dead_letter", getattr(retval, "__context__", None)
+    return (state or "unknown").lower(), None
 
 
 def _row(

@@ -292,6 +292,7 @@ def store_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
                 repo.repoint_cluster(session, supersedes, write.article.cluster_id)
         new = {w.article.id for _, w, _ in writes} - inputs.stored
         repo.upsert_articles(session, [write for _, write, _ in writes], new=new)
+        close_superseded(session, [write.article.id for _, write, _ in writes])
         for i, write, _ in writes:
             article = write.article
             results[i] = {
@@ -413,6 +414,52 @@ def dead_letter(
         return repo.record_dead_letter(
             session, stage=stage, message=msg, payload=payload, error=error, reason=reason, attempts=attempts
         )
+
+
+def dead_letter_unless_finished(
+    ctx: Context,
+    *,
+    stage: str,
+    msg: StageMessage,
+    payload: str,
+    error: BaseException,
+    reason: str,
+    attempts: int,
+) -> int | None:
+    """Record a dead letter for `msg` at `stage` unless another attempt already finished that stage (a stale
+    attempt: a worker paused past its time limit while the message was run again); returns the dead
+    letter's id, or None when it ended quietly. One transaction: the check and the write."""
+    version = current_version(stage)
+    with transaction(ctx.database_url) as session:
+        if repo.stage_finished(session, msg.article_id, stage, version):
+            return None
+        return repo.record_dead_letter(
+            session, stage=stage, message=msg, payload=payload, error=error, reason=reason, attempts=attempts
+        )
+
+
+def close_superseded(session: Any, article_ids: Sequence[str]) -> None:
+    """In the store's transaction: close the just-stored articles' dead letters that a stale attempt wrote
+    while this one went on (timeout, worker lost), with a note and a journal row each."""
+    from workers.db.models import DeadLetterNoteRow, StageJournalRow
+
+    closed = repo.close_superseded_dead_letters(session, article_ids)
+    if not closed:
+        return
+    now = datetime.now(UTC)
+    note = "superseded: the article was stored by another attempt"
+    session.add_all(DeadLetterNoteRow(dead_letter_id=i, action="superseded", note=note) for i, _, _ in closed)
+    session.add_all(
+        StageJournalRow(
+            article_id=a,
+            stage=st,
+            event="superseded",
+            started_at=now,
+            ended_at=now,
+            detail={"dead_letter_id": i, "note": note},
+        )
+        for i, a, st in closed
+    )
 
 
 def current_version(stage: str) -> str:

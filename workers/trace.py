@@ -21,7 +21,7 @@ from workers.db.models import (
 )
 from workers.pipeline import STAGE_NAMES
 
-ACTIONS = ("retried", "discarded", "reprocess", "reconciled")
+ACTIONS = ("retried", "discarded", "reprocess", "reconciled", "superseded")
 """Journal events that are not stage attempts: operator actions and the reconciler's re-sends."""
 
 
@@ -95,7 +95,10 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
             "verdict": article.status,
             "cluster_id": article.cluster_id,
         },
-        "dead_letters": [dead_letter_dict(d, raw.source, notes.get(d.id, [])) for d in letters],
+        "dead_letters": [
+            {**dead_letter_dict(d, raw.source, notes.get(d.id, [])), "traceback": d.traceback}
+            for d in letters
+        ],
         "replays": [
             {"event": j.event, "stage": j.stage, "at": _iso(j.ended_at), **(j.detail or {})}
             for j in journal

@@ -161,8 +161,9 @@ def show_command(
             fail(f"no dead letter {dead_letter_id}", EXIT_PARTIAL)
         source = session.scalar(select(RawArticleRow.source).where(RawArticleRow.id == row.article_id))
         data = dead_letter_dict(row, source, notes_for(session, [row.id]).get(row.id, []))
-        # The traceback is kept by the stage journal (the failing attempt of this article and stage).
-        data["traceback"] = session.scalar(
+        # Its own failure's traceback, kept with it (a batch neighbour's or a later attempt's is not it);
+        # a dead letter written before migration 0007 has none: the journal's latest for it, then.
+        data["traceback"] = row.traceback or session.scalar(
             select(StageJournalRow.traceback)
             .where(
                 StageJournalRow.article_id == row.article_id,

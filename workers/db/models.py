@@ -225,6 +225,9 @@ class DeadLetterRow(Base):
     first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    traceback: Mapped[str | None] = mapped_column(
+        Text, doc="The last lines of this dead letter's own failure (migration 0007)."
+    )
 
     # At most one open dead letter per (article, stage): `record_dead_letter` upserts on it (migration 0003).
     __table_args__ = (

@@ -75,10 +75,12 @@ def upsert_results(session: Session, stage: str, results: Sequence[tuple[str, st
         {"article_id": article_id, "stage": stage, "version": version, "output": output.model_dump_json()}
         for article_id, version, output in results
     ]
-    stmt = _insert(session, StageResultRow)
+    # When the stage finished, not when its transaction began (PostgreSQL's now()): `trace` shows it.
+    finished = func.clock_timestamp() if session.get_bind().dialect.name == "postgresql" else func.now()
+    stmt = _insert(session, StageResultRow).values(updated_at=finished)
     stmt = stmt.on_conflict_do_update(
         index_elements=["article_id", "stage"],
-        set_={"version": stmt.excluded.version, "output": stmt.excluded.output, "updated_at": func.now()},
+        set_={"version": stmt.excluded.version, "output": stmt.excluded.output, "updated_at": finished},
         where=(StageResultRow.output != stmt.excluded.output)
         | (StageResultRow.version != stmt.excluded.version),
     )
@@ -518,11 +520,12 @@ def record_dead_letter(
     """Keep a message a stage could not process; returns its id. Idempotent and race-free: one atomic
     upsert on the unique index of open dead letters per (article, stage), so the same open failure
     recorded twice, even concurrently, updates one row."""
-    from workers.errors import describe
+    from workers.errors import describe, traceback_head
 
     article_id = message.article_id if message else None
     now = datetime.now(UTC)
     values = {
+        "traceback": traceback_head(error),
         "article_id": article_id,
         "stage": stage,
         "error_class": type(error).__name__,
@@ -548,10 +551,46 @@ def record_dead_letter(
                     else_=stmt.excluded.attempts,
                 ),
                 "last_failed_at": stmt.excluded.last_failed_at,
+                "traceback": stmt.excluded.traceback,
             },
         )
     dead_id: int = session.execute(stmt.returning(DeadLetterRow.id)).scalar_one()
     return dead_id
+
+
+def stage_finished(session: Session, article_id: str, stage: str, version: str | None) -> bool:
+    """True if another attempt already finished `stage` for the article: its result is recorded at `version`
+    (the running code's), or, for the last stage, the article is stored. Read-only."""
+    if stage == "store":
+        return session.get(ArticleRow, article_id) is not None
+    query = select(StageResultRow.version).where(
+        StageResultRow.article_id == article_id, StageResultRow.stage == stage
+    )
+    recorded = session.scalar(query)
+    return recorded is not None and (version is None or recorded == version)
+
+
+SUPERSEDED_REASONS = ("timeout", "worker_lost", "retries_exhausted")
+"""Dead-letter reasons about an attempt, not its input: a later success of the article supersedes them."""
+
+
+def close_superseded_dead_letters(session: Session, article_ids: Sequence[str]) -> list[tuple[int, str, str]]:
+    """Close the open dead letters of just-stored articles whose reason was about an attempt (a stale
+    attempt that failed while another finished the article); returns (id, article id, stage) of each.
+    An article is never both stored and dead-lettered. Idempotent (closed rows are not matched again)."""
+    if not article_ids:
+        return []
+    rows = session.execute(
+        update(DeadLetterRow)
+        .where(
+            DeadLetterRow.article_id.in_(sorted(set(article_ids))),
+            DeadLetterRow.retried_at.is_(None),
+            DeadLetterRow.reason.in_(SUPERSEDED_REASONS),
+        )
+        .values(retried_at=datetime.now(UTC))
+        .returning(DeadLetterRow.id, DeadLetterRow.article_id, DeadLetterRow.stage)
+    ).all()
+    return [(int(i), str(a), str(st)) for i, a, st in rows]
 
 
 def open_dead_letters(

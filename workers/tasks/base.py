@@ -5,16 +5,23 @@ A stage task is three lines (STYLE.md 1); this base class holds the policy:
 - `PermanentError`, a soft time limit or an unexpected exception → dead-lettered at once, never retried;
 - a message that keeps killing its worker (redelivered after worker loss) → dead-lettered as `worker_lost`,
   unless the stage's result already exists (then the stage is done and the pipeline goes on);
-- a dead letter ends the task in Celery's FAILURE state with `DeadLettered` (acknowledged, not retried,
-  shown as failed in Flower), and the next stage is not sent;
+- a dead letter ends a one-article task in Celery's FAILURE state with `DeadLettered` (acknowledged, not
+  retried, shown as failed in Flower), and the next stage is not sent;
+- a dead letter is written only if no other attempt finished the stage meanwhile: a stale attempt (its
+  worker paused past the time limit while the message ran again) ends quietly, journaled as `stale`;
+- a task killed at the hard time limit is journaled (`killed`) from the worker's main process, then
+  handled by the same rules: a batch is split, one article is retried, dead-lettered (`timeout`) when its
+  retries run out;
 - on success the task itself publishes the next stage, after its result is durably recorded, with a
   short bounded retry; if the broker is away the article is left to the reconciler (`workers.reconcile`),
   which finds it from the database. No Celery chain: nothing runs outside this policy.
 
 A message may carry a micro-batch of articles (`schemas.StageBatch`, STYLE.md 17): the stage reads, runs and
 writes the batch together (`pipeline.run_batch`), and a failure still belongs to one article:
-- an article that fails alone is dead-lettered alone, the others go on as one batch to the next stage
-  (the task then ends FAILURE with `DeadLettered`, so Flower shows that something in it failed);
+- an article that fails alone is dead-lettered alone, the others go on as one batch to the next stage;
+  the batch task ends SUCCESS with a result listing each article's outcome, and each dead-lettered article
+  appears in Flower as a task of its own (`newsflow.<stage>.article`, its id as argument, FAILURE with
+  `DeadLettered(stage, reason, dead letter id)` and its own traceback), so its neighbours never look failed;
 - an outage retries the whole batch (every stage is idempotent, so work already recorded is not changed);
 - anything that stops the whole batch (its time limit, a statement the database refuses, a redelivery
   after a worker died on it) splits it: each article is re-published alone to this stage, so the one
@@ -23,6 +30,7 @@ writes the batch together (`pipeline.run_batch`), and a failure still belongs to
 
 import time
 import traceback
+import uuid
 from contextlib import suppress
 from typing import Any, ClassVar
 
@@ -32,12 +40,22 @@ import structlog
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
+from celery.worker.request import Request
 
 from schemas import StageBatch, StageMessage
 from workers import keys
-from workers.errors import DeadLettered, PermanentError, TransientError, describe
+from workers.errors import DeadLettered, PermanentError, TransientError, describe, traceback_head
+from workers.journal import ArticleEnd
 from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, BatchOutcome, Context, dead_letter, run_batch, run_step
+from workers.pipeline import (
+    STAGE_NAMES,
+    BatchOutcome,
+    Context,
+    dead_letter,
+    dead_letter_unless_finished,
+    run_batch,
+    run_step,
+)
 from workers.settings import get_settings
 from workers.tasks.strategy import DELIVERY_HEADER
 
@@ -45,6 +63,35 @@ log = get_logger(__name__)
 
 MAX_DELIVERIES = 3
 """Deliveries of one message after which a message that kills workers is dead-lettered."""
+
+ARTICLE_TASK = "{stage}.article"
+"""Flower name of the per-article task a batch's dead letter is shown as (`newsflow.clean.article`)."""
+_ARTICLE_UUIDS = uuid.UUID("6e657773-666c-6f77-0000-000000000000")
+
+
+def article_task_id(batch_task_id: str, article_id: str) -> str:
+    """The id of the per-article task Flower shows for one article of a batch (stable across re-runs)."""
+    return str(uuid.uuid5(_ARTICLE_UUIDS, f"{batch_task_id}:{article_id}"))
+
+
+class StageRequest(Request):  # type: ignore[misc]
+    """Celery's request, plus a record when the worker kills a task at the hard time limit (issue 19.3):
+    Celery acknowledges such a message and never runs it again, so this is its only trace."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if soft:
+            return
+        from celery.worker import state
+
+        if state.should_terminate:
+            return
+        try:
+            record_hard_kill(
+                self.task, self.args, retries=int(self.request_dict.get("retries") or 0), timeout=timeout
+            )
+        except Exception as exc:  # never take the worker's main process down for a record
+            log.warning("hard_kill_not_recorded", task_id=self.id, error=describe(exc))
 
 
 class StageTask(Task):  # type: ignore[misc]
@@ -59,9 +106,10 @@ class StageTask(Task):  # type: ignore[misc]
     throws = (DeadLettered,)
     # The shape guard in front of Celery's strategy: a malformed message never stops the worker.
     Strategy = "workers.tasks.strategy:guarded"
+    Request = "workers.tasks.base:StageRequest"
     _redis: ClassVar[redis.Redis | None] = None
-    last_outcomes: dict[str, str] | None = None
-    """How each article of the last micro-batch ended (`ok`, `dead_letter`, `split`), for the journal."""
+    last_outcomes: dict[str, ArticleEnd] | None = None
+    """How each article of the last task ended, with its own error, for the journal (`ArticleEnd`)."""
 
     def process(self, message: Any) -> dict[str, Any]:
         """Run this stage on one message, publish the next stage; return the message for the next stage."""
@@ -79,6 +127,8 @@ class StageTask(Task):  # type: ignore[misc]
         self.last_outcomes = None
         try:
             return self._process(message, settings, attempts, started, delivery)
+        except Stale as quiet:
+            return quiet.result
         finally:
             if delivery is not None:
                 self._forget_delivery(delivery[0])
@@ -192,18 +242,21 @@ class StageTask(Task):  # type: ignore[misc]
         attempts: int,
         started: float,
     ) -> dict[str, Any]:
-        """Dead-letter the articles that failed alone, log one line per article, send the rest on."""
+        """Dead-letter the articles that failed alone, log one line per article, send the rest on; ends
+        SUCCESS with each article's outcome (each dead letter is shown in Flower as its own task)."""
         done: list[StageMessage] = []
-        dead: list[tuple[str, int]] = []
+        ends: dict[str, ArticleEnd] = {}
+        dead: list[tuple[StageMessage, BaseException, str, int]] = []
         for msg, result in zip(msgs, results, strict=True):
             with structlog.contextvars.bound_contextvars(article_id=msg.article_id, trace_id=msg.trace_id):
                 if not isinstance(result, Exception):
                     log.info("task_done", outcome="ok", duration_ms=_ms(started), **result)
                     done.append(msg)
+                    ends[msg.article_id] = ArticleEnd("ok")
                     continue
                 reason = _reason(result)
                 try:
-                    dead_id = dead_letter(
+                    dead_id = dead_letter_unless_finished(
                         ctx,
                         stage=self.stage,
                         msg=msg,
@@ -218,18 +271,64 @@ class StageTask(Task):  # type: ignore[misc]
                     raise self.retry(
                         exc=db_exc, countdown=settings.retry_backoff_max, max_retries=None
                     ) from db_exc
+                if dead_id is None:
+                    _log_stale(result, reason, started)
+                    ends[msg.article_id] = ArticleEnd("stale", result, {"reason": reason})
+                    continue
                 _log_dead_letter(result, reason, dead_id, started)
-                dead.append((reason, dead_id))
-        self.last_outcomes = {m.article_id: "ok" for m in done} | {
-            m.article_id: "dead_letter" for m in msgs if m not in done
-        }
+                dead.append((msg, result, reason, dead_id))
+                ends[msg.article_id] = ArticleEnd(
+                    "dead_letter", result, {"reason": reason, "dead_letter_id": dead_id}
+                )
+        self.last_outcomes = ends
         published = self._publish_next_many(done, settings)
         log.info(
             "batch_done", articles=len(msgs), ok=len(done), dead_letters=len(dead), next_published=published
         )
-        if dead:
-            raise DeadLettered(self.stage, dead[0][0], dead[0][1])
-        return {"articles": [m.model_dump() for m in done]}
+        self._show_dead_letters(dead, attempts)
+        outcomes: dict[str, Any] = {"ok": len(done)}
+        outcomes |= {f"dead_letter {m.article_id}": f"{r} (dead letter {i})" for m, _, r, i in dead}
+        outcomes |= {
+            f"stale {a}": "finished by another attempt" for a, e in ends.items() if e.event == "stale"
+        }
+        return {"outcomes": outcomes, "articles": [m.model_dump() for m in done]}
+
+    def _show_dead_letters(
+        self, dead: list[tuple[StageMessage, BaseException, str, int]], attempts: int
+    ) -> None:
+        """Send Celery task events for one task per dead-lettered article of this batch (received, started,
+        failed), so Flower lists each by its id and reason; a batch task itself ends SUCCESS."""
+        if not dead or self.request.called_directly or not self.app.conf.worker_send_task_events:
+            return
+        hostname = self.request.hostname
+        try:
+            with self.app.events.default_dispatcher(hostname=hostname) as dispatcher:
+                for msg, error, reason, dead_id in dead:
+                    task_id = article_task_id(self.request.id, msg.article_id)
+                    now = time.time()
+                    dispatcher.send(
+                        "task-received",
+                        uuid=task_id,
+                        name=ARTICLE_TASK.format(stage=self.name),
+                        args=repr((msg.article_id,)),
+                        kwargs=repr({"trace_id": msg.trace_id, "batch": self.request.id}),
+                        root_id=self.request.root_id or self.request.id,
+                        parent_id=self.request.id,
+                        retries=attempts - 1,
+                        eta=None,
+                        expires=None,
+                        timestamp=now,
+                    )
+                    dispatcher.send("task-started", uuid=task_id, timestamp=now)
+                    dispatcher.send(
+                        "task-failed",
+                        uuid=task_id,
+                        exception=repr(DeadLettered(self.stage, reason, dead_id)),
+                        traceback=traceback_head(error) or "",
+                        timestamp=now,
+                    )
+        except Exception as exc:  # Flower's view is an aid; the dead letters are recorded
+            log.warning("dead_letter_events_not_sent", error=describe(exc))
 
     def _split(
         self,
@@ -251,8 +350,8 @@ class StageTask(Task):  # type: ignore[misc]
         )
         for msg in msgs:
             self._send(msg, self.stage, settings)
-        self.last_outcomes = {m.article_id: "split" for m in msgs}
-        return {"articles": []}
+        self.last_outcomes = {m.article_id: ArticleEnd("split", error) for m in msgs}
+        return {"outcomes": {"split": len(msgs)}, "articles": []}
 
     def _send(self, what: StageMessage | list[StageMessage], stage: str, settings: Any) -> bool:
         """Publish one article or a batch to `stage` with the short retry; False if the broker refused."""
@@ -308,22 +407,39 @@ class StageTask(Task):  # type: ignore[misc]
         attempts: int,
         started: float,
     ) -> None:
-        """Record a dead letter and end the task as FAILURE; if the database is down, retry instead of losing it."""
+        """Record a dead letter and end the task as FAILURE; if the database is down, retry instead of losing it.
+        If another attempt finished the stage meanwhile (a stale attempt), end quietly (`Stale`) instead."""
+        ctx = Context(get_settings())
         try:
-            dead_id = dead_letter(
-                Context(get_settings()),
-                stage=self.stage,
-                msg=msg,
-                payload=_json(message),
-                error=exc,
-                reason=reason,
-                attempts=attempts,
-            )
+            if msg is None:
+                dead_id: int | None = dead_letter(
+                    ctx,
+                    stage=self.stage,
+                    msg=msg,
+                    payload=_json(message),
+                    error=exc,
+                    reason=reason,
+                    attempts=attempts,
+                )
+            else:
+                dead_id = dead_letter_unless_finished(
+                    ctx,
+                    stage=self.stage,
+                    msg=msg,
+                    payload=_json(message),
+                    error=exc,
+                    reason=reason,
+                    attempts=attempts,
+                )
         except Exception as db_exc:
             log.warning("dead_letter_failed", reason=reason, error=describe(db_exc))
             delay = get_settings().retry_backoff_max
             raise self.retry(exc=db_exc, countdown=delay, max_retries=None) from db_exc
-        _log_dead_letter(exc, reason, dead_id, started)
+        if dead_id is None and msg is not None:
+            _log_stale(exc, reason, started)
+            self.last_outcomes = {msg.article_id: ArticleEnd("stale", exc, {"reason": reason})}
+            raise Stale(msg.model_dump())
+        _log_dead_letter(exc, reason, dead_id or 0, started)
         raise DeadLettered(self.stage, reason, dead_id)
 
     def _count_delivery(self) -> tuple[str, int] | None:
@@ -352,6 +468,97 @@ class StageTask(Task):  # type: ignore[misc]
         if StageTask._redis is None:
             StageTask._redis = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
         return StageTask._redis
+
+
+class Stale(Exception):
+    """A stale attempt's quiet end: `process` returns the message; nothing is recorded but the journal."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("finished by another attempt")
+        self.result = result
+
+
+def record_hard_kill(task: Any, args: Any, *, retries: int, timeout: float) -> None:
+    """In the worker's main process, after the pool killed `task` at its hard time limit: journal each
+    article (`killed`), then the usual rules: a batch is re-sent one article at a time; one article is
+    re-sent as a retry (retries + 1, with backoff), or dead-lettered as `timeout` when its retries are
+    spent (quietly not, if another attempt finished the stage). Idempotent enough: a re-send changes no row."""
+    from billiard.exceptions import TimeLimitExceeded
+
+    from workers.journal import write
+    from workers.producer import send
+
+    settings = get_settings()
+    body = args[0] if args else None
+    items = body.get("articles") if isinstance(body, dict) and "articles" in body else [body]
+    msgs = []
+    for item in items if isinstance(items, list) else []:
+        with suppress(pydantic.ValidationError):
+            msgs.append(StageMessage.model_validate(item, strict=False))
+    error = TimeLimitExceeded(timeout)
+    for msg in msgs:
+        write(
+            settings.database_url,
+            article_id=msg.article_id,
+            stage=task.stage,
+            event="killed",
+            attempt=retries + 1,
+            error_class=type(error).__name__,
+            error=f"killed at the hard time limit ({timeout:g} s)",
+            detail={"reason": "hard_time_limit"},
+        )
+    if len(msgs) > 1:
+        for msg in msgs:
+            send(task.app, msg, task.stage, retry_policy=_short_policy(settings))
+        log.warning("hard_kill_split", stage=task.stage, articles=len(msgs))
+        return
+    if not msgs:
+        return
+    (msg,) = msgs
+    if retries < settings.max_retries:
+        delay = get_exponential_backoff_interval(
+            factor=1, retries=retries, maximum=settings.retry_backoff_max, full_jitter=True
+        )
+        task.apply_async(
+            args=(msg.model_dump(),),
+            retries=retries + 1,
+            countdown=delay,
+            headers={"trace_id": msg.trace_id},
+            retry_policy=_short_policy(settings),
+        )
+        log.warning("hard_kill_retry", stage=task.stage, article_id=msg.article_id, countdown=delay)
+        return
+    dead_id = dead_letter_unless_finished(
+        Context(settings),
+        stage=task.stage,
+        msg=msg,
+        payload=msg.model_dump_json(),
+        error=error,
+        reason="timeout",
+        attempts=retries + 1,
+    )
+    log.error("hard_kill_dead_letter", stage=task.stage, article_id=msg.article_id, dead_letter_id=dead_id)
+
+
+def _short_policy(settings: Any) -> dict[str, float]:
+    return {
+        "max_retries": settings.next_stage_publish_retries,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 1,
+    }
+
+
+def _log_stale(exc: BaseException, reason: str, started: float) -> None:
+    """The summary line of a stale attempt that ended quietly: another attempt finished the stage."""
+    log.warning(
+        "task_done",
+        outcome="stale",
+        would_be_reason=reason,
+        error_class=type(exc).__name__,
+        error=describe(exc, limit=500),
+        duration_ms=_ms(started),
+    )
 
 
 def _header(request: Any, name: str) -> str | None:
