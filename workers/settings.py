@@ -112,10 +112,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a PostgreSQL statement may wait for a lock (0: no limit); capped likewise.",
     )
-    db_idle_in_transaction_timeout: float = Field(
-        default=45,
+    db_idle_in_transaction_timeout: float | None = Field(
+        default=None,
         ge=0,
-        description="Seconds a PostgreSQL session may sit idle inside a transaction before the server ends it.",
+        description="Seconds a PostgreSQL session may sit idle inside a transaction before the server ends it "
+        "and frees its locks (a frozen worker); default the task time limit. Must exceed the soft time limit: "
+        "a stage computes inside its transaction (0: no limit).",
     )
     # --- harden
     max_entities: int = Field(
@@ -123,20 +125,33 @@ class Settings(BaseSettings):
     )
 
     def db_timeouts_ms(self) -> dict[str, int]:
-        """The PostgreSQL session timeouts in milliseconds, each at most 3/4 of the soft time limit (a soft
-        limit cannot interrupt a wait inside the driver; the server can); 0 means no limit."""
+        """The PostgreSQL session timeouts in milliseconds: statement and lock waits at most 3/4 of the soft
+        time limit (a soft limit cannot interrupt a wait inside the driver; the server can); an idle
+        transaction (its client frozen) the task time limit by default; 0 means no limit."""
         cap = self.task_soft_time_limit * 750
-        values = {
-            "statement_timeout": self.db_statement_timeout,
-            "lock_timeout": self.db_lock_timeout,
-            "idle_in_transaction_session_timeout": self.db_idle_in_transaction_timeout,
+        idle = (
+            self.task_time_limit
+            if self.db_idle_in_transaction_timeout is None
+            else self.db_idle_in_transaction_timeout
+        )
+        return {
+            "statement_timeout": min(round(self.db_statement_timeout * 1000), cap)
+            if self.db_statement_timeout
+            else 0,
+            "lock_timeout": min(round(self.db_lock_timeout * 1000), cap) if self.db_lock_timeout else 0,
+            "idle_in_transaction_session_timeout": round(idle * 1000),
         }
-        return {name: min(round(s * 1000), cap) if s else 0 for name, s in values.items()}
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":
         if self.task_soft_time_limit >= self.task_time_limit:
             raise ValueError("task_soft_time_limit must be below task_time_limit")
+        idle = self.db_idle_in_transaction_timeout
+        if idle and idle <= self.task_soft_time_limit:
+            raise ValueError(
+                f"db_idle_in_transaction_timeout ({idle:g}s) must exceed task_soft_time_limit "
+                f"({self.task_soft_time_limit}s): a stage computes inside its transaction"
+            )
         longest = self.retry_backoff_max + self.task_time_limit
         if self.visibility_timeout <= longest:
             raise ValueError(

@@ -30,13 +30,14 @@ HELD_S = 20
 
 @pytest.fixture
 def bounded_db(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated PostgreSQL database whose sessions have 1 s statement and lock timeouts and a 2 s idle
-    timeout (the first tag task idles in its transaction while spaCy loads)."""
+    """A migrated PostgreSQL database whose sessions have 1 s statement and lock timeouts and a 3 s idle
+    timeout (the task time limit: soft limit 2 s, hard 3 s)."""
     upgrade(postgres_url)
     monkeypatch.setenv("NEWSFLOW_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("NEWSFLOW_TASK_SOFT_TIME_LIMIT", "2")
+    monkeypatch.setenv("NEWSFLOW_TASK_TIME_LIMIT", "3")
     monkeypatch.setenv("NEWSFLOW_DB_STATEMENT_TIMEOUT", "1")
     monkeypatch.setenv("NEWSFLOW_DB_LOCK_TIMEOUT", "1")
-    monkeypatch.setenv("NEWSFLOW_DB_IDLE_IN_TRANSACTION_TIMEOUT", "2")
     get_settings.cache_clear()
     from workers.stages import tag as tag_stage
 
@@ -46,13 +47,17 @@ def bounded_db(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 
 
 def test_timeouts_are_capped_below_the_soft_time_limit():
-    """Each session timeout is at most 3/4 of the task's soft time limit; 0 leaves it off."""
+    """Statement and lock timeouts are at most 3/4 of the soft time limit (0 leaves one off); an idle
+    transaction is ended at the task time limit, and a shorter idle timeout than the soft limit is refused
+    (a stage computes inside its transaction)."""
     settings = Settings(task_soft_time_limit=4, task_time_limit=8, db_statement_timeout=30, db_lock_timeout=0)
     assert settings.db_timeouts_ms() == {
         "statement_timeout": 3000,
         "lock_timeout": 0,
-        "idle_in_transaction_session_timeout": 3000,
+        "idle_in_transaction_session_timeout": 8000,
     }
+    with pytest.raises(ValueError, match="must exceed task_soft_time_limit"):
+        Settings(task_soft_time_limit=4, task_time_limit=8, db_idle_in_transaction_timeout=3)
 
 
 def test_every_session_has_the_three_timeouts(bounded_db):
@@ -65,7 +70,7 @@ def test_every_session_has_the_three_timeouts(bounded_db):
     assert shown == {
         "statement_timeout": "1s",
         "lock_timeout": "1s",
-        "idle_in_transaction_session_timeout": "2s",
+        "idle_in_transaction_session_timeout": "3s",
     }
 
 
@@ -114,7 +119,7 @@ def test_an_idle_transaction_is_ended_by_the_server_and_its_locks_released(bound
     conn = engine.connect()
     try:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(42)"))
-        time.sleep(3)  # the worker is frozen past idle_in_transaction_session_timeout
+        time.sleep(4)  # the worker is frozen past idle_in_transaction_session_timeout
         with psycopg.connect(libpq_url(bounded_db), autocommit=True) as other:
             assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (True,)
         with pytest.raises(sa.exc.DBAPIError) as caught:
