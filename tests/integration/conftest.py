@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -151,10 +152,18 @@ class Ledger:
     duplicated: list[str]
     entity_mismatch: list[str]
     foreign: list[str]
+    stored_and_dead_lettered: list[str] = dataclasses.field(default_factory=list)
 
     def clean(self) -> bool:
-        """Nothing lost, nothing duplicated, every stored article's entities exactly its tag record's."""
-        return not (self.lost or self.duplicated or self.entity_mismatch or self.foreign)
+        """Nothing lost, nothing duplicated, every stored article's entities exactly its tag record's, and no
+        article both stored and with an open dead letter."""
+        return not (
+            self.lost
+            or self.duplicated
+            or self.entity_mismatch
+            or self.foreign
+            or self.stored_and_dead_lettered
+        )
 
     def line(self) -> str:
         """One line of figures for the test output."""
@@ -162,6 +171,7 @@ class Ledger:
             f"ledger: enqueued={self.enqueued} stored={self.stored} dead_lettered={self.dead_lettered}"
             f" lost={len(self.lost)} duplicated={len(self.duplicated)}"
             f" entity_mismatch={len(self.entity_mismatch)} foreign={len(self.foreign)}"
+            f" stored_and_dead_lettered={len(self.stored_and_dead_lettered)}"
         )
 
 
@@ -219,6 +229,7 @@ def check_ledger(db: str, ids: list[str]) -> Ledger:
         duplicated=duplicated,
         entity_mismatch=sorted(mismatch),
         foreign=sorted(set(stored) - wanted),
+        stored_and_dead_lettered=sorted(set(stored) & set(dead)),
     )
 
 

@@ -73,8 +73,16 @@ def _queues_empty(broker_url: str) -> bool:
 @pytest.fixture(autouse=True)
 def _small_batches(pipeline_env: dict[str, str]) -> None:
     """Micro-batches of two: the 5 articles travel as 3 messages per stage, so faults hit batches and
-    single messages alike, with some in flight and some queued."""
+    single messages alike, with some in flight and some queued. The tests catch tasks in flight by
+    holding a lock they wait for, as long as the test needs: no statement or lock timeout, unless a
+    test sets one (the server-enforced timeouts have their own tests, `tests/tasks/test_db_timeouts.py`)."""
     pipeline_env["NEWSFLOW_BATCH_SIZE"] = "2"
+    pipeline_env["NEWSFLOW_DB_STATEMENT_TIMEOUT"] = "0"
+    pipeline_env["NEWSFLOW_DB_LOCK_TIMEOUT"] = "0"
+
+
+FREEZE_S = float(os.environ.get("NEWSFLOW_FAULT_FREEZE_S", "6"))
+"""How long the frozen-Redis and frozen-PostgreSQL tests keep the server stopped (bench/faults.py: 120)."""
 
 
 def _enqueue_all(env: dict[str, str]) -> list[str]:
@@ -546,5 +554,169 @@ def test_sigterm_during_work_and_during_scheduled_retries_loses_nothing(
     _wait_all_stored(pipeline_env, replacement, timeout=STORE_TIMEOUT_S)
     ledger = check_ledger(db, ids)
     print(ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
+
+
+# --- frozen servers, paused workers, hard kills (issue 19) -------------------------------------------
+
+
+def _freeze(pids: list[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+
+
+def _thaw(pids: list[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _journal(db: str, event: str) -> list[tuple[str, str]]:
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT article_id, stage FROM stage_journal WHERE event = :e"), {"e": event}
+            ).all()
+    finally:
+        engine.dispose()
+    return [(a, s) for a, s in rows]
+
+
+def _clean_stored(db: str) -> int:
+    try:
+        return int(_scalar(db, "SELECT count(*) FROM stage_results WHERE stage = 'clean'"))
+    except sa.exc.OperationalError:
+        return 0
+
+
+def _long_outage_env(env: dict[str, str]) -> None:
+    """Retries enough to outlast a freeze of FREEZE_S seconds (each delay is at most 2 s)."""
+    env["NEWSFLOW_MAX_RETRIES"] = str(max(20, int(FREEZE_S)))
+
+
+def test_frozen_redis_loses_nothing(pipeline_env, start_worker, redis_server):
+    """Redis frozen (SIGSTOP, as a VM pause) with work in flight, then thawed: every article stored once,
+    no dead letter, none both stored and dead-lettered."""
+    if redis_server.pid is None:
+        pytest.skip("an external Redis cannot be frozen")
+    _long_outage_env(pipeline_env)
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    ids = _enqueue_all(pipeline_env)
+    wait_for(lambda: _clean_stored(db) >= 1, timeout=STORE_TIMEOUT_S, message="work in flight")
+    _freeze([redis_server.pid])
+    try:
+        time.sleep(FREEZE_S)
+    finally:
+        _thaw([redis_server.pid])
+    _wait_all_stored(pipeline_env, worker, timeout=STORE_TIMEOUT_S + 2 * FREEZE_S)
+    ledger = check_ledger(db, ids)
+    print(f"frozen redis {FREEZE_S:g}s " + ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
+
+
+def test_frozen_postgres_loses_nothing(pipeline_env, start_worker, postgres_server):
+    """PostgreSQL frozen (its postmaster and every backend SIGSTOPped) with work in flight, then thawed:
+    every article stored once, no dead letter, none both stored and dead-lettered."""
+    if postgres_server.pid is None:
+        pytest.skip("an external PostgreSQL cannot be frozen")
+    _long_outage_env(pipeline_env)
+    worker = start_worker(concurrency=2)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    ids = _enqueue_all(pipeline_env)
+    wait_for(lambda: _clean_stored(db) >= 1, timeout=STORE_TIMEOUT_S, message="work in flight")
+    pids = [postgres_server.pid, *_children(postgres_server.pid)]
+    _freeze(pids)
+    try:
+        time.sleep(FREEZE_S)
+    finally:
+        _thaw([postgres_server.pid, *_children(postgres_server.pid)])
+    _wait_all_stored(pipeline_env, worker, timeout=STORE_TIMEOUT_S + 2 * FREEZE_S)
+    ledger = check_ledger(db, ids)
+    print(f"frozen postgres {FREEZE_S:g}s " + ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
+
+
+def test_a_task_killed_at_the_hard_time_limit_is_journaled_and_retried(pipeline_env, start_worker):
+    """Issue 19.3: a store task whose process stops responding (SIGSTOP) is killed at the hard time limit;
+    the kill is journaled (`killed`) and the article retried, so every article is stored, with no
+    reconciler and no dead letter (before: acknowledged and forgotten)."""
+    pipeline_env.update(
+        # A soft limit long enough for a fresh pool child's first clean (it loads its models then).
+        {"NEWSFLOW_BATCH_SIZE": "1", "NEWSFLOW_TASK_SOFT_TIME_LIMIT": "8", "NEWSFLOW_TASK_TIME_LIMIT": "10"}
+    )
+    worker = start_worker(concurrency=1)
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(
+            lambda: len(_blocked_ports(db)) == 1, timeout=STORE_TIMEOUT_S, message="a store task blocked"
+        )
+        child = _pid_owning_local_port(_blocked_ports(db)[0])
+        assert child is not None
+        os.kill(child, signal.SIGSTOP)  # stuck where no soft time limit reaches it
+        wait_for(lambda: bool(_journal(db, "killed")), timeout=30, message="the kill journaled")
+    _wait_all_stored(pipeline_env, worker)
+    assert [stage for _, stage in _journal(db, "killed")] == ["store"]
+    assert _events(worker, "hard_kill_retry")
+    ledger = check_ledger(db, ids)
+    print("hard kill " + ledger.line())
+    assert ledger.clean(), ledger
+    assert_stored_exactly_once(db, ids)
+
+
+PAUSE_S = float(os.environ.get("NEWSFLOW_FAULT_PAUSE_S", "0"))
+"""Extra seconds the paused-worker test keeps the worker stopped after its article was stored elsewhere."""
+
+
+def test_a_worker_paused_past_the_soft_limit_never_leaves_an_article_stored_and_dead_lettered(
+    pipeline_env, start_worker, start_reconciler
+):
+    """Issue 19.1: a worker paused (SIGSTOP, as a VM pause) inside a store task past its soft time limit,
+    while the reconciler re-sends the article and another worker stores it; resumed, its stale attempt
+    ends without a dead letter: every article stored once, none both stored and dead-lettered."""
+    pipeline_env.update(
+        {
+            "NEWSFLOW_BATCH_SIZE": "1",
+            "NEWSFLOW_TASK_SOFT_TIME_LIMIT": "8",
+            "NEWSFLOW_TASK_TIME_LIMIT": "300",
+            "NEWSFLOW_DB_IDLE_IN_TRANSACTION_TIMEOUT": "9",
+        }
+    )
+    first = start_worker(concurrency=1, name="w1")
+    second = start_worker(concurrency=1, name="w2")
+    db = pipeline_env["NEWSFLOW_DATABASE_URL"]
+    with articles_locked(db):
+        ids = _enqueue_all(pipeline_env)
+        wait_for(
+            lambda: len(_blocked_ports(db)) >= 1, timeout=STORE_TIMEOUT_S, message="a store task blocked"
+        )
+        child = _pid_owning_local_port(_blocked_ports(db)[0])
+        assert child is not None
+        main = _parent_pid(child)
+        paused, other = (first, second) if main == first.process.pid else (second, first)
+        pids = [main, *_children(main)]
+        _freeze(pids)
+    started = time.monotonic()
+    try:
+        start_reconciler(every=1, older_than=2)
+        _wait_all_stored(pipeline_env, other, timeout=STORE_TIMEOUT_S)
+        time.sleep(max(0.0, 9 - (time.monotonic() - started)) + PAUSE_S)  # past the soft limit
+    finally:
+        _thaw(pids)
+    print(f"worker paused {time.monotonic() - started:.0f}s")
+    wait_for(
+        lambda: any(str(e.get("event", "")).startswith("Soft time limit") for e in paused.log_events()),
+        timeout=30,
+        message="the resumed worker's soft time limit",
+    )
+    time.sleep(3)  # its stale attempt ends (quietly, or as a retry that finds the work done)
+    ledger = check_ledger(db, ids)
+    print("paused worker " + ledger.line())
     assert ledger.clean(), ledger
     assert_stored_exactly_once(db, ids)

@@ -55,7 +55,10 @@ def get_engine(url: str, *, bounded: bool = True) -> Engine:
             if bounded:
                 from workers.settings import get_settings
 
-                connect_args["options"] = session_options(get_settings().db_timeouts_ms())
+                settings = get_settings()
+                connect_args["options"] = session_options(settings.db_timeouts_ms())
+                # A frozen server accepts the TCP connection and never answers: bound the handshake too.
+                connect_args["connect_timeout"] = max(1, round(settings.task_soft_time_limit * 0.75))
             engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=connect_args)
         _engines[(url, bounded)] = engine
     return engine
