@@ -32,6 +32,9 @@ def reconcile(
 
     An article not stored, with no open dead letter and no progress for --older-than seconds is sent
     again from the first stage it lacks; stages are idempotent, so a spurious re-send is harmless.
+    A discarded dead letter's article is finished (never re-sent). An article whose last progress is
+    younger than the queues' measured drain time is skipped (its message may still be queued or in
+    flight); the summary says how many.
     Prints ARTICLE_ID<TAB>STAGE per article (or JSON lines). One pass at a time (a PostgreSQL lock).
     """
     from workers import reconcile as reconciler
