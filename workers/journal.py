@@ -30,6 +30,7 @@ __all__ = [
     "record_attempts",
     "traceback_head",
     "write",
+    "write_many",
 ]
 
 
@@ -60,6 +61,14 @@ def write(database_url: str, **row: Any) -> None:
         _insert(database_url, [row])
     except Exception as exc:
         log.warning("journal_write_failed", error=type(exc).__name__, journal_event=row.get("event"))
+
+
+def write_many(database_url: str, rows: list[dict[str, Any]]) -> None:
+    """Insert journal rows in one statement; a failure is logged, never raised."""
+    try:
+        _insert(database_url, rows)
+    except Exception as exc:
+        log.warning("journal_write_failed", error=type(exc).__name__, rows=len(rows))
 
 
 def record_attempts(database_url: str, attempts: list[dict[str, Any]]) -> None:

@@ -28,10 +28,12 @@ writes the batch together (`pipeline.run_batch`), and a failure still belongs to
   at fault is found and dead-lettered by the rules above while its neighbours are stored.
 """
 
+import threading
 import time
 import traceback
 import uuid
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pydantic
@@ -86,12 +88,21 @@ class StageRequest(Request):  # type: ignore[misc]
 
         if state.should_terminate:
             return
-        try:
-            record_hard_kill(
-                self.task, self.args, retries=int(self.request_dict.get("retries") or 0), timeout=timeout
-            )
-        except Exception as exc:  # never take the worker's main process down for a record
-            log.warning("hard_kill_not_recorded", task_id=self.id, error=describe(exc))
+        # In a thread: the main process runs the consumer's event loop, and the database or the broker
+        # may be what the killed task was stuck on.
+        threading.Thread(
+            target=_record_hard_kill_safely,
+            args=(self.task, self.args, int(self.request_dict.get("retries") or 0), timeout, self.id),
+            name="newsflow-hard-kill",
+            daemon=True,
+        ).start()
+
+
+def _record_hard_kill_safely(task: Any, args: Any, retries: int, timeout: float, task_id: str) -> None:
+    try:
+        record_hard_kill(task, args, retries=retries, timeout=timeout)
+    except Exception as exc:  # never take the worker's main process down for a record
+        log.warning("hard_kill_not_recorded", task_id=task_id, error=describe(exc))
 
 
 class StageTask(Task):  # type: ignore[misc]
@@ -485,7 +496,7 @@ def record_hard_kill(task: Any, args: Any, *, retries: int, timeout: float) -> N
     spent (quietly not, if another attempt finished the stage). Idempotent enough: a re-send changes no row."""
     from billiard.exceptions import TimeLimitExceeded
 
-    from workers.journal import write
+    from workers.journal import write_many
     from workers.producer import send
 
     settings = get_settings()
@@ -496,17 +507,24 @@ def record_hard_kill(task: Any, args: Any, *, retries: int, timeout: float) -> N
         with suppress(pydantic.ValidationError):
             msgs.append(StageMessage.model_validate(item, strict=False))
     error = TimeLimitExceeded(timeout)
-    for msg in msgs:
-        write(
-            settings.database_url,
-            article_id=msg.article_id,
-            stage=task.stage,
-            event="killed",
-            attempt=retries + 1,
-            error_class=type(error).__name__,
-            error=f"killed at the hard time limit ({timeout:g} s)",
-            detail={"reason": "hard_time_limit"},
-        )
+    now = datetime.now(UTC)
+    write_many(
+        settings.database_url,
+        [
+            {
+                "article_id": msg.article_id,
+                "stage": task.stage,
+                "event": "killed",
+                "attempt": retries + 1,
+                "started_at": now,
+                "ended_at": now,
+                "error_class": type(error).__name__,
+                "error": f"killed at the hard time limit ({timeout:g} s)",
+                "detail": {"reason": "hard_time_limit"},
+            }
+            for msg in msgs
+        ],
+    )
     if len(msgs) > 1:
         for msg in msgs:
             send(task.app, msg, task.stage, retry_policy=_short_policy(settings))
