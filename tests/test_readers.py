@@ -82,21 +82,27 @@ def _peak_rss_mb() -> float:
 
 
 def test_gzip_bomb_in_jsonl_is_streamed_with_a_cap(tmp_path):
-    """A 1 GB line inside a .jsonl.gz is one rejected record, read in bounded memory (6.2 GB before)."""
+    """A 300 MiB line inside a .jsonl.gz is one rejected record with its size, skipped to its newline in
+    bounded memory (6.2 GB before), and the record after it is read."""
     import pathlib
 
     path = tmp_path / "bomb.jsonl.gz"
     good = json.dumps({"source": "s", "body": "before"}).encode()
-    _gzip_bomb(path, good + b'\n{"source": "s", "body": "', 1024, b'"}\n')
+    after = json.dumps({"source": "s", "body": "after"}).encode()
+    _gzip_bomb(path, good + b'\n{"source": "s", "body": "', 1024, b'"}\n' + after + b"\n")
     pathlib.Path("/proc/self/clear_refs").write_text("5")
     base = _peak_rss_mb()
-    first, second = read_path(path, source="s")
+    first, second, third = read_path(path, source="s")
     assert _peak_rss_mb() - base < 200
     assert first.article is not None
     assert first.article.body == "before"
     assert second.article is None
     assert second.origin.endswith("bomb.jsonl.gz:2")
-    assert "the rest of the input is not read" in second.problems[0].reason
+    size = len(b'{"source": "s", "body": "') + 300 * 1024 * 1024 + len(b'"}\n')
+    assert f"record is {size} bytes" in second.problems[0].reason
+    assert third.origin.endswith("bomb.jsonl.gz:3")
+    assert third.article is not None
+    assert third.article.body == "after"
 
 
 def test_over_long_jsonl_line_is_rejected_and_the_next_record_read(tmp_path):
@@ -109,7 +115,7 @@ def test_over_long_jsonl_line_is_rejected_and_the_next_record_read(tmp_path):
         handle.write(json.dumps({"source": "s", "body": "after"}).encode() + b"\n")
     big, after = read_path(path, source="s")
     assert big.origin.endswith(":1")
-    assert "record is longer than" in big.problems[0].reason
+    assert "longer than the limit" in big.problems[0].reason
     assert after.origin.endswith(":2")
     assert after.article is not None
     assert after.article.body == "after"
@@ -175,4 +181,4 @@ def test_over_long_json_file_is_rejected(tmp_path, monkeypatch):
     path.write_text(json.dumps({"source": "s", "body": "x" * 200}))
     [record] = read_path(path, source="s")
     assert record.article is None
-    assert "record is longer than" in record.problems[0].reason
+    assert "longer than the limit of 100 bytes" in record.problems[0].reason
