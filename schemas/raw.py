@@ -51,9 +51,7 @@ def _body_size(value: str) -> str:
         raise ValueError("must not be blank")
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_BODY_BYTES:
-        raise ValueError(
-            f"is {size} bytes, more than the limit of {mib(MAX_BODY_BYTES)} ({MAX_BODY_BYTES} bytes)"
-        )
+        raise ValueError(f"is {size} bytes, the limit is {MAX_BODY_BYTES} bytes ({mib(MAX_BODY_BYTES)})")
     return value
 
 

@@ -89,7 +89,7 @@ def test_gzip_bomb_in_jsonl_is_streamed_with_a_cap(tmp_path):
     path = tmp_path / "bomb.jsonl.gz"
     good = json.dumps({"source": "s", "body": "before"}).encode()
     after = json.dumps({"source": "s", "body": "after"}).encode()
-    _gzip_bomb(path, good + b'\n{"source": "s", "body": "', 1024, b'"}\n' + after + b"\n")
+    _gzip_bomb(path, good + b'\n{"source": "s", "body": "', 300, b'"}\n' + after + b"\n")
     pathlib.Path("/proc/self/clear_refs").write_text("5")
     base = _peak_rss_mb()
     first, second, third = read_path(path, source="s")

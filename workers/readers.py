@@ -288,8 +288,8 @@ def html_problem(article: RawArticle) -> Problem | None:
         return None
     return Problem(
         "body",
-        f"HTML is {size} bytes without scripts, styles and comments, more than the limit of "
-        f"{mib(MAX_HTML_BYTES)} ({MAX_HTML_BYTES} bytes)",
+        f"HTML is {size} bytes without scripts, styles and comments, the limit is {MAX_HTML_BYTES} bytes "
+        f"({mib(MAX_HTML_BYTES)})",
     )
 
 
@@ -301,10 +301,10 @@ def checked(origin: str, article: RawArticle) -> Record:
 
 def too_big_body(size: int | None) -> Problem:
     """The `body` problem of an input past `MAX_BODY_BYTES`: its size when known, else "more than"."""
-    limit = f"{mib(MAX_BODY_BYTES)} ({MAX_BODY_BYTES} bytes)"
+    limit = f"the limit is {MAX_BODY_BYTES} bytes ({mib(MAX_BODY_BYTES)})"
     if size is not None:
-        return Problem("body", f"is {size} bytes, more than the limit of {limit}")
-    return Problem("body", f"is more than {mib(MAX_BODY_BYTES)} (decompressed), the limit is {limit}")
+        return Problem("body", f"is {size} bytes, {limit}")
+    return Problem("body", f"is more than {mib(MAX_BODY_BYTES)} (decompressed), {limit}")
 
 
 # --- JSON records and lines ---------------------------------------------------------------------------
