@@ -292,9 +292,9 @@ class _Outage:
     attempt: an error that means an outage is retried with backoff; a call that does not return within
     SLOW_S (a frozen server holds the connection open) is said to be waited for."""
 
-    def __init__(self, say: Callable[[str], None] | None, slow_s: float = SLOW_S) -> None:
+    def __init__(self, say: Callable[[str], None] | None, slow_s: float | None = None) -> None:
         self.say = say
-        self.slow_s = slow_s
+        self.slow_s = SLOW_S if slow_s is None else slow_s
         self.seconds = 0.0
 
     def _tell(self, line: str) -> None:
