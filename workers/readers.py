@@ -215,8 +215,9 @@ def decode(data: bytes, declared: str | None = None) -> str:
     """Bytes of a page → text, by BOM, then by declaration, then by the bytes themselves.
 
     1. A byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32) decides, whatever is declared.
-    2. A UTF-16 declaration (`declared`, the HTTP header's charset, or the page's own meta charset in
-       UTF-16 bytes) decodes UTF-16: a valid UTF-16 page is text, not binary data.
+    2. UTF-16 without a BOM (a page declaring utf-16le in its own UTF-16 bytes, or an HTTP header
+       saying so): the NUL of every other byte of ASCII markup shows it, and it is decoded as such, by
+       the declared byte order if any: a valid UTF-16 page is text, not binary data.
     3. A declared non-UTF-8 charset (HTTP header) is used as declared.
     4. Otherwise UTF-8. Invalid UTF-8 is replaced, not fatal: a scraped page with one bad byte is
        still an article. But a page with more invalid sequences than valid multi-byte characters is
@@ -249,9 +250,9 @@ def _codec_by_bom_or_declaration(data: bytes, header: str | None) -> str | None:
             return codec
     layout = _utf16_layout(data)
     if layout is not None:
-        meta = _declared_charset(data[:8192].decode(layout, errors="replace"))
-        if (header or "").startswith("utf-16") or (meta or "").startswith("utf-16"):
-            return header if header in {"utf-16-le", "utf-16-be"} else layout
+        # ASCII markup with every other byte NUL is UTF-16 whatever a stale meta says: read as UTF-8 it
+        # would be NUL-ridden "binary" (a page declaring utf-16le in UTF-16 has no BOM to tell it).
+        return header if header in {"utf-16-le", "utf-16-be"} else layout
     if header is not None and header.startswith("utf-16"):
         return header
     if header is not None and header not in {"utf-8", "ascii"}:
