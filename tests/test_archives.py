@@ -160,3 +160,26 @@ def test_a_resumed_backfill_moves_past_a_cut_record(tmp_path, redis_url, postgre
     assert second.earlier_read >= 4
     third = run()
     assert (third.files_already_done, third.read, third.new) == (2, 0, 0)
+
+
+def test_run_reads_warc_archives_like_backfill(tmp_path, sqlite_url):
+    """`newsflow run FILE.warc.gz` stores the archive's pages (it said "unsupported file type"), and the
+    cut record of a truncated one is one rejected line, with exit code 1 and no traceback."""
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+    from workers.settings import get_settings
+
+    full = tmp_path / "crawl.warc.gz"
+    ends = _warc(full, pages=3)
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(full.read_bytes()[: (ends[0] + ends[1]) // 2])
+    get_settings.cache_clear()
+    whole = CliRunner().invoke(app, ["run", str(full), "--db", sqlite_url, "--json"])
+    cut_run = CliRunner().invoke(app, ["run", str(cut), "--db", sqlite_url, "--json"])
+    get_settings.cache_clear()
+    assert whole.exit_code == 0, whole.stderr
+    assert len([line for line in whole.stdout.splitlines() if line.startswith("{")]) == 3
+    assert cut_run.exit_code == 1
+    assert f"rejected {cut}@{ends[0]}: (archive): record truncated" in cut_run.stderr.replace("\n", "")
+    assert "Traceback" not in cut_run.stderr

@@ -163,3 +163,58 @@ def test_producer_applies_backpressure_with_a_visible_message(producer_env, caps
     assert max(most) <= 150  # never above the high-water mark
     assert "waiting for the workers" in capsys.readouterr().err
     assert report.published == 400
+
+
+# --- the CLI's counts and messages (issue 20.7) ---------------------------------------------------------
+
+
+def _cli_env(redis_url: str, postgres_url: str) -> dict[str, str]:
+    import os
+
+    upgrade(postgres_url)
+    return {
+        **os.environ,
+        "NEWSFLOW_BROKER_URL": redis_url,
+        "NEWSFLOW_DATABASE_URL": postgres_url,
+        "NEWSFLOW_LOG_FORMAT": "json",
+        "NEWSFLOW_BATCH_SIZE": "1",
+    }
+
+
+import subprocess  # noqa: E402 -- the section's own import
+
+
+def test_enqueue_json_counts_the_files_and_high_water_states_the_mark(redis_url, postgres_url, tmp_path):
+    """`enqueue --json` reports the files it read (it said 0); `--high-water 2` waits saying "above 2
+    messages" (it said "above 0"); the drained queue lets it finish."""
+    env = _cli_env(redis_url, postgres_url)
+    for n in range(3):
+        (tmp_path / f"f{n}.jsonl").write_text(
+            json.dumps({"source": "cli.example", "body": f"Article {n}. " * 20}) + "\n"
+        )
+    (tmp_path / "notes.md").write_text("not an input")
+    client = redis.Redis.from_url(redis_url)
+    client.rpush(keys.queue_name("clean"), *[b"m"] * 5)
+    import sys
+
+    from tests.samples import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "enqueue", str(tmp_path), "--json", "--high-water", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the producer waits (5 queued > 2) until the queue is drained
+    client.delete(keys.queue_name("clean"))
+    out, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0, first + rest
+    summary = json.loads(out)
+    assert summary["files"] == 3
+    assert summary["skipped"] == {"unsupported_file": 1}
+    assert "queue newsflow.clean above 2 messages: waiting for the workers" in first
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, first + rest)
+    assert "above 0 messages" not in result.stderr

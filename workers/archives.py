@@ -171,7 +171,7 @@ def warc_items(path: Path, *, start: int = 0) -> Iterator[Item]:
             rest = _unread_tail(handle, offset, size)
             if rest:
                 # warcio stops quietly at a gzip member or a header cut early: the cut record is named.
-                reason = f"the last {rest} bytes are not a complete record (the file is cut); rejected"
+                reason = f"record truncated: the last {rest} bytes are not a complete record (the file is cut); rejected"
                 yield Item(f"{path}@{offset}", size, problems=(Problem("(archive)", reason),))
         except Exception as exc:  # warcio raises anything on a cut or corrupt file
             # ArchiveLoadFailed, EOFError, zlib.error, and on some cuts AttributeError or ValueError from
