@@ -218,3 +218,45 @@ def test_enqueue_json_counts_the_files_and_high_water_states_the_mark(redis_url,
     assert "queue newsflow.clean above 2 messages: waiting for the workers" in first
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, first + rest)
     assert "above 0 messages" not in result.stderr
+
+
+def test_rejections_move_the_producer_rejected_counter(redis_url, postgres_url, tmp_path):
+    """`enqueue` and `backfill` count each rejected record by field in `newsflow_producer_rejected_total`
+    (the producers' Redis hash the exporter reads); it never moved before."""
+    import sys
+
+    from tests.samples import ROOT
+    from workers.metrics import PRODUCER_COUNTS_KEY
+
+    env = _cli_env(redis_url, postgres_url)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            [
+                json.dumps({"source": "s", "body": "x", "url": "javascript:alert(1)"}),
+                json.dumps({"source": "s" * 300, "body": "x"}),
+                "not json",
+                json.dumps({"source": "ok.example", "body": "A healthy article. " * 10}),
+            ]
+        )
+        + "\n"
+    )
+    for command in ("enqueue", "backfill"):
+        result = subprocess.run(
+            [sys.executable, "-m", "workers.cli", command, str(feed)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+    counts = {
+        k.decode(): int(v) for k, v in redis.Redis.from_url(redis_url).hgetall(PRODUCER_COUNTS_KEY).items()
+    }
+    assert {k: v for k, v in counts.items() if k.startswith("rejected:")} == {
+        "rejected:url": 2,
+        "rejected:source": 2,
+        "rejected:record": 2,
+    }

@@ -205,9 +205,12 @@ class Feeder:
 def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> None:
     """Count a rejected item: in the report, in `newsflow_producer_rejected_total` (by field), to the caller."""
     from workers.metrics import counted
+    from workers.readers import Problem, Record
 
     feeder.report.rejected += 1
-    for _ in counted([item.record], feeder.settings):
+    # The metric's labels are bare names: "(record)" is counted as `record`, "(file)"/"(archive)" as other.
+    problems = tuple(Problem(p.field.strip("()"), p.reason) for p in item.problems)
+    for _ in counted([Record(item.origin, None, problems)], feeder.settings):
         pass
     if on_rejected is not None:
         on_rejected(item)
