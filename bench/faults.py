@@ -10,6 +10,11 @@ limit, that much longer after another worker stored its article) and prints each
 (enqueued, stored, dead-lettered, lost, duplicated, entity mismatches, foreign rows, stored and
 dead-lettered: must be 0) and the pytest summary. `--outage 180` is the 3-minute outage of issue 13;
 `--freeze 120` and `--pause 150` are issue 19's.
+
+    .venv/bin/python bench/faults.py --producer
+
+runs the producer's cases (`tests/test_producer_outages.py`: Redis at `maxmemory` with `noeviction`,
+PostgreSQL frozen with SIGSTOP, articles persisted but never published) and prints their ledgers.
 """
 
 import argparse
@@ -19,6 +24,31 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- producer faults: Redis at maxmemory (noeviction), PostgreSQL frozen, persisted-never-published ---
+
+
+def producer_cases() -> int:
+    """Run the producer's fault cases (`tests/test_producer_outages.py`, real Redis and PostgreSQL) and
+    print each `ledger:` line (persisted, queued, never published, lost, duplicated); pytest's exit code."""
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_producer_outages.py",
+        "-s",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if "ledger:" in line or " passed" in line or " failed" in line:
+            print(line[line.index("ledger:") :] if "ledger:" in line else line)
+    if proc.returncode:
+        print(proc.stdout[-4000:], proc.stderr[-2000:], sep="\n")
+    return proc.returncode
 
 
 def main() -> int:
@@ -32,7 +62,14 @@ def main() -> int:
         "--pause", type=float, default=150.0, help="Extra seconds a paused worker stays stopped."
     )
     parser.add_argument("-k", default="", help="Only the fault tests matching this pytest expression.")
+    parser.add_argument(
+        "--producer",
+        action="store_true",
+        help="Run the producer's cases instead: Redis at maxmemory, PostgreSQL frozen, persisted-never-published.",
+    )
     args = parser.parse_args()
+    if args.producer:
+        return producer_cases()
     env = {
         **os.environ,
         "NEWSFLOW_FAULT_OUTAGE_S": str(args.outage),

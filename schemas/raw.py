@@ -13,6 +13,7 @@ from schemas.limits import (
     MAX_SOURCE_CHARS,
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
+    mib,
 )
 
 ContentType = Literal["text/html", "text/plain"]
@@ -50,7 +51,7 @@ def _body_size(value: str) -> str:
         raise ValueError("must not be blank")
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_BODY_BYTES:
-        raise ValueError(f"is {size} bytes, the limit is {MAX_BODY_BYTES}")
+        raise ValueError(f"is {size} bytes, the limit is {MAX_BODY_BYTES} bytes ({mib(MAX_BODY_BYTES)})")
     return value
 
 

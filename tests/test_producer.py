@@ -163,3 +163,100 @@ def test_producer_applies_backpressure_with_a_visible_message(producer_env, caps
     assert max(most) <= 150  # never above the high-water mark
     assert "waiting for the workers" in capsys.readouterr().err
     assert report.published == 400
+
+
+# --- the CLI's counts and messages (issue 20.7) ---------------------------------------------------------
+
+
+def _cli_env(redis_url: str, postgres_url: str) -> dict[str, str]:
+    import os
+
+    upgrade(postgres_url)
+    return {
+        **os.environ,
+        "NEWSFLOW_BROKER_URL": redis_url,
+        "NEWSFLOW_DATABASE_URL": postgres_url,
+        "NEWSFLOW_LOG_FORMAT": "json",
+        "NEWSFLOW_BATCH_SIZE": "1",
+    }
+
+
+import subprocess  # noqa: E402 -- the section's own import
+
+
+def test_enqueue_json_counts_the_files_and_high_water_states_the_mark(redis_url, postgres_url, tmp_path):
+    """`enqueue --json` reports the files it read (it said 0); `--high-water 2` waits saying "above 2
+    messages" (it said "above 0"); the drained queue lets it finish."""
+    env = _cli_env(redis_url, postgres_url)
+    for n in range(3):
+        (tmp_path / f"f{n}.jsonl").write_text(
+            json.dumps({"source": "cli.example", "body": f"Article {n}. " * 20}) + "\n"
+        )
+    (tmp_path / "notes.md").write_text("not an input")
+    client = redis.Redis.from_url(redis_url)
+    client.rpush(keys.queue_name("clean"), *[b"m"] * 5)
+    import sys
+
+    from tests.samples import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "enqueue", str(tmp_path), "--json", "--high-water", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the producer waits (5 queued > 2) until the queue is drained
+    client.delete(keys.queue_name("clean"))
+    out, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0, first + rest
+    summary = json.loads(out)
+    assert summary["files"] == 3
+    assert summary["skipped"] == {"unsupported_file": 1}
+    assert "queue newsflow.clean above 2 messages: waiting for the workers" in first
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, first + rest)
+    assert "above 0 messages" not in result.stderr
+
+
+def test_rejections_move_the_producer_rejected_counter(redis_url, postgres_url, tmp_path):
+    """`enqueue` and `backfill` count each rejected record by field in `newsflow_producer_rejected_total`
+    (the producers' Redis hash the exporter reads); it never moved before."""
+    import sys
+
+    from tests.samples import ROOT
+    from workers.metrics import PRODUCER_COUNTS_KEY
+
+    env = _cli_env(redis_url, postgres_url)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            [
+                json.dumps({"source": "s", "body": "x", "url": "javascript:alert(1)"}),
+                json.dumps({"source": "s" * 300, "body": "x"}),
+                "not json",
+                json.dumps({"source": "ok.example", "body": "A healthy article. " * 10}),
+            ]
+        )
+        + "\n"
+    )
+    for command in ("enqueue", "backfill"):
+        result = subprocess.run(
+            [sys.executable, "-m", "workers.cli", command, str(feed)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1, result.stderr
+    counts = {
+        k.decode(): int(v) for k, v in redis.Redis.from_url(redis_url).hgetall(PRODUCER_COUNTS_KEY).items()
+    }
+    assert {k: v for k, v in counts.items() if k.startswith("rejected:")} == {
+        "rejected:url": 2,
+        "rejected:source": 2,
+        "rejected:record": 2,
+    }

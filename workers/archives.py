@@ -1,15 +1,20 @@
 """Read inputs as positioned items, WARC archives included, so a backfill can checkpoint and resume.
 
-- WARC / WARC.gz (warcio): each HTML `response` record with status 200 becomes a raw article with its
-  target URI, the WARC date as `fetched_at` and the host (without `www.`) as source; revisits,
-  non-HTML, non-200 and non-response records are skipped and counted by kind.
-- `.jsonl`/`.ndjson` (optionally `.gz`): one raw article per line, as `workers.readers` reads them.
+- WARC / ARC, plain or gzipped (warcio): each HTML `response` record with status 200 becomes a raw
+  article with its target URI, the WARC date as `fetched_at` and the host (without `www.`) as
+  source; revisits, non-HTML, non-200 and non-response records are skipped and counted by kind. A
+  record cut short (a truncated file: its content shorter than its Content-Length, its gzip member
+  unfinished, or headers warcio cannot parse) is rejected with the file, its offset and the reason,
+  and the reading of that file ends there (nothing after a cut can be read); the next files go on.
+- `.jsonl`/`.ndjson` (optionally `.gz`): one raw article per line, through `workers.readers.lines`
+  (each line capped, a longer one skipped to its newline and rejected with its size).
 - everything else `workers.readers` supports (`.txt`, `.html`, `.json`...) as one item per file.
 
 Every item carries the offset where the next item starts (bytes into the WARC file, or into the
 decompressed JSON lines stream), so `items(path, start=offset)` continues exactly after it.
-Directories are walked recursively in sorted order; unsupported files are reported, never silently
-skipped.
+Directories are walked recursively in sorted order (`workers.readers.walk`): files of unknown type
+are counted as skipped (`unsupported_file`), FIFOs, sockets, devices and symlink loops are refused
+with one line each; nothing is passed over silently.
 """
 
 import gzip
@@ -59,58 +64,77 @@ def kind(path: Path) -> str:
 
 
 def files(paths: Iterable[str]) -> Iterator[Path]:
-    """Input files in order; directories expanded recursively (sorted) to the files we can read."""
+    """Input paths in order, directories expanded recursively (sorted); a path that cannot be read
+    (FIFO, symlink loop, missing) is kept, `items` reports it; files of unknown type in a directory
+    are left out (`entries` counts them)."""
+    for entry in entries(paths):
+        if not entry.unsupported:
+            yield entry.path
+
+
+def entries(paths: Iterable[str]) -> Iterator[readers.Entry]:
+    """Every entry the input arguments name (`workers.readers.walk`), `-` excluded."""
     for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and kind(p) != "unsupported")
-        else:
-            yield path
+        if item != "-":
+            yield from readers.walk(item)
 
 
-def items(path: Path, *, source: str, start: int = 0) -> Iterator[Item]:
+def items(path: Path, *, source: str, start: int = 0, ignore_unknown: bool = False) -> Iterator[Item]:
     """The items of one file from byte offset `start` (0: the beginning)."""
-    if not path.exists():
-        yield Item(str(path), 0, problems=(Problem("(file)", "no such file or directory"),))
+    problem = readers.path_problem(path)
+    if problem is not None:
+        yield Item(str(path), 0, problems=(Problem("(file)", problem),))
+        return
+    if path.is_dir():
+        yield Item(str(path), 0, problems=(Problem("(file)", "is a directory; skipped"),))
         return
     found = kind(path)
     if found == "warc":
         yield from warc_items(path, start=start)
     elif found == "jsonl":
-        yield from jsonl_items(path, start=start)
+        yield from jsonl_items(path, start=start, ignore_unknown=ignore_unknown)
     elif found == "file":
         if start == 0:
             size = path.stat().st_size
-            for record in readers.read_path(path, source=source):
+            for record in readers.read_file(path, source=source, ignore_unknown=ignore_unknown):
                 yield Item(record.origin, size, record.article, record.problems)
     else:
-        supported = ", ".join((*readers.SUPPORTED, *WARC_SUFFIXES))
         yield Item(
-            str(path), 0, problems=(Problem("(file)", f"unsupported file type; use one of {supported}"),)
+            str(path),
+            0,
+            problems=(Problem("(file)", f"unsupported file type; use one of {readers.supported_list()}"),),
         )
 
 
-def jsonl_items(path: Path, *, start: int = 0) -> Iterator[Item]:
+def jsonl_items(path: Path, *, start: int = 0, ignore_unknown: bool = False) -> Iterator[Item]:
     """JSON lines from offset `start` of the (decompressed) stream; blank lines skipped.
 
     Origins are `FILE:LINE` read from the start of the file, `FILE@OFFSET` when resumed mid-file (the
-    line number is not known without reading what came before).
+    line number is not known without reading what came before). A corrupt or cut gzip stream ends the
+    file with one rejected item (the lines before it stand).
     """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with cast(IO[bytes], opener(path, "rb")) as handle:
-        if start:
-            handle.seek(start)
-        offset, number = start, 0
-        while True:
-            line = handle.readline()
-            if not line:
-                return
-            number += 1
-            offset += len(line)
-            if line.strip():
-                where = f"{path}@{offset - len(line)}" if start else f"{path}:{number}"
-                record = readers._json_record(where, line)
-                yield Item(record.origin, offset, record.article, record.problems)
+    import zlib
+
+    gz = path.name.lower().endswith(".gz")
+    offset = start
+    try:
+        with cast(IO[bytes], gzip.open(path, "rb") if gz else path.open("rb")) as handle:
+            if start:
+                handle.seek(start)
+            for line in readers.lines(handle, start=start):
+                offset = line.end
+                where = f"{path}@{line.start}" if start else f"{path}:{line.number}"
+                if line.data is None:
+                    record = readers._too_long(where, line.size)
+                elif not line.data.strip():
+                    continue
+                else:
+                    record = readers.json_record(where, line.data, ignore_unknown=ignore_unknown)
+                yield Item(record.origin, line.end, record.article, record.problems)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        reason = f"cannot be read past byte {offset} (decompressed): {type(exc).__name__}: {exc}"[:300]
+        # The file ends here for us (a backfill marks it done); the offset is where reading failed.
+        yield Item(f"{path}@{offset}", offset, problems=(Problem("(file)", reason),))
 
 
 def source_of(url: str) -> str:
@@ -120,10 +144,14 @@ def source_of(url: str) -> str:
 
 
 def warc_items(path: Path, *, start: int = 0) -> Iterator[Item]:
-    """Items of a WARC (or ARC) file, plain or gzipped per record, from record offset `start`."""
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.exceptions import ArchiveLoadFailed
+    """Items of a WARC (or ARC) file, plain or gzipped per record, from record offset `start`.
 
+    A record cut short is one rejected item (`(archive)`: the file, its offset and what is missing)
+    whose `next_offset` is the end of the file: a resumed backfill moves past it."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    size = path.stat().st_size
+    offset = start
     with path.open("rb") as handle:
         handle.seek(start)
         records = ArchiveIterator(handle, arc2warc=True)
@@ -133,17 +161,49 @@ def warc_items(path: Path, *, start: int = 0) -> Iterator[Item]:
                 # Once the record is read to its end warcio knows where it started and where the next
                 # one starts (absolute offsets: it asked the file where it was).
                 records.read_to_end()
-                yield Item(
-                    f"{path}@{records.get_record_offset()}",
-                    records.offset,
-                    item.article,
-                    item.problems,
-                    item.skipped,
-                )
-        except ArchiveLoadFailed as exc:
-            yield Item(
-                f"{path}", path.stat().st_size, problems=(Problem("(archive)", str(exc).strip()[:300]),)
-            )
+                where = records.get_record_offset()
+                cut = _truncation(record, records, size)
+                if cut is not None:
+                    yield Item(f"{path}@{where}", size, problems=(Problem("(archive)", cut),))
+                    return
+                offset = records.offset
+                yield Item(f"{path}@{where}", records.offset, item.article, item.problems, item.skipped)
+            rest = _unread_tail(handle, offset, size)
+            if rest:
+                # warcio stops quietly at a gzip member or a header cut early: the cut record is named.
+                reason = f"record truncated: the last {rest} bytes are not a complete record (the file is cut); rejected"
+                yield Item(f"{path}@{offset}", size, problems=(Problem("(archive)", reason),))
+        except Exception as exc:  # warcio raises anything on a cut or corrupt file
+            # ArchiveLoadFailed, EOFError, zlib.error, and on some cuts AttributeError or ValueError from
+            # inside warcio: whatever it is, the rest of this file cannot be read; say where and why.
+            reason = f"cannot be read from here (cut or corrupt): {type(exc).__name__}: {str(exc).strip()}"
+            yield Item(f"{path}@{offset}", size, problems=(Problem("(archive)", reason[:300]),))
+
+
+def _unread_tail(handle: IO[bytes], offset: int, size: int) -> int:
+    """Bytes after the last whole record that are more than blank lines (0: the file ends cleanly)."""
+    if offset >= size:
+        return 0
+    handle.seek(offset)
+    tail = handle.read(min(size - offset, 64 * 1024))
+    return 0 if not tail.strip() and size - offset <= len(tail) else size - offset
+
+
+def _truncation(record: object, records: object, size: int) -> str | None:
+    """Why a record that was read to its end is incomplete, or None when it is whole."""
+    raw = getattr(record, "raw_stream", None)
+    missing = getattr(raw, "limit", 0)
+    declared = getattr(record, "length", None)
+    if missing:
+        return (
+            f"record truncated: {missing} of its {declared} bytes of content are missing "
+            f"(the file ends at byte {size}); rejected"
+        )
+    reader = getattr(records, "reader", None)
+    decompressor = getattr(reader, "decompressor", None)
+    if decompressor is not None and not getattr(decompressor, "eof", True):
+        return f"record truncated: its gzip member does not end (the file ends at byte {size}); rejected"
+    return None
 
 
 def _warc_item(record: object, origin: str = "") -> Item:  # noqa: PLR0911 -- one return per kind of skip
@@ -165,24 +225,23 @@ def _warc_item(record: object, origin: str = "") -> Item:  # noqa: PLR0911 -- on
     if mime not in HTML_TYPES:
         return Item(origin, 0, skipped="not_html")
     body = record.content_stream().read(MAX_BODY_BYTES + 1)  # type: ignore[attr-defined]
-    charset = "utf-8"
+    if len(body) > MAX_BODY_BYTES:
+        return Item(origin, 0, problems=(readers.too_big_body(None),))
+    charset = None
     if "charset=" in content_type:
-        charset = content_type.split("charset=")[-1].split(";")[0].strip().strip("\"'") or "utf-8"
-    try:
-        text = body.decode(charset, errors="replace")
-    except LookupError:
-        text = body.decode("utf-8", errors="replace")
+        charset = content_type.split("charset=")[-1].split(";")[0].strip().strip("\"'") or None
     try:
         article = RawArticle(
             source=source_of(url),
-            body=text,
+            body=readers.decode(body, charset),
             url=url or None,
             fetched_at=_warc_date(headers.get_header("WARC-Date")),
             content_type="text/html",
         )
     except pydantic.ValidationError as exc:
         return Item(origin, 0, problems=readers._problems(exc))
-    return Item(origin, 0, article)
+    record_ = readers.checked(origin, article)
+    return Item(origin, 0, record_.article, record_.problems)
 
 
 def _warc_date(value: str | None) -> datetime | None:
@@ -196,16 +255,37 @@ def _warc_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def read_all(paths: Iterable[str], *, source: str, skipped: dict[str, int] | None = None) -> Iterator[Record]:
-    """Every record of every path (`-` is stdin), WARC files included; skipped records counted by kind."""
+def stream(
+    paths: Iterable[str], *, source: str, ignore_unknown: bool = False, files_seen: list[Path] | None = None
+) -> Iterator[Item]:
+    """Every item of every input argument in order (`-` is JSON lines on stdin): what `run` and
+    `enqueue` read. Files of unknown type inside a directory come back as `unsupported_file` skips;
+    `files_seen` collects each file opened."""
     for item in paths:
         if item == "-":
-            yield from readers.read_inputs(["-"], source=source)
+            for record in readers.read_stdin(ignore_unknown=ignore_unknown):
+                yield Item(record.origin, 0, record.article, record.problems)
             continue
-        for path in files([item]):
-            for entry in items(path, source=source):
-                if entry.skipped is not None:
-                    if skipped is not None:
-                        skipped[entry.skipped] = skipped.get(entry.skipped, 0) + 1
-                    continue
-                yield entry.record
+        for entry in readers.walk(item):
+            if entry.unsupported:
+                yield Item(str(entry.path), 0, skipped="unsupported_file")
+                continue
+            if files_seen is not None and entry.problem is None:
+                files_seen.append(entry.path)
+            yield from items(entry.path, source=source, ignore_unknown=ignore_unknown)
+
+
+def read_all(
+    paths: Iterable[str],
+    *,
+    source: str,
+    skipped: dict[str, int] | None = None,
+    ignore_unknown: bool = False,
+) -> Iterator[Record]:
+    """Every record of every path (`-` is stdin), WARC files included; skipped records counted by kind."""
+    for entry in stream(paths, source=source, ignore_unknown=ignore_unknown):
+        if entry.skipped is not None:
+            if skipped is not None:
+                skipped[entry.skipped] = skipped.get(entry.skipped, 0) + 1
+            continue
+        yield entry.record

@@ -13,7 +13,13 @@ Throttled by `rate` (articles per second) and by the clean queue's high-water ma
 
 Ctrl-C is held back while articles are persisted and while a micro-batch is published. A process
 killed (SIGKILL, power loss) between persisting articles and publishing them leaves them persisted
-with no stage: the reconciler (`workers.reconcile`) finds them from the database and sends them.
+with no stage: the reconciler (`workers.reconcile`) finds them from the database and sends them, and
+so does the next run over the same input (`raw_articles.published_at` is unset: "unsent", not
+"already stored"). While Redis is away or full, publishing waits and says so (`producer._Outage`).
+
+The summary counts what this run did: a resumed file's earlier runs are reported apart
+(`earlier_read`), and a file finished by an earlier run is "already done" (`already_done`), never
+counted again as new.
 """
 
 import signal
@@ -49,6 +55,8 @@ class FeedReport:
 
     read: int = 0
     new: int = 0
+    unsent: int = 0
+    """Articles an earlier run persisted but never published: published by this run."""
     already_stored: int = 0
     resent: int = 0
     rejected: int = 0
@@ -56,6 +64,10 @@ class FeedReport:
     files: int = 0
     files_already_done: int = 0
     resumed: int = 0
+    earlier_read: int = 0
+    """Records of resumed files read by earlier runs (not counted above)."""
+    already_done: list[str] = field(default_factory=list)
+    """Files an earlier backfill finished: not read again (`--restart` reads them)."""
     waited_s: float = 0.0
     article_ids: list[str] = field(default_factory=list)
 
@@ -67,8 +79,8 @@ class FeedReport:
         return data
 
     def add(self, counts: dict[str, Any]) -> None:
-        """Add a checkpoint's counts (a resumed file) to this report."""
-        for name in ("read", "new", "already_stored", "resent", "rejected"):
+        """Add counts (another report's `summary()`) to this report."""
+        for name in ("read", "new", "unsent", "already_stored", "resent", "rejected"):
             setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
         for kind, n in (counts.get("skipped") or {}).items():
             self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
@@ -99,16 +111,24 @@ class Feeder:
     reprocess: bool = False
     rate: float | None = None
     on_wait: Callable[[float], None] | None = None
+    say: Callable[[str], None] | None = None
+    """Where the one-line outage messages go (waiting for Redis or the database)."""
+    ignore_unknown: bool = False
+    """Drop JSON fields the schema does not know instead of rejecting the record."""
     report: FeedReport = field(default_factory=FeedReport)
     _client: Any = None
+    _waiter: Any = None
+    _counted_outage: float = 0.0
     _started: float = field(default_factory=time.monotonic)
     _published: int = 0
     _pending: list[StageMessage] = field(default_factory=list)
     _pending_since: float = 0.0
 
     def feed(self, raw: RawArticle) -> tuple[str, str]:
-        """Persist one article and publish it if new (or `reprocess`); returns (id, new|already_stored|resent)."""
+        """Persist one article and publish it if new, never published before, or `reprocess`; returns
+        (id, new|unsent|already_stored|resent)."""
         from workers.ops import wait_below
+        from workers.producer import never_published
 
         if self._client is None:
             import redis
@@ -126,31 +146,53 @@ class Feeder:
             )
         self._throttle()
         with deferred_interrupt():
-            with transaction(self.settings.database_url) as session:
-                new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-            if new or self.reprocess:
+
+            def persist() -> tuple[bool, bool]:
+                with transaction(self.settings.database_url) as session:
+                    new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
+                    return new, not new and bool(never_published(session, [msg.article_id]))
+
+            new, unsent = self._outage.run("the database", persist)
+            if new or unsent or self.reprocess:
                 if not self._pending:
                     self._pending_since = time.monotonic()
                 self._pending.append(msg)
                 self._published += 1
-            outcome = "new" if new else "resent" if self.reprocess else "already_stored"
+            outcome = (
+                "new" if new else "unsent" if unsent else "resent" if self.reprocess else "already_stored"
+            )
             setattr(self.report, outcome, getattr(self.report, outcome) + 1)
         linger = self.settings.batch_linger_ms / 1000
         if len(self._pending) >= self.settings.batch_size or time.monotonic() - self._pending_since > linger:
             self.flush()
         return msg.article_id, outcome
 
+    @property
+    def _outage(self) -> Any:
+        from workers.producer import _Outage
+
+        if self._waiter is None:
+            self._waiter = _Outage(self.say)
+        return self._waiter
+
     def flush(self) -> None:
         """Publish the articles persisted since the last flush, as micro-batches of `batch_size` (one
-        message each). Raises if the broker stays unreachable: those articles are persisted, so the
-        reconciler sends them (`newsflow reconcile`)."""
-        from workers.producer import send_batch
+        message each), and record them as published. While Redis is away or full it waits and says so;
+        if it is stopped meanwhile, those articles are persisted and unsent: the next run over the same
+        input and the reconciler (`newsflow reconcile`) send them."""
+        from workers.producer import _mark, send_batch
 
         with deferred_interrupt():
             while self._pending:
                 batch = self._pending[: self.settings.batch_size]
-                send_batch(self.app, batch)
+                self._outage.run("Redis", lambda batch=batch: send_batch(self.app, batch, retry=False))
+                self._outage.run(
+                    "the database",
+                    lambda batch=batch: _mark(self.settings.database_url, [m.article_id for m in batch]),
+                )
                 del self._pending[: len(batch)]
+        self.report.waited_s += self._outage.seconds - self._counted_outage
+        self._counted_outage = self._outage.seconds
 
     def _throttle(self) -> None:
         if self.rate:
@@ -160,17 +202,30 @@ class Feeder:
                 time.sleep(delay)
 
 
+def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> None:
+    """Count a rejected item: in the report, in `newsflow_producer_rejected_total` (by field), to the caller."""
+    from workers.metrics import counted
+    from workers.readers import Problem, Record
+
+    feeder.report.rejected += 1
+    # The metric's labels are bare names: "(record)" is counted as `record`, "(file)"/"(archive)" as other.
+    problems = tuple(Problem(p.field.strip("()"), p.reason) for p in item.problems)
+    for _ in counted([Record(item.origin, None, problems)], feeder.settings):
+        pass
+    if on_rejected is not None:
+        on_rejected(item)
+
+
 def handle(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> str | None:
     """Count one item and feed it if it is an article; returns the article id or None."""
     report = feeder.report
-    report.read += 1
+    if item.skipped != "unsupported_file":  # a file we do not read is not a record
+        report.read += 1
     if item.skipped is not None:
         report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
         return None
     if item.article is None:
-        report.rejected += 1
-        if on_rejected is not None:
-            on_rejected(item)
+        count_rejected(feeder, item, on_rejected)
         return None
     found, _ = feeder.feed(item.article)
     return found
@@ -190,8 +245,9 @@ def enqueue(
     insert-if-absent per batch, micro-batch messages, pipelined publishes); the result is the same."""
     if not feeder.reprocess and not feeder.rate:
         return _enqueue_batched(paths, feeder, source=source, on_rejected=on_rejected, on_article=on_article)
+    seen: list[Path] = []
     for path in paths:
-        for item in _stream(path, source):
+        for item in _stream(path, source, feeder.ignore_unknown, seen):
             found = handle(feeder, item, on_rejected)
             if path == "-":
                 feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
@@ -200,16 +256,15 @@ def enqueue(
                 if on_article is not None:
                     on_article(found)
     feeder.flush()
+    feeder.report.files += len(seen)
     return feeder.report
 
 
-def _stream(path: str, source: str) -> Iterable[Item]:
-    """The items of one input argument (`-` is JSON lines on stdin)."""
-    from workers.readers import read_inputs
-
-    if path == "-":
-        return (Item(r.origin, 0, r.article, r.problems) for r in read_inputs(["-"], source=source))
-    return (i for p in archives.files([path]) for i in archives.items(p, source=source))
+def _stream(
+    path: str, source: str, ignore_unknown: bool = False, seen: list[Path] | None = None
+) -> Iterable[Item]:
+    """The items of one input argument (`-` is JSON lines on stdin); `seen` collects the files read."""
+    return archives.stream([path], source=source, ignore_unknown=ignore_unknown, files_seen=seen)
 
 
 def _enqueue_batched(
@@ -231,17 +286,17 @@ def _enqueue_batched(
     with transaction(feeder.settings.database_url) as session:
         session.execute(text("SELECT 1"))
     report = feeder.report
+    seen: list[Path] = []
 
     def articles() -> Iterator[RawArticle]:
         for path in paths:
-            for item in _stream(path, source):
-                report.read += 1
+            for item in _stream(path, source, feeder.ignore_unknown, seen):
+                if item.skipped != "unsupported_file":
+                    report.read += 1
                 if item.skipped is not None:
                     report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
                 elif item.article is None:
-                    report.rejected += 1
-                    if on_rejected is not None:
-                        on_rejected(item)
+                    count_rejected(feeder, item, on_rejected)
                 else:
                     yield item.article
 
@@ -250,9 +305,11 @@ def _enqueue_batched(
         if on_article is not None:
             on_article(found)
 
-    done = produce(articles(), feeder.settings, feeder.app, on_sent=sent)
+    done = produce(articles(), feeder.settings, feeder.app, on_sent=sent, on_wait=feeder.say)
+    report.files += len(seen)
     report.new += done.new
-    report.already_stored += len(done.sent) - done.new
+    report.unsent += done.unsent
+    report.already_stored += len(done.sent) - done.new - done.unsent
     report.waited_s += done.waited_s
     return report
 
@@ -278,7 +335,7 @@ def _save_checkpoint(
             row.updated_at = datetime.now(UTC)
 
 
-COUNTED = ("read", "new", "already_stored", "resent", "rejected")
+COUNTED = ("read", "new", "unsent", "already_stored", "resent", "rejected")
 
 
 def _counts(report: FeedReport) -> dict[str, Any]:
@@ -309,27 +366,33 @@ def backfill(
 ) -> FeedReport:
     """Feed every input file from its checkpoint; `restart` ignores checkpoints. Resumable, idempotent.
 
-    `on_progress(bytes)` is called after each item with the bytes of input consumed since the last call.
+    The report counts this run only: a resumed file's earlier records are in `earlier_read`, a finished
+    file is listed in `already_done`. `on_progress(bytes)` is called after each item with the bytes of
+    input consumed since the last call.
     """
     db = feeder.settings.database_url
     report = feeder.report
-    for path in archives.files(paths):
+    for entry in archives.entries(paths):
+        path = entry.path
+        if _not_a_file(feeder, entry, source, on_rejected):
+            continue
         report.files += 1
         key = str(path.resolve())
-        size = path.stat().st_size if path.exists() else 0
+        size = path.stat().st_size
         checkpoint = None if restart else _load_checkpoint(db, key)
         start, records = 0, 0
         base: dict[str, Any] = {}
         if checkpoint is not None and checkpoint.size == size:
             if checkpoint.done:
                 report.files_already_done += 1
-                report.add(checkpoint.counts)
+                report.already_done.append(str(path))
+                log.info("backfill_already_done", path=key, records=checkpoint.records)
                 if on_progress is not None:
                     on_progress(size)
                 continue
             start, records, base = checkpoint.offset, checkpoint.records, dict(checkpoint.counts)
             report.resumed += 1
-            report.add(checkpoint.counts)
+            report.earlier_read += int(base.get("read", records))
             log.info("backfill_resumed", path=key, offset=start, records=records)
             if on_progress is not None:
                 on_progress(_progress_bytes(path, start, size))
@@ -337,7 +400,9 @@ def backfill(
         offset, seen, done = start, 0, False
         last_bytes = _progress_bytes(path, start, size)
         try:
-            for item in archives.items(path, source=source, start=start):
+            for item in archives.items(
+                path, source=source, start=start, ignore_unknown=feeder.ignore_unknown
+            ):
                 handle(feeder, item, on_rejected)
                 offset, seen = item.next_offset or offset, seen + 1
                 if on_progress is not None:
@@ -353,7 +418,7 @@ def backfill(
             done = True
         finally:
             # Also when interrupted (Ctrl-C, an error): the next run continues after the last item handled;
-            # what was persisted but could not be published is the reconciler's.
+            # what was persisted but could not be published is sent by the next run (or the reconciler).
             try:
                 feeder.flush()
             except Exception as exc:
@@ -364,6 +429,19 @@ def backfill(
             )  # fmt: skip
         log.info("backfill_file_done", path=key, records=records + seen)
     return report
+
+
+def _not_a_file(feeder: Feeder, entry: Any, source: str, on_rejected: Callable[[Item], None] | None) -> bool:
+    """Count an entry that is not a file to read (a file of unknown type in a directory: skipped; a FIFO,
+    socket, symlink loop...: one rejected line); True if it was one. No checkpoint is kept for it."""
+    if entry.unsupported:
+        handle(feeder, Item(str(entry.path), 0, skipped="unsupported_file"), on_rejected)
+        return True
+    if entry.problem is not None or entry.path.is_dir():
+        for item in archives.items(entry.path, source=source):
+            handle(feeder, item, on_rejected)
+        return True
+    return False
 
 
 def _progress_bytes(path: Path, offset: int, size: int) -> int:

@@ -309,28 +309,40 @@ def run(
     on_done: Callable[[str, Failure | None], None] | None = None,
 ) -> EmbeddedReport:
     """Persist and process the articles in-process, in batches of `batch_size`; idempotent like the
-    distributed pipeline. `on_done` is called once per article, in input order."""
+    distributed pipeline. `on_done` is called once per article, in input order.
+
+    An article already done in this run (the same id earlier in the input) is not run again: it gets
+    the outcome of its first run, so 100,000 copies of one line cost one pipeline run, not 100,000."""
     from itertools import islice
 
     from workers.producer import ensure_raw_batch
 
     report = EmbeddedReport()
+    outcomes: dict[str, Failure | None] = {}
+    stored: set[str] = set()
+    failed: set[str] = set()
     it = iter(articles)
     while chunk := list(islice(it, ctx.settings.batch_size)):
-        msgs = [StageMessage(article_id=article_id(raw), trace_id=new_trace_id()) for raw in chunk]
-        with transaction(ctx.database_url) as session:
-            ensure_raw_batch(
-                session, [(m.article_id, raw, m.trace_id) for m, raw in zip(msgs, chunk, strict=True)]
-            )
-        unique = list({m.article_id: m for m in msgs}.values())
-        failures = process_batch(ctx, unique)
-        for msg in msgs:
-            failure = failures.get(msg.article_id)
+        ids = [article_id(raw) for raw in chunk]
+        todo: dict[str, tuple[StageMessage, RawArticle]] = {}
+        for aid, raw in zip(ids, chunk, strict=True):
+            if aid not in outcomes and aid not in todo:
+                todo[aid] = (StageMessage(article_id=aid, trace_id=new_trace_id()), raw)
+        if todo:
+            with transaction(ctx.database_url) as session:
+                ensure_raw_batch(session, [(aid, raw, m.trace_id) for aid, (m, raw) in todo.items()])
+            failures = process_batch(ctx, [m for m, _ in todo.values()])
+            for aid in todo:
+                outcomes[aid] = failures.get(aid)
+        for aid in ids:
+            failure = outcomes[aid]
             if failure is None:
-                if msg.article_id not in report.stored:
-                    report.stored.append(msg.article_id)
-            elif failure not in report.failures:
+                if aid not in stored:
+                    stored.add(aid)
+                    report.stored.append(aid)
+            elif aid not in failed:
+                failed.add(aid)
                 report.failures.append(failure)
             if on_done is not None:
-                on_done(msg.article_id, failure)
+                on_done(aid, failure)
     return report

@@ -6,13 +6,17 @@ always re-read it.
 
 Fast and safe: articles go in batches, one multi-row insert-if-absent per batch (RETURNING tells
 which ids are new) and one broker connection for the batch's publishes. Only new articles are
-published, so re-running a file publishes nothing. While Redis (or the database) is away the
-producer waits and says so in one line; an article it persisted but could not publish is found
-from the database by the reconciler (`workers.reconcile`), so nothing is lost if it is stopped.
+published, so re-running a file publishes nothing. While Redis (or the database) is away, refuses
+writes (a full Redis: `maxmemory` with `noeviction`) or does not answer (frozen), the producer waits
+and says so in one line, and goes on when it is back. Each raw row records when its first message
+went out (`raw_articles.published_at`): an article persisted but never published (the producer was
+stopped while it waited) is sent by the next run over the same input, not called "already stored",
+and found by the reconciler (`workers.reconcile`) meanwhile, so nothing is lost if it is stopped.
 """
 
 import functools
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +25,14 @@ from typing import Any
 
 import redis
 from celery import Celery, Signature
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from schemas import RawArticle, StageBatch, StageMessage
 from workers import keys
 from workers.db.engine import transaction
-from workers.db.models import RawArticleRow
+from workers.db.models import DeadLetterRow, RawArticleRow, StageResultRow
 from workers.ids import article_id, new_trace_id
 from workers.logging import get_logger
 from workers.pipeline import STAGE_NAMES, TRANSIENT, stages_from
@@ -38,6 +43,9 @@ log = get_logger(__name__)
 WAIT_MAX_S = 5.0
 """Longest pause between two attempts while the broker or the database is away."""
 
+SLOW_S = 5.0
+"""A call to Redis or the database that has not returned after this long (a frozen server) is said."""
+
 
 @dataclass
 class EnqueueReport:
@@ -45,6 +53,8 @@ class EnqueueReport:
 
     sent: list[str] = field(default_factory=list)
     new: int = 0
+    unsent: int = 0
+    """Articles persisted by an earlier run but never published: published now."""
     published: int = 0
     waited_s: float = 0.0
     outage_s: float = 0.0
@@ -73,16 +83,17 @@ def wait_below_high_water(
     poll_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     on_wait: Callable[[str], None] | None = None,
+    shown: int | None = None,
 ) -> float:
-    """Block while `stage`'s queue holds more than `high_water` messages; returns seconds waited."""
+    """Block while `stage`'s queue holds more than `high_water` messages; returns seconds waited.
+    `shown` is the mark the operator set, for the message (`high_water` may leave room for a batch)."""
     waited = 0.0
     while queue_depth(client, stage) > high_water:
         if waited == 0.0:
-            log.info("backpressure_wait", high_water=high_water, stage=stage)
+            mark = high_water if shown is None else shown
+            log.info("backpressure_wait", high_water=mark, stage=stage)
             if on_wait is not None:
-                on_wait(
-                    f"queue {keys.queue_name(stage)} above {high_water} messages: waiting for the workers"
-                )
+                on_wait(f"queue {keys.queue_name(stage)} above {mark} messages: waiting for the workers")
         sleep(poll_s)
         waited += poll_s
     return waited
@@ -159,6 +170,32 @@ def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str
     return set(session.scalars(stmt.returning(RawArticleRow.id), values))
 
 
+def mark_published(session: Session, ids: Iterable[str]) -> None:
+    """Record that the articles' first message went out (kept if already set). Idempotent."""
+    wanted = list(ids)
+    if wanted:
+        session.execute(
+            update(RawArticleRow)
+            .where(RawArticleRow.id.in_(wanted), RawArticleRow.published_at.is_(None))
+            .values(published_at=func.now())
+        )
+
+
+def never_published(session: Session, ids: Iterable[str]) -> set[str]:
+    """Of the given stored ids, those persisted but never published: no publish recorded, no stage result,
+    no dead letter (an article the reconciler sent has a result or is in the queue with a recent mark)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    stmt = select(RawArticleRow.id).where(
+        RawArticleRow.id.in_(wanted),
+        RawArticleRow.published_at.is_(None),
+        ~exists().where(StageResultRow.article_id == RawArticleRow.id),
+        ~exists().where(DeadLetterRow.article_id == RawArticleRow.id),
+    )
+    return set(session.scalars(stmt))
+
+
 def _batches(
     items: Iterable[RawArticle], size: int, linger_s: float | None = None
 ) -> Iterator[list[RawArticle]]:
@@ -227,48 +264,87 @@ def _lingering(items: Iterable[RawArticle], size: int, linger_s: float) -> Itera
         stop.set()
 
 
-class _Outage:
-    """Waits out an unreachable broker or database with one message per outage, not per attempt."""
+def _outage(exc: BaseException, what: str) -> str | None:
+    """The one-line description of an outage `exc` shows (unreachable, full, frozen), or None when it is
+    not one (a bug, bad data): then it is raised, not waited out."""
+    import kombu.exceptions
 
-    def __init__(self, say: Callable[[str], None] | None) -> None:
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(e) for e in chain):
+        return (
+            "Redis is full (used memory above maxmemory, noeviction: writes refused); "
+            "waiting and retrying (Ctrl-C stops)"
+        )
+    retried = (*TRANSIENT, OSError, kombu.exceptions.OperationalError)
+    if isinstance(exc, retried) or (
+        isinstance(exc, kombu.exceptions.BatchPublishError) and any(isinstance(e, retried) for e in chain)
+    ):
+        return f"{what} unreachable ({type(exc).__name__}); waiting and retrying (Ctrl-C stops)"
+    return None
+
+
+class _Outage:
+    """Waits out an unreachable, full or frozen broker or database with one message per outage, not per
+    attempt: an error that means an outage is retried with backoff; a call that does not return within
+    SLOW_S (a frozen server holds the connection open) is said to be waited for."""
+
+    def __init__(self, say: Callable[[str], None] | None, slow_s: float | None = None) -> None:
         self.say = say
+        self.slow_s = SLOW_S if slow_s is None else slow_s
         self.seconds = 0.0
+
+    def _tell(self, line: str) -> None:
+        if self.say is not None:
+            self.say(line)
 
     def run(self, what: str, action: Callable[[], Any]) -> Any:
         delay, started = 0.5, None
         while True:
+            began = time.monotonic()
+            frozen = threading.Event()
+
+            def notice(what: str = what, frozen: threading.Event = frozen) -> None:
+                frozen.set()
+                log.info("producer_waiting", target=what, error="no answer")
+                self._tell(f"{what} not answering for {self.slow_s:.0f}s; waiting (Ctrl-C stops)")
+
+            timer = threading.Timer(self.slow_s, notice)
+            timer.daemon = True
+            timer.start()
             try:
                 result = action()
-            except (*TRANSIENT, OSError, _kombu_errors()) as exc:
+            except Exception as exc:
+                timer.cancel()
+                line = _outage(exc, what)
+                if line is None:
+                    raise
                 if started is None:
-                    started = time.monotonic()
+                    started = began
                     from workers.errors import describe
 
                     log.info("producer_waiting", target=what, error=describe(exc))
-                    if self.say is not None:
-                        self.say(
-                            f"{what} unreachable ({type(exc).__name__}); waiting and retrying (Ctrl-C stops)"
-                        )
+                    self._tell(line)
                 time.sleep(delay)
                 delay = min(delay * 2, WAIT_MAX_S)
                 continue
+            finally:
+                timer.cancel()
+            if frozen.is_set() and started is None:
+                started = began
             if started is not None:
                 waited = time.monotonic() - started
                 self.seconds += waited
                 log.info("producer_resumed", target=what, waited_s=round(waited, 1))
-                if self.say is not None:
-                    self.say(f"{what} reachable again after {waited:.0f}s; going on")
+                self._tell(f"{what} reachable again after {waited:.0f}s; going on")
             return result
 
 
 def _say(line: str) -> None:
     print(f"newsflow enqueue: {line}", file=sys.stderr, flush=True)
-
-
-def _kombu_errors() -> type[Exception]:
-    from kombu.exceptions import OperationalError
-
-    return OperationalError
 
 
 def enqueue(
@@ -291,38 +367,59 @@ def enqueue(
     on_wait = on_wait or _say
     outage = _Outage(on_wait)
     size = batch_size or settings.producer_batch
+    step = settings.batch_size
     for batch in _batches(articles, size, settings.batch_linger_ms / 1000):
-        room = max(settings.high_water_mark - len(batch), 0)
+        # The mark counts messages; a batch goes out as ceil(len / batch_size) micro-batch messages.
+        room = max(settings.high_water_mark - -(-len(batch) // step), 0)
         report.waited_s += outage.run(
-            "Redis", functools.partial(wait_below_high_water, client, room, on_wait=on_wait)
+            "Redis",
+            functools.partial(
+                wait_below_high_water, client, room, on_wait=on_wait, shown=settings.high_water_mark
+            ),
         )
         msgs = [StageMessage(article_id=article_id(raw), trace_id=new_trace_id()) for raw in batch]
 
-        def insert(msgs: list[StageMessage] = msgs, batch: list[RawArticle] = batch) -> set[str]:
+        def insert(
+            msgs: list[StageMessage] = msgs, batch: list[RawArticle] = batch
+        ) -> tuple[set[str], set[str]]:
             with transaction(settings.database_url) as session:
-                return ensure_raw_batch(
+                new = ensure_raw_batch(
                     session, [(m.article_id, raw, m.trace_id) for m, raw in zip(msgs, batch, strict=True)]
                 )
+                return new, never_published(session, {m.article_id for m in msgs} - new)
 
-        new_ids = outage.run("the database", insert)
+        new_ids, unsent_ids = outage.run("the database", insert)
         report.new += len(new_ids)
+        report.unsent += len(unsent_ids)
         fresh: dict[str, StageMessage] = {}
         for msg in msgs:
-            if msg.article_id in new_ids and msg.article_id not in fresh:
+            if (msg.article_id in new_ids or msg.article_id in unsent_ids) and msg.article_id not in fresh:
                 fresh[msg.article_id] = msg
-        step = settings.batch_size
         fresh_msgs = list(fresh.values())
         pending = [fresh_msgs[i : i + step] for i in range(0, len(fresh_msgs), step)]
         while pending:
             pending = outage.run("Redis", functools.partial(_publish, app, pending))
+        if fresh:
+            outage.run("the database", functools.partial(_mark, settings.database_url, list(fresh)))
         report.published += len(fresh)
         for msg in msgs:
             report.sent.append(msg.article_id)
             if on_sent is not None:
                 on_sent(msg.article_id)
     report.outage_s = outage.seconds
-    log.info("enqueue_done", sent=len(report.sent), new=report.new, published=report.published)
+    log.info(
+        "enqueue_done",
+        sent=len(report.sent),
+        new=report.new,
+        unsent=report.unsent,
+        published=report.published,
+    )
     return report
+
+
+def _mark(database_url: str, ids: list[str]) -> None:
+    with transaction(database_url) as session:
+        mark_published(session, ids)
 
 
 def _publish(app: Celery, batches: list[list[StageMessage]]) -> list[list[StageMessage]]:

@@ -91,6 +91,8 @@ class Case:
     xfail_distributed: str | None = None
     cli: bool = False
     """Also run through `newsflow run` (embedded CLI), whose output is checked."""
+    backfill: bool = False
+    """Also run through `newsflow backfill` (`workers.backfill.backfill`) against the real workers."""
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -263,7 +265,7 @@ CASES: list[Case] = [
         "payload_50mb_json_record",
         lambda d: _lines(d / "huge.jsonl", _record(body="y" * (50 * 1024 * 1024)), healthy_record(2)),
         "rejected at the producer: (record): record is longer than the limit; the next record is stored",
-        rejected("(record)", "record is longer than", stored=1),
+        rejected("(record)", "longer than the limit", stored=1),
         memory_mb=250,
     ),
     Case(
@@ -322,14 +324,15 @@ CASES: list[Case] = [
             d / "bomb.jsonl.gz",
             (healthy_record(3) + "\n").encode() + b'{"source": "s", "body": "',
             b"A",
-            1024,
+            300,
             b'"}\n' + healthy_record(4).encode() + b"\n",
         ),
-        "the record before is stored; the 1 GB line is rejected: (record): record longer than "
-        "134 MB, the rest of the file is not read (reported, not lost silently)",
-        rejected("(record)", "the rest of the input is not read", stored=1),
+        "the 300 MB line is rejected with its size: (record): record is N bytes, longer than the limit, "
+        "skipped to its newline in bounded memory; the records before and after it are stored",
+        rejected("(record)", "bytes (decompressed), longer than the limit", stored=2),
         memory_mb=150,
         distributed=True,
+        backfill=True,
     ),
     Case(
         "gzip_oversized_jsonl_record",
@@ -341,7 +344,7 @@ CASES: list[Case] = [
             b'"}\n' + healthy_record(5).encode() + b"\n",
         ),
         "rejected at the producer: (record): record is longer than the limit; the next record is stored",
-        rejected("(record)", "record is longer than", stored=1),
+        rejected("(record)", "longer than the limit", stored=1),
         memory_mb=150,
     ),
     Case(
@@ -594,6 +597,177 @@ CASES: list[Case] = [
         seconds=1.0,
     ),
 ]
+
+
+# --- input cases of issues 19 and 20: archives cut short, UTF-16, non-files, the HTML limit, repeats ---
+
+
+def _warc(path: Path, pages: int) -> list[int]:
+    """A real gzipped WARC (warcio) of `pages` distinct article pages; returns each record's end offset."""
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    ends = []
+    with path.open("wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for n in range(pages):
+            body = article_html(title=f"Harbour budget, part {n}", extra=f"<p>{healthy_text(n)}</p>").encode()
+            http = StatusAndHeaders(
+                "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
+            )
+            record = writer.create_warc_record(
+                f"https://warc{n}.badinput.example/story/{n}",
+                "response",
+                payload=io.BytesIO(body),
+                length=len(body),
+                http_headers=http,
+            )
+            writer.write_record(record)
+            ends.append(handle.tell())
+    return ends
+
+
+def healthy_text(n: int) -> str:
+    """A distinct prose paragraph per n (so archived pages are not each other's duplicates)."""
+    words = [
+        "harbour",
+        "council",
+        "ferry",
+        "budget",
+        "winter",
+        "storm",
+        "pier",
+        "school",
+        "hospital",
+        "spring",
+    ]
+    return " ".join(
+        f"The {words[(n + k) % 10]} report number {n * 31 + k} was read aloud." for k in range(12)
+    )
+
+
+CUT_WHOLE = 4
+"""Whole records before the cut in `_cut_warc`."""
+
+
+def _cut_warc(d: Path) -> list[Path]:
+    full = d / "full.warc.gz.tmp"
+    ends = _warc(full, CUT_WHOLE + 2)
+    cut = d / "cut.warc.gz"
+    cut.write_bytes(full.read_bytes()[: (ends[CUT_WHOLE - 1] + ends[CUT_WHOLE]) // 2])
+    full.unlink()
+    return [cut]
+
+
+def _cut_rejected(result: Result) -> None:
+    """One rejection: `cut.warc.gz@OFFSET: (archive): record truncated ...`; the whole records stored."""
+    _assert(len(result.rejected) == 1, result)
+    location, got_field, reason = result.rejected[0].split(": ", 2)
+    _assert(location.startswith("cut.warc.gz@") and location.rsplit("@", 1)[1].isdigit(), result)
+    _assert(got_field == "(archive)" and "truncated" in reason, result)
+    _assert(len(result.stored) == CUT_WHOLE and not result.failures, result)
+
+
+def _not_files(d: Path) -> list[Path]:
+    import os
+
+    named = d / "named.jsonl"
+    os.mkfifo(named)
+    sub = d / "sub"
+    sub.mkdir()
+    os.mkfifo(sub / "pipe.jsonl")
+    (sub / "loop.html").symlink_to(sub / "loop.html")
+    (sub / "feed.jsonl").write_text(healthy_record(9) + "\n")
+    return [named, sub]
+
+
+def _not_files_rejected(result: Result) -> None:
+    """Each non-file is one line naming it and what it is; the healthy file beside them is stored."""
+    _assert(
+        sorted(result.rejected)
+        == [
+            "named.jsonl: (file): not a regular file (a FIFO (named pipe)); skipped",
+            "sub/loop.html: (file): symlink loop (too many levels of symbolic links); skipped",
+            "sub/pipe.jsonl: (file): not a regular file (a FIFO (named pipe)); skipped",
+        ],
+        result,
+    )
+    _assert(len(result.stored) == 1 and not result.failures, result)
+
+
+def _utf16(d: Path) -> list[Path]:
+    import codecs
+
+    declared = article_html(title="Harbour budget in UTF-16", head='<meta charset="utf-16le">')
+    bom = article_html(title="Harbour budget with a BOM", extra="<p>Café owners in Zürich cheered.</p>")
+    (d / "declared.html").write_bytes(declared.encode("utf-16-le"))
+    (d / "bom.html").write_bytes(codecs.BOM_UTF16_LE + bom.encode("utf-16-le"))
+    return [d / "bom.html", d / "declared.html"]
+
+
+INPUT_CASES: list[Case] = [
+    Case(
+        "truncated_warc_gz",
+        _cut_warc,
+        f"the {CUT_WHOLE} whole records are stored; the record cut in the middle is rejected: "
+        "FILE@OFFSET: (archive): record truncated (never stored with a cut body, no traceback)",
+        _cut_rejected,
+        distributed=True,
+        backfill=True,
+    ),
+    Case(
+        "fifo_and_symlink_loop",
+        _not_files,
+        "a FIFO named on the command line, a FIFO and a symlink loop inside a directory: one rejected line "
+        "each, saying what it is (no hang); the healthy file in the directory is stored",
+        _not_files_rejected,
+        distributed=True,
+        backfill=True,
+    ),
+    Case(
+        "utf16_pages",
+        _utf16,
+        "stored: a UTF-16LE page with a BOM and one declaring utf-16le without a BOM are decoded (not not_html)",
+        stored(lambda a: "harbour budget" in a.text and "\x00" not in a.text, count=2),
+        distributed=True,
+        backfill=True,
+    ),
+    Case(
+        "html_over_the_limit",
+        lambda d: _write(
+            d / "big.html",
+            article_html(extra="<p>" + "The council discussed the harbour budget again. " * 60_000 + "</p>"),
+        ),
+        "rejected at the producer: body: HTML is N bytes without scripts, styles and comments, the limit is "
+        "2097152 bytes (the clean stage's limit, the same constant)",
+        rejected("body", "the limit is 2097152 bytes (2 MiB)"),
+        memory_mb=250,
+        distributed=True,
+        backfill=True,
+    ),
+    Case(
+        "unknown_field_page_id",
+        lambda d: _lines(
+            d / "dump.jsonl", _record(body="\n\n".join(PARAGRAPHS), page_id="p-1"), healthy_record(10)
+        ),
+        "rejected at the producer: page_id: Extra inputs are not permitted (--ignore-unknown-fields drops it); "
+        "the next record is stored",
+        rejected("page_id", "Extra inputs are not permitted", stored=1),
+        distributed=True,
+        backfill=True,
+    ),
+    Case(
+        "identical_lines_100k",
+        lambda d: _lines(d / "same.jsonl", *([healthy_record(11)] * 100_000)),
+        "one article, run once (100,000 identical lines in well under a minute; 352-600 s before)",
+        stored(lambda a: "healthy record number 11" in a.text),
+        seconds=45,
+        memory_mb=300,
+    ),
+]
+CASES += INPUT_CASES
 
 
 def settings_for(case: Case, base: Settings) -> Settings:

@@ -240,7 +240,67 @@ def test_bad_input_through_workers(case: Case, with_neighbour: bool, pool: Pool,
         f"workers  {case.name:32s} {'neighbour' if with_neighbour else 'alone    '} {outcome:13s} {seconds:6.2f} s"
     )
     case.check(result)
-    assert len(sent) == len({a.id for a in stored}) + len(failures)
+    assert len(set(sent)) == len({a.id for a in stored}) + len(failures)
+    assert pool.worker.process.poll() is None, "the worker died"
+
+
+def _backfill(pool: Pool, paths: list[str]) -> tuple[list[str], list[str]]:
+    """Read, validate, persist and enqueue like `newsflow backfill` (checkpoints and all): (ids, rejected lines)."""
+    from workers.backfill import Feeder, backfill
+    from workers.ids import article_id
+
+    rejected: list[str] = []
+    backfill(
+        paths,
+        Feeder(pool.settings, pool.app),
+        source="badinput",
+        on_rejected=lambda item: rejected.extend(
+            f"{item.origin}: {p.field}: {p.reason}" for p in item.problems
+        ),
+    )
+    ids = [article_id(r.article) for r in read_inputs(paths, source="badinput") if r.article is not None]
+    return ids, rejected
+
+
+def _backfill_params() -> Iterator[object]:
+    for case in CASES:
+        if case.backfill:
+            for neighbour in (False, True):
+                yield pytest.param(case, neighbour, id=f"{case.name}-{'neighbour' if neighbour else 'alone'}")
+
+
+@pytest.mark.parametrize(("case", "with_neighbour"), list(_backfill_params()))
+def test_bad_input_through_backfill(case: Case, with_neighbour: bool, pool: Pool, tmp_path: Path) -> None:
+    """The input case ends as its outcome says through `backfill` and real workers; the neighbour stored."""
+    pool.ensure_alive()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    paths = [str(p) for p in case.build(inputs)]
+    neighbour_ids: list[str] = []
+    started = time.perf_counter()
+    sent, rejected = _backfill(pool, paths)
+    if with_neighbour:
+        neighbour_ids, _ = _backfill(pool, [str(_healthy(tmp_path))])
+    db = pool.env["NEWSFLOW_DATABASE_URL"]
+    wait_for(
+        lambda: _settled(db, sent + neighbour_ids),
+        timeout=SETTLE_S,
+        message="every id stored or dead-lettered",
+    )
+    seconds = time.perf_counter() - started
+    with transaction(db) as session:
+        stored = [a for a in (repo.fetch_article(session, i) for i in set(sent)) if a is not None]
+        failures = [(d.stage, d.reason) for d in repo.open_dead_letters(session) if d.article_id in sent]
+    result = Result(
+        rejected=[line.replace(str(inputs) + "/", "") for line in rejected],
+        stored=stored,
+        failures=failures,
+        valid=len(set(sent)),
+    )
+    MEASUREMENTS.append(
+        f"backfill {case.name:32s} {'neighbour' if with_neighbour else 'alone    '} {seconds:6.2f} s"
+    )
+    case.check(result)
     assert pool.worker.process.poll() is None, "the worker died"
 
 

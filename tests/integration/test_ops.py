@@ -303,13 +303,19 @@ def test_warc_backfill_interrupted_and_resumed_stores_each_article_once(
     assert second.returncode == 0, second.stderr
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     assert summary["resumed"] == 1
-    assert summary["new"] == 10  # counts are per file, cumulative over the interrupted and the resumed run
+    # This run's counts only: the interrupted run's articles are not new again (issue 19.12).
+    assert summary["new"] == 10 - partial["new"]
+    assert summary["earlier_read"] == partial["read"]
     assert summary["already_stored"] == 0
+    # The worker's log files in the same directory are counted as unsupported_file, not read.
+    summary["skipped"].pop("unsupported_file")
     assert summary["skipped"] == {"non_200": 1, "not_html": 1, "request_record": 1, "revisit": 1}
 
     wait_for(lambda: _stored(postgres_url) == 10, timeout=150, message="ten articles stored")
     again = run_cli(pipeline_env, "backfill", str(warc), "--json")
     assert json.loads(again.stdout.strip().splitlines()[-1])["files_already_done"] == 1
+    assert json.loads(again.stdout.strip().splitlines()[-1])["new"] == 0
+    assert "already done" in again.stderr
     dump = run_cli(pipeline_env, "enqueue", str(warc), "--json")
     assert dump.returncode == 0, dump.stderr
     assert json.loads(dump.stdout)["already_stored"] == 10

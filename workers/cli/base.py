@@ -264,14 +264,18 @@ err = Console(stderr=True, soft_wrap=True)
 Paths = Annotated[
     list[str],
     typer.Argument(
-        help="Files or directories (.txt, .html, .htm, .jsonl, .json, .warc, each optionally .gz); "
+        help="Files or directories (.txt, .html, .htm, .json, .jsonl, .ndjson, .arc, .warc, each optionally "
+        ".gz); "
         "'-' reads JSON lines on stdin.",
         show_default=False,
     ),
 ]
 SourceOpt = Annotated[
     str,
-    typer.Option("--source", help="Source name for .txt/.html files (JSON lines and WARC carry their own)."),
+    typer.Option(
+        "--source",
+        help="Source name for .txt/.html files (default: local; JSON lines and WARC carry their own).",
+    ),
 ]
 DbOpt = Annotated[
     str | None,

@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -44,25 +45,55 @@ def _on_rejected(item: Any) -> None:
         )
 
 
+IgnoreUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unknown-fields",
+        help="Drop JSON fields the raw-article schema does not know (a dump's page_id) instead of "
+        "rejecting the record.",
+    ),
+]
+
+
 def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary["skipped"].items())) or "none"
-    sent = summary["new"] + summary["resent"]
+    sent = summary["new"] + summary["resent"] + summary.get("unsent", 0)
+    detail = f"{summary['new']} new"
+    if summary.get("unsent"):
+        detail += f", {summary['unsent']} persisted earlier but never sent"
+    resent = "" if not summary["resent"] else ", re-sent " + str(summary["resent"])
     line = (
-        f"{verb}: read {summary['read']}; enqueued {sent} ({summary['new']} new), rejected {summary['rejected']}, "
-        f"already stored {summary['already_stored']} (not sent again{'' if not summary['resent'] else ', re-sent ' + str(summary['resent'])}), "
+        f"{verb}: {summary['files']} file(s), read {summary['read']}; enqueued {sent} ({detail}), "
+        f"rejected {summary['rejected']}, already stored {summary['already_stored']} (not sent again{resent}), "
         f"skipped {skipped}"
     )
     if summary["waited_s"]:
         line += f"; waited {summary['waited_s']:.1f}s for the workers"
+    if summary.get("resumed"):
+        line += f"; resumed {summary['resumed']} file(s) after {summary['earlier_read']} records read by earlier runs"
     return line
 
 
-def _feeder(high_water: int | None, reprocess: bool, rate: float | None) -> Any:
+def _feeder(
+    verb: str, high_water: int | None, reprocess: bool, rate: float | None, ignore_unknown: bool = False
+) -> Any:
     from workers.backfill import Feeder
     from workers.celery_app import app as celery_app
 
     settings = settings_for() if high_water is None else settings_for(None, high_water_mark=high_water)
-    return Feeder(settings, celery_app, reprocess=reprocess, rate=rate, on_wait=backpressure_notice("clean"))
+
+    def say(line: str) -> None:
+        err.print(plain(f"newsflow {verb}: {line}"), highlight=False)
+
+    return Feeder(
+        settings,
+        celery_app,
+        reprocess=reprocess,
+        rate=rate,
+        on_wait=backpressure_notice("clean"),
+        say=say,
+        ignore_unknown=ignore_unknown,
+    )
 
 
 @app.command()
@@ -74,6 +105,7 @@ def enqueue(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary (with the article ids) instead.")
     ] = False,
+    ignore_unknown: IgnoreUnknownOpt = False,
 ) -> None:
     """Validate, persist and enqueue raw articles on Redis.
 
@@ -82,12 +114,14 @@ def enqueue(
     --reprocess), so re-running a dump re-runs no stage.
 
     Invalid records are reported as FILE:LINE: FIELD: REASON and skipped; valid ones are still
-    enqueued. Waits (and says so) while the first stage's queue is above the high-water mark.
-    Prints one article id per line. Exit code 1 if any record was rejected.
+    enqueued. Waits (and says so) while the first stage's queue is above the high-water mark, and
+    while Redis or the database is unreachable, full or not answering. An article an earlier run
+    persisted but never sent is sent. Prints one article id per line. Exit code 1 if any record was
+    rejected.
     """
     from workers import backfill
 
-    feeder = _feeder(high_water, reprocess, None)
+    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown)
     with progress() as bar:
         task = bar.add_task("enqueue", total=None)
 
@@ -121,19 +155,23 @@ def backfill_command(
     progress_every: Annotated[
         float, typer.Option(help="Seconds between progress events when stderr is not a terminal.")
     ] = 10.0,
+    ignore_unknown: IgnoreUnknownOpt = False,
 ) -> None:
     """Feed archives and dumps to the workers, resumably.
 
-    Directories, JSON lines (.jsonl, .jsonl.gz) and WARC (.warc, .warc.gz): HTML responses with
-    status 200 become raw articles (target URI, WARC date, host as source); revisits, non-HTML,
-    non-200 and other records are counted and skipped.
+    Every format `run` and `enqueue` read: directories, pages, JSON lines (.jsonl, .ndjson, .gz) and
+    WARC/ARC (.warc, .warc.gz, .arc, .arc.gz): HTML responses with status 200 become raw articles
+    (target URI, WARC date, host as source); revisits, non-HTML, non-200 and other records are
+    counted and skipped. A record cut short (a truncated archive) is rejected with its offset and the
+    next files go on.
 
     A checkpoint per file is kept in the database: after a crash or Ctrl-C the same command continues
-    where it stopped, and articles already stored are not sent again unless --reprocess. Throttled by
-    --rate and the high-water mark. A progress bar on a terminal, `backfill_progress` log events
-    otherwise; a summary at the end (read, new, already stored, rejected, skipped by kind).
+    where it stopped, and articles already stored are not sent again unless --reprocess. A file an
+    earlier run finished is "already done" (--restart reads it again). Throttled by --rate and the
+    high-water mark. A progress bar on a terminal, `backfill_progress` log events otherwise; a summary
+    of this run at the end (read, new, already stored, rejected, skipped by kind).
     """
-    from workers import archives
+    from workers import archives, readers
     from workers import backfill as backfill_module
     from workers.logging import get_logger
 
@@ -145,10 +183,12 @@ def backfill_command(
                 "backfill reads files (it checkpoints offsets); pipe stdin to `newsflow enqueue -`",
                 EXIT_USAGE,
             )
-        if not os.path.exists(path):
+        if readers.path_problem(Path(path)) == "no such file or directory":
             fail(f"{path}: no such file or directory", EXIT_USAGE)
-    feeder = _feeder(high_water, reprocess, rate)
-    total = sum(p.stat().st_size for p in archives.files(paths))
+    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown)
+    total = sum(
+        p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
+    )
     log = get_logger("workers.backfill")
     last = {"at": time.monotonic(), "bytes": 0}
     interrupted = False
@@ -177,6 +217,8 @@ def backfill_command(
     summary = report.summary()
     if json_out:
         print_json({**summary, "interrupted": interrupted})
+    for done in report.already_done:
+        note(f"{done}: already done by an earlier backfill; not read again (--restart reads it again)")
     note(_summary_line("backfill", summary))
     if interrupted:
         note("interrupted; run the same command again to continue from the checkpoints")

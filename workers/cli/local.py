@@ -33,6 +33,22 @@ from workers.readers import Record, read_inputs
 
 TOP_ENTITIES = 4
 
+IgnoreUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unknown-fields",
+        help="Drop JSON fields the raw-article schema does not know (a dump's page_id) instead of "
+        "rejecting the record.",
+    ),
+]
+
+
+def skipped_line(skipped: dict[str, int]) -> str | None:
+    """'skipped: revisit 2, unsupported_file 1' for what the readers passed over, or None."""
+    if not skipped:
+        return None
+    return "skipped: " + ", ".join(f"{kind} {n}" for kind, n in sorted(skipped.items()))
+
 
 def article_table(articles: list[StoredArticle]) -> Table:
     """The table `run` prints: id, title, words, duplicate of, top entities (stored text escaped)."""
@@ -52,14 +68,22 @@ def article_table(articles: list[StoredArticle]) -> Table:
 
 
 @app.command()
-def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: SourceOpt = "local") -> None:
+def run(
+    paths: Paths,
+    json_out: JsonOpt = False,
+    db: DbOpt = None,
+    source: SourceOpt = "local",
+    ignore_unknown: IgnoreUnknownOpt = False,
+) -> None:
     """Process files in-process into SQLite (embedded mode).
 
     Prints what was stored: a table, or one JSON object per article with --json.
 
-    No servers needed: the same stages the workers run, one article at a time. The database
-    (default ./newsflow.db) is created and migrated on first use. Exit code 1 if any input was
-    rejected or any article failed (failures are kept as dead letters for `newsflow retry`).
+    No servers needed: the same stages the workers run, in micro-batches. Reads every format
+    `enqueue` and `backfill` read: pages, text dumps, JSON lines, WARC and ARC archives, directories.
+    An article repeated in the input is run once. The database (default ./newsflow.db) is created
+    and migrated on first use. Exit code 1 if any input was rejected or any article failed
+    (failures are kept as dead letters for `newsflow retry`).
     """
     from workers import embedded
     from workers.db import repo
@@ -70,10 +94,13 @@ def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: Sourc
     upgrade(settings.database_url)
     ctx = Context(settings)
     rejected: list[Record] = []
+    skipped: dict[str, int] = {}
     with progress() as bar:
         task = bar.add_task("processing", total=None)
         report = embedded.run(
-            valid(read_inputs(paths, source=source), rejected),
+            valid(
+                read_inputs(paths, source=source, ignore_unknown=ignore_unknown, skipped=skipped), rejected
+            ),
             ctx,
             on_done=lambda *_: bar.advance(task),
         )
@@ -93,6 +120,9 @@ def run(paths: Paths, json_out: JsonOpt = False, db: DbOpt = None, source: Sourc
             ),
             highlight=False,
         )
+    line = skipped_line(skipped)
+    if line is not None:
+        err.print(plain(f"newsflow run: {line}"), highlight=False)
     if rejected or report.failures:
         raise typer.Exit(EXIT_PARTIAL)
 

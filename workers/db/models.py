@@ -44,6 +44,11 @@ class RawArticleRow(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+    published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        nullable=True,
+        doc="When the producer published its first message; NULL: persisted, never published.",
+    )
 
 
 class StageResultRow(Base):
