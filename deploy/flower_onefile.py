@@ -4,6 +4,7 @@ Flower saves its task history with `shelve`, whose dbm backend depends on how Py
 gdbm writes the file as named, ndbm appends `.db`, and the fallback (dbm.dumb) writes `.dat`,
 `.dir` and `.bak` beside it. Here the shelf is one pickled dict written atomically (a temporary
 file, then a rename), so FLOWER_DB names the one file there is, whatever the interpreter.
+Flower's log lines go through newsflow's logging (JSON lines off a terminal, as every process).
 deploy/flower.sh runs this as `python flower_onefile.py -A workers.celery_app flower ...`.
 """
 
@@ -45,6 +46,13 @@ def _open(
 
 if __name__ == "__main__":
     shelve.open = _open  # type: ignore[assignment]
+    # Flower's own lines (and Tornado's, which adds no handler of its own once the root logger has
+    # one) go through newsflow's logging: JSON lines like every other process, unless on a terminal.
+    from workers.logging import configure_logging
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     from celery.bin.celery import main
 
     sys.argv[0] = "celery"

@@ -718,7 +718,7 @@ def test_nginx_passes_flowers_one_secret_and_guards_its_open_paths(redis_url, tm
     """Through a real nginx with deploy/nginx-flower.conf: Flower's own credentials pass, none or wrong
     ones get 401 (one secret, FLOWER_BASIC_AUTH); /metrics is refused outside the Prometheus network and
     /healthcheck allowed from loopback. Flower without FLOWER_DB and no writable state directory says its
-    history is not kept, and stops without a traceback."""
+    history is not kept, and stops without a traceback; everything it prints is a JSON line."""
     nginx = _tool("nginx")
     flower_port, proxy_port = _free_port(), _free_port()
     flower_log = tmp_path / "flower.log"
@@ -766,3 +766,6 @@ def test_nginx_passes_flowers_one_secret_and_guards_its_open_paths(redis_url, tm
     log = flower_log.read_text()
     assert "task history is not kept across restarts" in log
     assert "Traceback" not in log, log[-2000:]
+    events = [json.loads(line) for line in log.splitlines()]  # JSON only, flower.sh's lines and Flower's
+    assert {"flower_state_not_kept"} <= {e["event"] for e in events}
+    assert any(e.get("logger", "").startswith("flower") for e in events), events[:5]
