@@ -66,7 +66,8 @@ def reconcile(
     json_out: JsonOpt = False,
     limit: Annotated[int | None, typer.Option(help="At most this many articles per pass.")] = None,
     loop: Annotated[
-        bool, typer.Option("--loop", help="Run a pass every --every seconds until stopped.")
+        bool,
+        typer.Option("--loop", help="Run a pass every --every seconds until stopped (a service: JSON logs)."),
     ] = False,
     every: Annotated[
         int | None,
@@ -79,6 +80,10 @@ def reconcile(
     An article not stored, with no open dead letter and no progress for --older-than seconds is sent
     again from the first stage it lacks; stages are idempotent, so a spurious re-send is harmless.
     Prints ARTICLE_ID<TAB>STAGE per article (or JSON lines). One pass at a time (a PostgreSQL lock).
+
+    With --loop it is a service (deploy/reconcile.sh; every shipped deployment runs one): it logs
+    JSON lines (one per pass) and records each finished pass for the exporter
+    (newsflow_reconcile_last_pass_timestamp_seconds), so an alert fires when passes stop.
     """
     from workers import reconcile as reconciler
 
