@@ -70,6 +70,20 @@ def test_run_prints_a_table_on_the_console(sqlite_url):
     assert "1 article(s) stored" in stdout
 
 
+def test_a_piped_table_keeps_every_cell_whole(sqlite_url, monkeypatch):
+    """With stdout not a terminal, a table is as wide as its cells: a title and the entity list are
+    each on one line, not folded at 80 columns."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    _, stored, _ = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url, "--json")
+    [article] = _stored(stored)
+    code, stdout, stderr = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url)
+    assert code == 0, stderr
+    [row] = [line for line in stdout.splitlines() if article["id"][:8] in line]
+    assert len(row) > 80
+    assert article["title"] in row
+    assert all(f"{e['name']} ×{e['count']}" in row for e in article["entities"][:4])
+
+
 def test_run_sample_page_is_one_clean_tagged_article(sqlite_url):
     """The shared sample page comes out as one article: exact title, body bounds, lead once, key entities."""
     code, stdout, stderr = _run("run", str(sample_page()), "--db", sqlite_url, "--json")
@@ -253,9 +267,33 @@ def test_reprocess_reads_ids_from_stdin_and_rejects_bad_ones(sqlite_url):
     )
     assert code == 1
     assert stdout.split() == [article["id"]]
-    assert "not an article id: 'nonsense'" in stderr
+    assert "not an article id or id prefix: 'nonsense'" in stderr
     _, again, _ = _run("show", article["id"], "--json", "--db", sqlite_url)
     assert json.loads(again)["entities"] == article["entities"]
+
+
+def test_reprocess_takes_id_prefixes_and_its_json_agrees_with_stderr(sqlite_url):
+    """`reprocess PREFIX` resolves a unique prefix as show and trace do; a prefix of no article and a
+    non-id are failures, and the --json summary's `failed` is the count stderr prints."""
+    _, stored, _ = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url, "--json")
+    [article] = _stored(stored)
+    code, stdout, stderr = _run(
+        "reprocess", article["id"][:8], "--from", "tag", "--embedded", "--db", sqlite_url
+    )
+    assert code == 0, stderr
+    assert stdout.split() == [article["id"]]
+    assert "reprocessed 1 from tag, failed 0" in stderr
+    absent = "f" * 12 if not article["id"].startswith("f") else "0" * 12
+    code, stdout, stderr = _run(
+        "reprocess", article["id"][:6], absent, "NOT-AN-ID", "--from", "tag", "--embedded", "--json",
+        "--db", sqlite_url,
+    )  # fmt: skip
+    assert code == 1
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["reprocessed"] == 1
+    assert (summary["failed"], summary["unknown"], summary["invalid"]) == (2, 1, 1)
+    assert "failed 2" in stderr
+    assert f"no article matches {absent!r}" in stderr
 
 
 def test_reprocess_needs_exactly_one_selection(sqlite_url):

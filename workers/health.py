@@ -17,10 +17,12 @@ is named after its queues, `newsflow-clean-dedup@HOST`, so two workers on one ho
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +41,8 @@ log = get_logger(__name__)
 EXIT_REFUSED = 78
 """Exit code of a worker that refused to start (sysexits EX_CONFIG)."""
 TIMEOUT_S = 5
+_PG_AUTH = ("password authentication failed", "no password supplied", "authentication failed", "pg_hba.conf")
+"""PostgreSQL's words for refused credentials (as the CLI's error handling tells them apart)."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,14 @@ def check_database(url: str) -> Check:
     except Exception as exc:  # a malformed URL is a failed check, not a traceback
         return Check("database", False, f"bad NEWSFLOW_DATABASE_URL: {exc}")
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, _quiet("alembic.runtime.migration"):
+            # Reading the revision is not migrating: no "Context impl PostgresqlImpl" info lines.
             current = set(MigrationContext.configure(conn).get_current_heads())
     except Exception as exc:  # unreachable, refused, bad password: one line says which
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        orig = getattr(exc, "orig", None) or exc
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+        if any(marker in f"{orig}".lower() for marker in _PG_AUTH):
+            return Check("database", False, f"refused the credentials: {first}"[:300])
         return Check("database", False, f"unreachable: {type(exc).__name__}: {first}"[:300])
     finally:
         engine.dispose()
@@ -87,6 +95,18 @@ def check_database(url: str) -> Check:
     return Check("database", True, f"schema at {', '.join(sorted(heads))}")
 
 
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Logger `name` says only warnings and errors inside the block."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(logging.WARNING, before))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def check_redis(url: str) -> Check:
     """The broker answers a PING, with the password in NEWSFLOW_BROKER_URL."""
     try:
@@ -94,7 +114,7 @@ def check_redis(url: str) -> Check:
             client.ping()
             policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
     except redis.exceptions.AuthenticationError as exc:
-        return Check("redis", False, f"authentication failed: {exc}")
+        return Check("redis", False, f"refused the credentials: {exc}")
     except redis.exceptions.ResponseError:
         return Check("redis", True, "answers (CONFIG not allowed, eviction policy unknown)")
     except redis.exceptions.RedisError as exc:
@@ -121,6 +141,22 @@ def check_model(name: str, *, load: bool) -> Check:
         return Check("tagger_model", False, str(exc))
     model, version = tag_stage.model_info(nlp)
     return Check("tagger_model", True, f"{model} {version} loaded")
+
+
+def check_alive(max_age: float) -> Check:
+    """The worker's main process touched its heartbeat file at most `max_age` seconds ago (liveness)."""
+    from workers.metrics import heartbeat_file
+
+    path = heartbeat_file()
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return Check("alive", False, f"no heartbeat file {path}: the worker is not (yet) running")
+    if age > max_age:
+        return Check(
+            "alive", False, f"last heartbeat {age:.0f}s ago (limit {max_age:.0f}s): the worker is stuck"
+        )
+    return Check("alive", True, f"last heartbeat {age:.0f}s ago")
 
 
 def check_all(

@@ -33,6 +33,10 @@ def _escape_controls(_logger: WrappedLogger, _name: str, event_dict: EventDict) 
     return event_dict
 
 
+QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
+"""Loggers whose info lines say nothing to an operator: alembic names each plugin it sets up (eight
+`setup plugin` lines before every worker's `worker_starting`)."""
+
 EventHook = Callable[[MutableMapping[str, Any]], None]
 _hooks: list[EventHook] = []
 _json_output = False
@@ -152,6 +156,8 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(quiet_level, root.level))
     logging.captureWarnings(True)  # warnings.warn(...) becomes a `py.warnings` line of the same shape
 
 

@@ -17,6 +17,7 @@ Every label value comes from a closed set (stage, outcome, reason, verdict, stat
 host names, no pids, so the number of series does not grow with traffic or with restarts.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -45,6 +46,15 @@ log = get_logger(__name__)
 
 PRODUCER_COUNTS_KEY = f"{keys.PREFIX}:metrics:producer"
 """Redis hash of the producers' counters (`enqueued:STAGE`, `rejected:FIELD`); read by the exporter."""
+RECONCILE_KEY = f"{keys.PREFIX}:metrics:reconcile"
+"""Redis hash of the reconciler's passes (`last_pass` Unix time, `resent` total); read by the exporter."""
+WORKER_KEY_PREFIX = f"{keys.PREFIX}:worker:"
+"""`newsflow:worker:HOSTNAME`: a worker's heartbeat (its stages), expiring HEARTBEAT_TTL_S after the last beat."""
+HEARTBEAT_EVERY_S = 10.0
+HEARTBEAT_TTL_S = 60
+HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "newsflow-worker.alive"
+"""Touched by a worker's main process every HEARTBEAT_EVERY_S; `newsflow health --live` reads its age
+(NEWSFLOW_HEARTBEAT_FILE overrides the path)."""
 
 OUTCOMES = ("ok", "retry", "dead_letter", "failed", "ignored", "split")
 VERDICTS = ("unique", "exact_duplicate", "near_duplicate", "revision")
@@ -94,6 +104,17 @@ EXPORTER_METRICS = {
     ),
     "newsflow_producer_rejected_total": ("counter", ("field",), "Input records rejected, by field."),
     "newsflow_exporter_up": ("gauge", ("target",), "1 when the exporter could read redis / database."),
+    "newsflow_workers": (
+        "gauge",
+        ("stage",),
+        "Workers consuming a stage whose heartbeat (every 10 s, in Redis) is younger than 60 s.",
+    ),
+    "newsflow_reconcile_last_pass_timestamp_seconds": (
+        "gauge",
+        (),
+        "Unix time of the reconciler's last finished pass (0: none recorded).",
+    ),
+    "newsflow_reconcile_resent_total": ("counter", (), "Articles the reconciler re-sent."),
 }
 METRICS = {**WORKER_METRICS, **EXPORTER_METRICS}
 """Every metric newsflow exports: name → (type, labels, help). Dashboards and alerts may use only these."""
@@ -201,6 +222,53 @@ def _serve_worker_metrics(**_: Any) -> None:
     log.info("metrics_serving", port=settings.metrics_port, address=settings.metrics_address)
 
 
+def heartbeat_file() -> Path:
+    """Where a worker's main process shows it is alive (NEWSFLOW_HEARTBEAT_FILE, else in the temp dir)."""
+    return Path(os.environ.get("NEWSFLOW_HEARTBEAT_FILE") or HEARTBEAT_FILE)
+
+
+_heartbeat_stop = threading.Event()
+
+
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Once the worker is ready, a thread of its main process beats every HEARTBEAT_EVERY_S: it touches
+    the heartbeat file (liveness, no network) and refreshes `newsflow:worker:HOSTNAME` in Redis with
+    its stages (the exporter's `newsflow_workers`, which stays at 0 for a stage nobody consumes instead
+    of vanishing as a dead worker's `up` series does)."""
+    hostname = str(getattr(sender, "hostname", None) or f"{keys.PREFIX}@{os.getpid()}")
+    try:
+        queues = list(sender.app.amqp.queues.consume_from)
+    except AttributeError:
+        queues = []
+    by_queue = {keys.queue_name(s): s for s in STAGE_NAMES}
+    beat = json.dumps({"stages": sorted(by_queue[q] for q in queues if q in by_queue), "pid": os.getpid()})
+    path = heartbeat_file()
+    client = redis.Redis.from_url(
+        get_settings().broker_url.unicode_string(), socket_connect_timeout=5, socket_timeout=5
+    )
+
+    def run() -> None:
+        while True:
+            try:
+                path.touch()
+            except OSError as exc:
+                log.warning("heartbeat_file_failed", path=str(path), error=type(exc).__name__)
+            # Redis away or full: the worker's own reconnect logs say so, and the key expires.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client.set(WORKER_KEY_PREFIX + hostname, beat, ex=HEARTBEAT_TTL_S)
+            if _heartbeat_stop.wait(HEARTBEAT_EVERY_S):
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    client.delete(WORKER_KEY_PREFIX + hostname)
+                return
+
+    _heartbeat_stop.clear()
+    threading.Thread(target=run, name="newsflow-heartbeat", daemon=True).start()
+
+
+def _stop_heartbeat(**_: Any) -> None:
+    _heartbeat_stop.set()
+
+
 def _child_exit(pid: int | None = None, **_: Any) -> None:
     """A pool child exits: its in-progress gauge stops counting (its counters stay in the sum)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -280,7 +348,9 @@ def _task_finished(
 for _signal, _handler in (
     (signals.worker_init, _choose_multiprocess_dir),
     (signals.worker_ready, _serve_worker_metrics),
+    (signals.worker_ready, _start_heartbeat),
     (signals.worker_process_shutdown, _child_exit),
+    (signals.worker_shutdown, _stop_heartbeat),
     (signals.worker_shutdown, _remove_own_dir),
     (signals.task_prerun, _task_started),
     (signals.task_postrun, _task_finished),
@@ -357,6 +427,17 @@ def counted(records: Iterable["Record"], settings: Settings) -> Iterator["Record
 signals.after_task_publish.connect(_count_enqueued, weak=False)
 
 
+def record_reconcile_pass(settings: Settings, *, resent: int, when: float | None = None) -> None:
+    """Note a finished reconciler pass (its time, the articles it re-sent) for the exporter; never fails."""
+    try:
+        pipe = _producer_client(settings.broker_url.unicode_string()).pipeline(transaction=False)
+        pipe.hset(RECONCILE_KEY, "last_pass", repr(time.time() if when is None else when))
+        pipe.hincrby(RECONCILE_KEY, "resent", resent)
+        pipe.execute()
+    except redis.exceptions.RedisError as exc:
+        log.warning("metrics_reconcile_pass_not_recorded", error=type(exc).__name__)
+
+
 # --- exporter -------------------------------------------------------------------------------------
 
 
@@ -427,7 +508,7 @@ class PipelineCollector:
                 enqueued.add_metric([stage], counts.get(f"enqueued:{stage}", 0))
             for field in sorted(REJECT_FIELDS | {"other"}):
                 rejected.add_metric([field], counts.get(f"rejected:{field}", 0))
-            yield from (queues, enqueued, rejected)
+            yield from (queues, enqueued, rejected, *self._reconciler(), self._workers())
             up.add_metric(["redis"], 1)
         except redis.exceptions.RedisError as exc:
             log.warning("metrics_redis_unavailable", error=type(exc).__name__)
@@ -440,6 +521,44 @@ class PipelineCollector:
             up.add_metric(["database"], 0)
         yield up
 
+    def _reconciler(self) -> list[Any]:
+        """The reconciler's last pass (0 when none was recorded: `time() - it` is then huge and alerts)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        raw = {
+            (k.decode() if isinstance(k, bytes) else k): v
+            for k, v in self.client.hgetall(RECONCILE_KEY).items()
+        }
+        last = GaugeMetricFamily(
+            "newsflow_reconcile_last_pass_timestamp_seconds",
+            METRICS["newsflow_reconcile_last_pass_timestamp_seconds"][2],
+        )
+        last.add_metric([], float(raw.get("last_pass", 0)))
+        resent = CounterMetricFamily(
+            "newsflow_reconcile_resent", METRICS["newsflow_reconcile_resent_total"][2]
+        )
+        resent.add_metric([], int(raw.get("resent", 0)))
+        return [last, resent]
+
+    def _workers(self) -> Any:
+        """Live workers per stage from their heartbeat keys; every stage has a series, 0 included."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        alive = dict.fromkeys(STAGE_NAMES, 0)
+        names = list(self.client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=500))
+        for raw in self.client.mget(names) if names else []:
+            try:
+                stages = json.loads(raw or "")["stages"]
+            except (TypeError, ValueError, KeyError):
+                continue
+            for stage in stages:
+                if stage in alive:
+                    alive[stage] += 1
+        family = GaugeMetricFamily("newsflow_workers", METRICS["newsflow_workers"][2], labels=["stage"])
+        for stage, n in alive.items():
+            family.add_metric([stage], n)
+        return family
+
     def _database(self) -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
@@ -451,7 +570,9 @@ class PipelineCollector:
         open_letters = GaugeMetricFamily(
             "newsflow_dead_letters_open", METRICS["newsflow_dead_letters_open"][2], labels=["stage", "reason"]
         )
-        letters: dict[tuple[str, str], int] = {}
+        # Every (stage, reason) the code can record has a series, 0 when none is open: `sum(...)` is 0,
+        # not empty, and a panel or alert never mistakes "no dead letters" for "no data".
+        letters = dict.fromkeys(((s, r) for s in STAGE_NAMES for r in sorted(REASONS)), 0)
         for row in figures["dead_letters_by_stage"]:
             label = (bounded(row["stage"], STAGE_NAMES), bounded(row["reason"], REASONS))
             letters[label] = letters.get(label, 0) + int(row["count"])
@@ -481,7 +602,7 @@ def serve_exporter(settings: Settings, *, port: int, address: str) -> None:
     from prometheus_client import start_http_server
 
     server, thread = start_http_server(port, addr=address, registry=exporter_registry(settings))
-    log.warning("metrics_exporter_serving", port=port, address=address)
+    log.info("metrics_exporter_serving", port=port, address=address)
     try:
         thread.join()
     except KeyboardInterrupt:

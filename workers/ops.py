@@ -346,6 +346,19 @@ def known_ids(settings: Settings, ids: Sequence[str]) -> set[str]:
         return set(session.scalars(select(RawArticleRow.id).where(RawArticleRow.id.in_(list(ids)))))
 
 
+def ids_by_prefix(settings: Settings, prefix: str, limit: int = 2) -> list[str]:
+    """Up to `limit` raw article ids starting with `prefix`, in id order (one: the prefix is unique)."""
+    with transaction(settings.database_url) as session:
+        return list(
+            session.scalars(
+                select(RawArticleRow.id)
+                .where(RawArticleRow.id.startswith(prefix, autoescape=True))
+                .order_by(RawArticleRow.id)
+                .limit(limit)
+            )
+        )
+
+
 def verdicts() -> tuple[str, ...]:
     """The dedup verdict kinds `--verdict` accepts."""
     from typing import get_args

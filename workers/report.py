@@ -208,59 +208,168 @@ def _compare(entry: dict[str, Any], previous: dict[str, Any], params: ReportPara
 # --- HTML ----------------------------------------------------------------------------------------------
 
 
-def _chart(periods: list[dict[str, Any]], metric: str, width: int = 360, height: int = 90) -> str:
-    """A small inline SVG line chart of one metric over the periods."""
-    values: list[tuple[str, float]] = [
-        (p["period"], float(p[metric])) for p in periods if p.get(metric) is not None
+CHART_METRICS = (*RATES, "median_words")
+"""The metrics `to_html` draws, one small chart each per source: the rates, then median words."""
+LINE, FLAG, GRID = "#2a6fdb", "#d4111e", "#c8c8c8"
+
+
+def percent(value: float | None) -> str:
+    """A rate as a percentage for people: 0.0331 → '3.3%', 1.0 → '100%', None → '-'."""
+    if value is None:
+        return "-"
+    shown = f"{value * 100:.1f}".removesuffix(".0")
+    return f"{shown}%"
+
+
+def _shown(metric: str, value: float | None) -> str:
+    if metric in RATES:
+        return percent(value)
+    return "-" if value is None else f"{value:g}"
+
+
+def _chart(periods: list[dict[str, Any]], metric: str, width: int = 240, height: int = 120) -> str:
+    """A small inline SVG line chart of one metric over the periods (no script, no external resource).
+
+    Rates are drawn on a fixed 0-100% scale, so two sources' charts compare at a glance; median words
+    from 0 to its largest value. A flagged period's point is red and larger, and the chart's frame is
+    red; each point's tooltip (`<title>`) gives the period and the value.
+    """
+    values = [
+        (p["period"], float(p[metric]), _flagged(p, metric)) for p in periods if p.get(metric) is not None
     ]
+    e = html.escape
+    left, right, top_pad, bottom = 38, 10, 10, 22
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    is_rate = metric in RATES
+    top = 1.0 if is_rate else max([v for _, v, _ in values] or [1.0]) or 1.0
+    flagged = any(f for _, _, f in values)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{e(metric)}" class="chart">',
+        f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="{"#fff4f4" if flagged else "#fff"}" '
+        f'stroke="{FLAG if flagged else GRID}" stroke-width="{2 if flagged else 1}"/>',
+    ]
+    for fraction in (0.0, 0.5, 1.0):
+        y = top_pad + plot_h * (1 - fraction)
+        label = percent(fraction) if is_rate else f"{top * fraction:g}"
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{GRID}" stroke-width="1"/>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#555">{e(label)}</text>'
+        )
     if not values:
-        return ""
-    top = max(v for _, v in values) or 1
-    pad = 8
-    step = (width - 2 * pad) / max(1, len(values) - 1)
+        parts.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{top_pad + plot_h / 2:.1f}" font-size="11" '
+            f'text-anchor="middle" fill="#888">no data</text></svg>'
+        )
+        return "".join(parts)
+    step = plot_w / max(1, len(values) - 1)
     points = [
-        (pad + i * step, height - pad - (v / top) * (height - 2 * pad)) for i, (_, v) in enumerate(values)
+        (left + (i * step if len(values) > 1 else plot_w / 2), top_pad + plot_h * (1 - min(v / top, 1.0)))
+        for i, (_, v, _) in enumerate(values)
     ]
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{html.escape(p)}: {v}</title></circle>'
-        for (x, y), (p, v) in zip(points, values, strict=True)
+    if len(points) > 1:
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline fill="none" stroke="{LINE}" stroke-width="2.5" points="{line}"/>')
+    for (x, y), (period, value, is_flag) in zip(points, values, strict=True):
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{6 if is_flag else 3.5}" fill="{FLAG if is_flag else LINE}" '
+            f'class="{"point flag" if is_flag else "point"}"><title>{e(period)}: {e(_shown(metric, value))}'
+            f"{' (flagged)' if is_flag else ''}</title></circle>"
+        )
+    first, last = values[0][0], values[-1][0]
+    parts.append(
+        f'<text x="{left}" y="{height - 6}" font-size="10" fill="#555">{e(first)}</text>'
+        + (
+            f'<text x="{width - right}" y="{height - 6}" font-size="10" text-anchor="end" fill="#555">{e(last)}</text>'
+            if last != first
+            else ""
+        )
+        + "</svg>"
     )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(metric)}"><polyline fill="none" stroke="#b22" stroke-width="2" '
-        f'points="{line}"/>{dots}</svg>'
-    )
+    return "".join(parts)
+
+
+def _flagged(period: dict[str, Any], metric: str) -> bool:
+    return any(f["metric"] == metric for f in period.get("flags", ()))
+
+
+_LABELS = {
+    "short_rate": "short bodies",
+    "missing_date_rate": "no date",
+    "missing_title_rate": "no title",
+    "duplicate_rate": "duplicates",
+    "dead_letter_rate": "dead letters",
+    "removed_share": "text removed",
+    "median_words": "median words",
+}
+
+
+def flag_line(flag: dict[str, Any]) -> str:
+    """One flag in words: 'no title: 0% → 100% (+100 points)'."""
+    metric = flag["metric"]
+    if metric in RATES:
+        points = round(flag["change"] * 100, 1)
+        moved = f"{'+' if points > 0 else ''}{points:g} points"
+    else:
+        moved = f"{'+' if flag['change'] > 0 else ''}{flag['change']:.0%}"
+    return f"{_LABELS.get(metric, metric)}: {_shown(metric, flag['from'])} → {_shown(metric, flag['to'])} ({moved})"
+
+
+_STYLE = (
+    "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}"
+    "h2{margin-top:2em;border-bottom:1px solid #ddd}"
+    ".charts{display:flex;flex-wrap:wrap;gap:10px}"
+    "figure{margin:0}figcaption{font-size:12px;color:#444}figcaption.flag{color:#d4111e;font-weight:bold}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "td.flag{background:#fdd;color:#a00;font-weight:bold}ul.flags li{color:#a00}"
+)
 
 
 def to_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page (no external resources): a table per source, a chart per flag."""
+    """A self-contained HTML page (inline CSS and SVG; no script, no external resource): per source, the
+    flags in words, a small chart per metric over the periods (flags in red), and the table with rates
+    as percentages."""
     e = html.escape
     columns = ("period", "articles", "short_rate", "missing_date_rate", "missing_title_rate", "duplicate_rate",
                "dead_letter_rate", "median_words", "removed_share")  # fmt: skip
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>newsflow report</title>",
-        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.flag{background:#fdd}</style>",
+        f"<style>{_STYLE}</style>",
         f"</head><body><h1>newsflow report</h1><p>{e(report['since'])} to {e(report['until'])}, per "
-        f"{e(report['period'])}; {len(report['flagged'])} flag(s)</p>",
+        f"{e(report['period'])}; {len(report['sources'])} source(s), {len(report['flagged'])} flag(s) "
+        f"(a rate moving more than {report['thresholds']['rate'] * 100:g} points, median words more than "
+        f"{percent(report['thresholds']['median_words'])})</p>",
     ]
-    flagged_sources = {f["source"] for f in report["flagged"]}
     for source, periods in report["sources"].items():
+        flags = [f for f in report["flagged"] if f["source"] == source]
         parts.append(f"<h2>{e(source)}</h2>")
-        if source in flagged_sources:
-            metrics = sorted({f["metric"] for f in report["flagged"] if f["source"] == source})
-            parts.extend(
-                f"<figure><figcaption>{e(m)}</figcaption>{_chart(periods, m)}</figure>" for m in metrics
+        if flags:
+            parts.append(
+                "<ul class='flags'>"
+                + "".join(f"<li>{e(f['period'])}: {e(flag_line(f))}</li>" for f in flags)
+                + "</ul>"
             )
-        parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "<th>languages</th></tr>")
+        flagged_metrics = {f["metric"] for f in flags}
+        parts.append("<div class='charts'>")
+        for metric in CHART_METRICS:
+            caption_class = " class='flag'" if metric in flagged_metrics else ""
+            parts.append(
+                f"<figure><figcaption{caption_class}>{e(_LABELS[metric])}</figcaption>"
+                f"{_chart(periods, metric)}</figure>"
+            )
+        parts.append("</div>")
+        parts.append(
+            "<table><tr>"
+            + "".join(f"<th>{e(_LABELS.get(c, c))}</th>" for c in columns)
+            + "<th>languages</th></tr>"
+        )
         for p in periods:
-            flags = {f["metric"] for f in p["flags"]}
+            marked = {f["metric"] for f in p["flags"]}
             cells = "".join(
-                f"<td class='{'flag' if c in flags else ''}'>{e(str(p.get(c) if p.get(c) is not None else '-'))}</td>"
+                f"<td class='{'flag' if c in marked else ''}'>{e(_shown(c, p.get(c)) if c in CHART_METRICS else str(p.get(c)))}</td>"
                 for c in columns
             )
-            languages = ", ".join(f"{k} {v:.0%}" for k, v in p["languages"].items())
+            languages = ", ".join(f"{k} {percent(v)}" for k, v in p["languages"].items())
             parts.append(f"<tr>{cells}<td>{e(languages)}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")

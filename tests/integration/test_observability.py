@@ -300,3 +300,138 @@ def test_flower_lists_a_dead_lettered_task_as_failed(pipeline_env, start_worker,
             flower.wait(timeout=10)
         except subprocess.TimeoutExpired:
             flower.kill()
+
+
+def _all_json(path) -> list[dict[str, object]]:
+    """The JSON events of a process's log file; fails on any line that is not JSON."""
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"{path.name}: not a JSON line: {line[:200]!r}")
+    return events
+
+
+def test_reconciler_and_workers_beat_where_prometheus_sees_them(pipeline_env, start_worker, tmp_path):
+    """The exporter shows 0 open dead letters (not an empty series), 0 workers for an unserved stage, the
+    live worker's stages, and the reconciler's last pass (0 before its first); the reconciler loop and the
+    exporter log JSON only, the exporter's start at info; a worker logs no alembic plugin line."""
+    port = free_port()
+    exporter_log = tmp_path / "exporter.log"
+    with exporter_log.open("wb") as handle:
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "metrics", "--port", str(port)],
+            env=pipeline_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    reconciler_log = tmp_path / "reconciler.log"
+    reconciler = None
+    try:
+        wait_for(lambda: bool(_try_scrape(port)), timeout=60, message="the exporter")
+        gauges = scrape(port)
+        assert gauges["newsflow_reconcile_last_pass_timestamp_seconds"] == 0
+        open_letters = {k: v for k, v in gauges.items() if k.startswith("newsflow_dead_letters_open")}
+        assert len(open_letters) >= 4 * len(metrics.REASONS)
+        assert set(open_letters.values()) == {0}
+        assert gauges['newsflow_workers{stage="clean"}'] == 0
+
+        before = time.time()
+        worker = start_worker(queues="clean,dedup", env={"NEWSFLOW_HEARTBEAT_FILE": str(tmp_path / "hb")})
+        with reconciler_log.open("wb") as handle:
+            reconciler = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "reconcile", "--loop", "--every", "1"],
+                env=pipeline_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(
+            lambda: _try_scrape(port).get("newsflow_reconcile_last_pass_timestamp_seconds", 0) > before,
+            timeout=60,
+            message="a reconciler pass recorded",
+        )
+        wait_for(lambda: _try_scrape(port).get('newsflow_workers{stage="clean"}') == 1, message="heartbeat")
+        gauges = scrape(port)
+        assert gauges['newsflow_workers{stage="dedup"}'] == 1
+        assert gauges['newsflow_workers{stage="tag"}'] == gauges['newsflow_workers{stage="store"}'] == 0
+        worker.stop()
+        wait_for(lambda: _try_scrape(port).get('newsflow_workers{stage="clean"}') == 0, message="beat gone")
+    finally:
+        for process in (reconciler, exporter):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=20)
+    reconciler_events = _all_json(reconciler_log)
+    assert reconciler_events[0]["event"] == "reconcile_loop_started"
+    assert any(e["event"] == "reconcile_pass_done" for e in reconciler_events)
+    serving = [e for e in _all_json(exporter_log) if e["event"] == "metrics_exporter_serving"]
+    assert [e["level"] for e in serving] == ["info"]
+    worker_events = [json.loads(line) for line in worker.log_path.read_text().splitlines()]
+    assert not [e for e in worker_events if str(e.get("logger", "")).startswith("alembic")]
+    assert "worker_starting" in [e["event"] for e in worker_events]
+
+
+def test_liveness_is_the_heartbeat_and_needs_no_database(pipeline_env, start_worker, tmp_path):
+    """`health --live` passes while the worker beats, even with the database unreachable, and fails once
+    the worker's process is frozen (SIGSTOP) past --max-age; readiness (`health`) still checks the database."""
+    import signal
+
+    beat = tmp_path / "alive"
+    env = {**pipeline_env, "NEWSFLOW_HEARTBEAT_FILE": str(beat)}
+    worker = start_worker(queues="store", env=env)
+    wait_for(beat.exists, timeout=30, message="the heartbeat file")
+    no_db = {**env, "NEWSFLOW_DATABASE_URL": f"postgresql+psycopg://newsflow@127.0.0.1:{free_port()}/x"}
+    live = run_cli(no_db, "health", "--live", "--max-age", "30")
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert run_cli(no_db, "health", "--queues", "store").returncode == 1
+    worker.process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3)
+        stuck = run_cli(env, "health", "--live", "--max-age", "2")
+    finally:
+        worker.process.send_signal(signal.SIGCONT)
+    assert stuck.returncode == 1
+    assert "stuck" in stuck.stdout
+    missing = run_cli({**env, "NEWSFLOW_HEARTBEAT_FILE": str(tmp_path / "none")}, "health", "--live")
+    assert missing.returncode == 1
+
+
+@pytest.fixture
+def password_role(postgres_server, postgres_url) -> str:
+    """A role of the private cluster that must log in with a password (scram), on the test's database."""
+    from sqlalchemy import create_engine, text
+
+    from tests.servers import PostgresServer
+
+    if not isinstance(postgres_server, PostgresServer):
+        pytest.skip("needs the private cluster's pg_hba.conf")
+    role = "newsflow_password_test"
+    hba = postgres_server.data_dir / "pg_hba.conf"
+    rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+    if rule not in hba.read_text():
+        hba.write_text(rule + hba.read_text())  # first match wins: only this role needs a password
+    engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
+            conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'right-password'"))
+        conn.execute(text("SELECT pg_reload_conf()"))
+    engine.dispose()
+    return role
+
+
+def test_health_rejects_an_unknown_stage_and_names_refused_credentials(
+    pipeline_env, postgres_url, password_role
+):
+    """`health --queues bogus` is a usage error (exit 2); a wrong database password is reported as refused
+    credentials by `health` and by a refusing worker, not as unreachable."""
+    bogus = run_cli(pipeline_env, "health", "--queues", "bogus")
+    assert bogus.returncode == 2
+    assert "bogus" in bogus.stderr
+    from sqlalchemy.engine import make_url
+
+    wrong = make_url(postgres_url).set(username=password_role, password="wrong-password")
+    env = {**pipeline_env, "NEWSFLOW_DATABASE_URL": wrong.render_as_string(hide_password=False)}
+    checked = run_cli(env, "health", "--json", "--queues", "clean")
+    assert checked.returncode == 1
+    (database,) = [c for c in json.loads(checked.stdout)["checks"] if c["name"] == "database"]
+    assert database["detail"].startswith("refused the credentials"), database
+    result = _run_worker(env, queues="clean")
+    assert result.returncode == health.EXIT_REFUSED
+    assert "refused the credentials" in str(_refusal(result)["error"])

@@ -258,8 +258,33 @@ def _root(
     """News ingestion: raw scraped pages → clean → dedup → tag → store."""
 
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+PIPE_WIDTH = 10_000
+"""Columns a table may take when the output is not a terminal: a pipe or file gets whole cells."""
+
+
+class _Console(Console):
+    """A console whose width is the terminal's, or PIPE_WIDTH when it writes to a pipe or file.
+
+    rich assumes 80 columns without a terminal and wraps table cells to fit ("no_conte nt"); a piped
+    table should keep every cell whole so that `grep`, `cut` and `awk` see what was stored.
+    """
+
+    @property
+    def size(self) -> Any:
+        from rich.console import ConsoleDimensions
+
+        found = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, found.height)
+        return found
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)
 
 Paths = Annotated[
     list[str],

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from workers.cli.base import JsonOpt, app, out, settings_for
+from workers.cli.base import EXIT_USAGE, JsonOpt, app, fail, out, settings_for
 
 
 @app.command()
@@ -16,15 +16,42 @@ def health(
     load_model: Annotated[
         bool, typer.Option("--load-model", help="Load the tagger model (slow) instead of finding it.")
     ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Liveness only: the worker in this container beat in the last --max-age seconds "
+            "(its heartbeat file; no database, no Redis).",
+        ),
+    ] = False,
+    max_age: Annotated[int, typer.Option(help="Oldest heartbeat --live accepts, in seconds.")] = 60,
 ) -> None:
     """Check the database (schema at head), Redis and the tagger model; exit 1 if any fails.
 
-    For readiness and liveness probes; a worker runs the same checks before it starts.
+    For readiness probes ("its dependencies answer"); a worker runs the same checks before it
+    starts. An unknown stage in --queues is a usage error (exit 2).
+
+    With --live, the liveness probe ("this process is stuck"): only whether the worker's main
+    process touched its heartbeat file (NEWSFLOW_HEARTBEAT_FILE) in the last --max-age seconds, so
+    a database or Redis outage never restarts a worker.
     """
     from workers import health as checks
+    from workers.pipeline import STAGE_NAMES
 
-    settings = settings_for()
+    if live:
+        text, code = checks.report([checks.check_alive(max_age)], as_json=json_out)
+        out.print(text, markup=False, highlight=False)
+        raise typer.Exit(code)
+
     stages = [q.strip().removeprefix("newsflow.") for q in queues.split(",") if q.strip()]
+    unknown = [s for s in stages if s not in STAGE_NAMES]
+    if unknown or not stages:
+        fail(
+            f"--queues: unknown stage(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"stages are {', '.join(STAGE_NAMES)}",
+            EXIT_USAGE,
+        )
+    settings = settings_for()
     text, code = checks.report(checks.check_all(settings, stages, load_model=load_model), as_json=json_out)
     out.print(text, markup=False, highlight=False)
     raise typer.Exit(code)
@@ -43,5 +70,8 @@ def metrics_command(
     producer counts; the workers serve their own stage counters on NEWSFLOW_METRICS_PORT.
     """
     from workers import metrics
+    from workers.logging import configure_logging
 
-    metrics.serve_exporter(settings_for(), port=port, address=address)
+    settings = settings_for()
+    configure_logging(settings.log_format, settings.log_level)  # a service: its start is an info line
+    metrics.serve_exporter(settings, port=port, address=address)

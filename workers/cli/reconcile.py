@@ -1,11 +1,57 @@
 """`reconcile`: re-send articles whose message was lost (logic in `workers/reconcile.py`)."""
 
 import json
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from workers.cli.base import DbOpt, JsonOpt, app, err, progress, settings_for
+
+
+def run_loop(
+    settings: Any,
+    *,
+    every: float,
+    older_than: int | None,
+    limit: int | None = None,
+    passes: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Run a pass every `every` seconds until stopped (or `passes` done), logging JSON lines (a service).
+
+    A finished pass is recorded for the exporter (`newsflow_reconcile_last_pass_timestamp_seconds`), so
+    an alert fires when passes stop; a failed pass is logged and the next one tries again, and a pass
+    locked out by another reconciler records nothing (that one records its own).
+    """
+    from workers import metrics
+    from workers import reconcile as reconciler
+    from workers.errors import describe
+    from workers.logging import configure_logging, get_logger
+
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("workers.cli.reconcile")
+    log.info(
+        "reconcile_loop_started", every_s=every, older_than_s=older_than or settings.reconcile_older_than
+    )
+    done = 0
+    while passes is None or done < passes:
+        try:
+            report = reconciler.reconcile(settings, older_than=older_than, limit=limit)
+        except Exception as exc:  # database or broker away: the next pass tries again
+            log.warning("reconcile_pass_failed", error=describe(exc))
+        else:
+            if report.locked_out:
+                log.info("reconcile_pass_locked_out")
+            else:
+                metrics.record_reconcile_pass(settings, resent=report.sent)
+                log.info(
+                    "reconcile_pass_done", found=len(report.found), sent=report.sent, failed=report.failed
+                )
+        done += 1
+        if passes is None or done < passes:
+            sleep(every)
 
 
 @app.command()
@@ -20,7 +66,8 @@ def reconcile(
     json_out: JsonOpt = False,
     limit: Annotated[int | None, typer.Option(help="At most this many articles per pass.")] = None,
     loop: Annotated[
-        bool, typer.Option("--loop", help="Run a pass every --every seconds until stopped.")
+        bool,
+        typer.Option("--loop", help="Run a pass every --every seconds until stopped (a service: JSON logs)."),
     ] = False,
     every: Annotated[
         int | None,
@@ -36,13 +83,16 @@ def reconcile(
     younger than the queues' measured drain time is skipped (its message may still be queued or in
     flight); the summary says how many.
     Prints ARTICLE_ID<TAB>STAGE per article (or JSON lines). One pass at a time (a PostgreSQL lock).
+
+    With --loop it is a service (deploy/reconcile.sh; every shipped deployment runs one): it logs
+    JSON lines (one per pass) and records each finished pass for the exporter
+    (newsflow_reconcile_last_pass_timestamp_seconds), so an alert fires when passes stop.
     """
     from workers import reconcile as reconciler
 
     settings = settings_for(db)
     if loop:
-        err.print("reconciler loop started", highlight=False)
-        reconciler.loop(settings, every=every or settings.reconcile_every, older_than=older_than)
+        run_loop(settings, every=every or settings.reconcile_every, older_than=older_than, limit=limit)
         return
 
     def show_item(item: Any, ok: bool) -> None:

@@ -12,7 +12,9 @@ from workers.cli.base import EXIT_USAGE, DbOpt, JsonOpt, app, fail, note, out, p
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    from workers.report import percent
+
+    return percent(value)
 
 
 @app.command()
@@ -47,7 +49,7 @@ def report(
     """
     from workers.db.engine import transaction
     from workers.ops import filter_time
-    from workers.report import ReportParams, build, to_html
+    from workers.report import ReportParams, build, flag_line, to_html
 
     settings = settings_for(db)
     try:
@@ -105,6 +107,6 @@ def report(
             )
         out.print(table)
     for f in data["flagged"]:
-        note(f"flag: {f['source']} {f['period']}: {f['metric']} {f['from']} -> {f['to']}")
+        note(f"flag: {f['source']} {f['period']}: {flag_line(f)}")
     if not data["sources"]:
         note("no articles received in the window")

@@ -1,5 +1,6 @@
 """`reprocess`: run stored articles again from a stage, selected by id, source, date, verdict or version."""
 
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -23,6 +24,8 @@ from workers.cli.base import (
 )
 
 ID_CHUNK = 500
+_PREFIX = re.compile(r"[0-9a-f]{1,31}")
+"""An id prefix, as `show` and `trace` take (the full id is 32 lowercase hex characters)."""
 
 
 def _ids_from(args: list[str]) -> Iterator[str]:
@@ -42,7 +45,11 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 @app.command()
 def reprocess(
     ids: Annotated[
-        list[str] | None, typer.Argument(help="Article ids, or '-' to read them from stdin (one per line).")
+        list[str] | None,
+        typer.Argument(
+            help="Article ids or unique id prefixes (as show and trace take), or '-' to read them from stdin "
+            "(one per line)."
+        ),
     ] = None,
     start: Annotated[
         str, typer.Option("--from", help="Stage to restart from: clean, dedup, tag or store.")
@@ -84,8 +91,9 @@ def reprocess(
 
     Select by ids (arguments or stdin), or by filters that all must hold: --source, --since/--until
     (publication date, or --date stored), --verdict, --stale (the stage's record was made by another
-    version than the running code's) or --version V; or --all. Ids that name no article are
-    reported and skipped (exit code 1), never sent. Works in chunks in id order and prints each id
+    version than the running code's) or --version V; or --all. An id may be a unique prefix, as for
+    show and trace. Ids that name no article (or prefixes that name several) are reported and
+    skipped (exit code 1), never sent. Works in chunks in id order and prints each id
     as it goes, so an interrupted run resumes with --after LAST_ID; enqueuing waits (and says so)
     while the stage's queue is above the high-water mark. Stages are idempotent, so reprocessing an
     up-to-date article is harmless.
@@ -96,6 +104,7 @@ def reprocess(
         Selection,
         count_selected,
         filter_time,
+        ids_by_prefix,
         known_ids,
         record_runs,
         select_articles,
@@ -146,9 +155,19 @@ def reprocess(
                 try:
                     StageMessage(article_id=article, trace_id=run["run"])
                 except ValueError:
-                    note(f"not an article id: {article!r}")
-                    invalid += 1
-                    continue
+                    if not _PREFIX.fullmatch(article):
+                        note(f"not an article id or id prefix: {article!r}")
+                        invalid += 1
+                        continue
+                    # A prefix, as `show` and `trace` take: it must name exactly one article.
+                    matches = ids_by_prefix(settings, article)
+                    if len(matches) != 1:
+                        which = "no article" if not matches else "more than one article"
+                        note(f"{which} matches {article!r} (nothing sent)")
+                        unknown += not matches
+                        invalid += bool(matches)
+                        continue
+                    article = matches[0]  # noqa: PLW2901 -- the prefix stands for this id from here on
                 valid.append(article)
             found = known_ids(settings, valid)
             for article in valid:
@@ -184,7 +203,9 @@ def reprocess(
             {
                 verb: count,
                 "from": start,
-                "failed": replayer.failed,
+                # `failed` is the total stderr reports; the three kinds of failure follow it.
+                "failed": failed,
+                "send_failed": replayer.failed,
                 "invalid": invalid,
                 "unknown": unknown,
                 "waited_s": round(replayer.waited_s, 1),
