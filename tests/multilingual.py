@@ -55,7 +55,7 @@ ARTICLES: dict[str, tuple[str, str]] = {
 }
 """Language → (title, text dump body). Written for these tests; no language hint is given with them."""
 
-ENGLISH_NAMES = {("Louise Haigh", "PERSON"), ("Mick Lynch", "PERSON"), ("Wightlink", "ORG")}
+ENGLISH_NAMES = {("Louise Haigh", "PERSON"), ("Mick Lynch", "PERSON"), ("Portsmouth", "GPE")}
 FRENCH_NAMES = {("Emmanuel Macron", "PERSON"), ("Olaf Scholz", "PERSON"), ("Ursula von der Leyen", "PERSON")}
 
 
