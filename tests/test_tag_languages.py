@@ -211,3 +211,32 @@ def test_embedded_run_stores_untagged_articles_with_the_reason(tmp_path: Path) -
 
 def _names_of(stored: dict[str, object]) -> set[tuple[str, str]]:
     return {(e["name"], e["label"]) for e in stored["entities"]}  # type: ignore[attr-defined, index]
+
+
+def test_tag_command_language_max_entities_and_long_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`newsflow tag`: --language picks the model (none for 'de': exit 2 with the reason), a German text
+    without --language prints no entities and why, NEWSFLOW_MAX_ENTITIES caps the list, and text past
+    100,000 characters is reported as untagged."""
+    from workers.cli import app
+    from workers.settings import get_settings
+
+    french = runner.invoke(app, ["tag", "-", "--json", "--language", "fr"], input=ARTICLES["fr"][1])
+    assert french.exit_code == 0, french.stderr
+    assert {(e["name"], e["label"]) for e in json.loads(french.stdout)} >= FRENCH_NAMES
+    german = runner.invoke(app, ["tag", "-", "--json", "--language", "de"], input=ARTICLES["de"][1])
+    assert german.exit_code == 2
+    assert "untagged: no model for 'de'" in german.stderr
+    detected = runner.invoke(app, ["tag", "-", "--json"], input=ARTICLES["de"][1])
+    assert detected.exit_code == 0
+    assert json.loads(detected.stdout) == []
+    assert "untagged: no model for 'de'" in detected.stderr
+    long_text = (ARTICLES["en"][1] + "\n\n") * 300
+    monkeypatch.setenv("NEWSFLOW_MAX_ENTITIES", "2")
+    get_settings.cache_clear()
+    try:
+        capped = runner.invoke(app, ["tag", "-", "--json", "--language", "en"], input=long_text)
+    finally:
+        get_settings.cache_clear()
+    assert capped.exit_code == 0, capped.stderr
+    assert len(json.loads(capped.stdout)) == 2
+    assert "untagged: text past character 100,000" in capped.stderr
