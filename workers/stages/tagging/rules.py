@@ -413,6 +413,35 @@ def acronyms(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
     return sorted([*spans, *added], key=lambda s: s.start)
 
 
+_COMMON_WORD_LABELS: Final = frozenset({"PERSON", "GPE", "LOC", "FAC"})
+
+
+def drop_common_words(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
+    """Drop one-word person and place spans ("Iodine", "Writing", "North") whose word the article also
+    writes in lower case and that is in no longer person name of it: a capitalised common noun, not a
+    name. Acronyms ("US" beside "us") and organisations ("Church") are kept (pure)."""
+    in_names = {
+        norm_key(doc[i].text)
+        for s in spans
+        if s.label == "PERSON" and s.end - s.start >= 2
+        for i in range(s.start, s.end)
+    }
+    lower_words = {t.text for t in doc if t.text.islower()}
+    out: list[TokSpan] = []
+    for s in spans:
+        word = doc[s.start]
+        if (
+            s.label in _COMMON_WORD_LABELS
+            and s.end - s.start == 1
+            and not word.is_upper
+            and word.lower_ in lower_words
+            and norm_key(word.text) not in in_names
+        ):
+            continue
+        out.append(s)
+    return out
+
+
 def propagate_persons(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
     """Tag untagged repeats of person names found in the article, and bare surnames of full names (pure)."""
     return _propagate(doc, spans, frozenset({"PERSON"}))
@@ -535,6 +564,7 @@ RULES: Final[dict[str, Rule]] = {
     "institution_label": institution_label,
     "split_coordination": split_coordination,
     "label_vote": label_vote,
+    "drop_common_words": drop_common_words,
     "propagate_persons": propagate_persons,
     "propagate_orgs": propagate_orgs,
     "propagate_places": propagate_places,
