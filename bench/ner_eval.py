@@ -314,13 +314,8 @@ def french(path: Path, model: str, errors: int) -> None:
             ]
             rows += [
                 (f"    with {rule}", [ours(d, FRENCH_RULES | {rule}) for d in docs])
-                for rule in (
-                    "propagate_persons",
-                    "propagate_orgs",
-                    "acronyms",
-                    "drop_credits",
-                    "drop_common_words",
-                )
+                for rule in ("propagate_persons", "propagate_orgs", "acronyms", "drop_credits", "drop_titles")
+                if rule not in FRENCH_RULES
             ]
         for label, preds in rows:
             print(f"{label:<34}{fmt(score(zip(golds, preds, strict=True)))}")

@@ -587,7 +587,7 @@ DEFAULT_RULES: Final = frozenset(RULES) - {
 ENGLISH_RULES: Final = DEFAULT_RULES
 """Rules for English (the ones the GUM benchmark keeps)."""
 
-FRENCH_RULES: Final = frozenset({"split_lines", "trim_fr", "drop_digits", "drop_lower"})
+FRENCH_RULES: Final = frozenset({"split_lines", "trim_fr", "drop_digits", "drop_lower", "drop_common_words"})
 """Rules for French: none of the English tables (titles, "the", possessives, label fixes) hold there;
 `bench/ner_eval.py --french` measures these against the model alone."""
 
