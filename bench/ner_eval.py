@@ -2,6 +2,7 @@
 
 Usage (from the repo root):
     .venv/bin/python bench/ner_eval.py [--model NAME] [--no-speed] [--no-memory] [--errors N]
+        [--french PATH [--french-model NAME]] [--no-gum]
 
 Accuracy: exact character-span micro P/R/F1 over PERSON/ORG/LOC (our GPE/LOC/FAC count as LOC;
 gold MISC and our other labels are ignored), on ../shared/benchmarks/gum-ner/gum_news.jsonl (the
@@ -10,7 +11,19 @@ model alone, and the model with a leading "the" trimmed (the data set README's t
 Ablation: all rules, then all rules minus each one.
 Speed: words per CPU-second (time.process_time) over both sets, for the full spaCy pipeline, the
 NER-only pipeline (the baseline) and the whole tag stage (tag_many); ratios against the NER-only run.
-Memory: RSS of a fresh worker-like process after loading the model and tagging the corpus.
+Memory: RSS of a fresh worker-like process after loading the model and tagging the corpus; with
+--french, also a process routing by language: English articles only, then French ones too.
+
+French (--french PATH): the French part of the Europeana Newspapers NER corpora, `enp_FR.bnf.bio`
+(CC0; "Europeana Newspapers NER corpora, https://github.com/EuropeanaNewspapers/ner-corpora/,
+Europeana Newspapers Project, 2012-2015"; OCR of French newspapers from the Bibliotheque nationale
+de France, 1870-1906, one token and its IO tag per line). Nothing of it is kept in this repository:
+get the file from that repository and pass its path. It is cut into documents of about 400 tokens
+(ending at a sentence end); the first half (L'Ouest-Eclair, 1906) is the tuning set, the second
+(La Lanterne, Le Rappel and others) is held out. Spans are exact character spans over PER/ORG/LOC
+as above. Rows: the English model with the English rules (what every French article got before
+issue 21), the French model alone, the French model with our normalisation switched off (grouping
+only), and with the French rules, plus the French rules' ablation on the tuning half.
 """
 
 from __future__ import annotations
@@ -33,7 +46,8 @@ import spacy  # noqa: E402  (after the sys.path line so the script runs without 
 
 from schemas.cleaned import CleanedArticle  # noqa: E402
 from workers.stages.tag import DEFAULT_MODEL, entities_from_doc, load_model, tag_many  # noqa: E402
-from workers.stages.tagging.rules import DEFAULT_RULES, RULES  # noqa: E402
+from workers.stages.tagging.languages import WIKINER_LABELS  # noqa: E402
+from workers.stages.tagging.rules import DEFAULT_RULES, ENGLISH_RULES, FRENCH_RULES, RULES  # noqa: E402
 
 DATA = REPO.parent / "shared" / "benchmarks" / "gum-ner"
 EVAL_LABEL = {"PERSON": "PERSON", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC"}
@@ -59,7 +73,7 @@ def model_only(doc: spacy.tokens.Doc, strip_the: bool) -> set[Span]:
     """The model's raw spans mapped to eval labels, optionally with a leading "the " trimmed."""
     out: set[Span] = set()
     for ent in doc.ents:
-        label = EVAL_LABEL.get(ent.label_)
+        label = EVAL_LABEL.get(WIKINER_LABELS.get(ent.label_, ent.label_))
         if label is None:
             continue
         start = ent.start_char
@@ -69,8 +83,9 @@ def model_only(doc: spacy.tokens.Doc, strip_the: bool) -> set[Span]:
     return out
 
 
-def ours(doc: spacy.tokens.Doc, rules: frozenset[str]) -> set[Span]:
-    """Mentions of our entities mapped to eval labels (each mention under its entity's label)."""
+def ours(doc: spacy.tokens.Doc, rules: frozenset[str] | None) -> set[Span]:
+    """Mentions of our entities mapped to eval labels (each mention under its entity's label);
+    `rules` None: the rules of the doc's language."""
     out: set[Span] = set()
     for entity in entities_from_doc(doc, rules=rules):
         label = EVAL_LABEL.get(entity.label)
@@ -125,6 +140,7 @@ def accuracy(nlp: spacy.language.Language, sets: dict[str, list[dict[str, Any]]]
                 if rule in DEFAULT_RULES
                 else (f"  with {rule} (off)", [ours(d, DEFAULT_RULES | {rule}) for d in docs])
                 for rule in RULES
+                if rule != "trim_fr"
             ]
         for label, preds in rows:
             print(f"{label:<28}{fmt(score(zip(golds, preds, strict=True)))}")
@@ -191,6 +207,164 @@ def speed(model: str, texts: list[str], rounds: int = 3) -> None:
     )
 
 
+FRENCH_LABEL = {"PER": "PERSON", "ORG": "ORG", "LOC": "LOC"}
+NO_SPACE_BEFORE = frozenset({",", ".", ")", "]", "\u2026"})
+NO_SPACE_AFTER = frozenset({"(", "["})
+SENTENCE_END = frozenset({".", "!", "?"})
+FRENCH_DOC_TOKENS = 400
+
+
+class _FrenchDocs:
+    """Builds documents from the IO token stream: detokenised text and gold spans by offset."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parts: list[str] = []
+        self.entities: list[dict[str, Any]] = []
+        self.length = 0
+        self.count = 0
+        self.previous = ""
+        self.open: dict[str, Any] | None = None
+
+    def _close(self) -> None:
+        if self.open is not None:
+            self.entities.append(self.open)
+            self.open = None
+
+    def flush(self) -> None:
+        self._close()
+        if self.parts:
+            self.docs.append({"text": "".join(self.parts), "entities": self.entities})
+        self._reset()
+
+    def add(self, token: str, tag: str) -> None:
+        previous = self.previous
+        glue = (
+            not self.parts
+            or token in NO_SPACE_BEFORE
+            or previous in NO_SPACE_AFTER
+            or previous.endswith(("'", "\u2019"))
+        )
+        if not glue:
+            self.parts.append(" ")
+            self.length += 1
+        start = self.length
+        self.parts.append(token)
+        self.length += len(token)
+        label = FRENCH_LABEL.get(tag.split("-", 1)[-1]) if tag != "O" else None
+        if label is None:
+            self._close()
+        elif self.open is not None and self.open["label"] == label and not tag.startswith("B-"):
+            self.open["end"] = self.length
+        else:
+            self._close()
+            self.open = {"start": start, "end": self.length, "label": label}
+        self.previous = token
+        self.count += 1
+        if self.count >= FRENCH_DOC_TOKENS and token in SENTENCE_END:
+            self.flush()
+
+
+def load_french(path: Path) -> list[dict[str, Any]]:
+    """The Europeana French IO file → documents {"text", "entities"} of about FRENCH_DOC_TOKENS tokens:
+    tokens joined by spaces (none before , . ) or after ( and an apostrophe), gold spans by offset."""
+    builder = _FrenchDocs()
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split()
+            if len(fields) >= 2:
+                builder.add(fields[0], fields[-1])
+    builder.flush()
+    return builder.docs
+
+
+def french(path: Path, model: str, errors: int) -> None:
+    """Print the French figures: tuning half and held-out half, each variant beside the model alone."""
+    data = load_french(path)
+    half = len(data) // 2
+    halves = {"tuning": data[:half], "held-out": data[half:]}
+    french_nlp = load_model(model)
+    english_nlp = load_model(DEFAULT_MODEL)
+    header = f"{'variant':<34}" + "  ".join(f"{k + ' P/R/F1':<17}" for k in (*LABELS, "micro"))
+    for name, part in halves.items():
+        texts = [d["text"] for d in part]
+        golds = [gold_spans(d) for d in part]
+        docs = list(french_nlp.pipe(texts, batch_size=32))
+        en_docs = list(english_nlp.pipe(texts, batch_size=32))
+        words = sum(len(t.split()) for t in texts)
+        print(
+            f"\n== french {name}: {len(part)} docs, {words} words, "
+            f"{sum(len(g) for g in golds)} gold PER/ORG/LOC spans ({path.name}) =="
+        )
+        print(header)
+        rows: list[tuple[str, Sequence[set[Span]]]] = [
+            ("English model+rules (before)", [ours(d, ENGLISH_RULES) for d in en_docs]),
+            (f"{model} alone", [model_only(d, False) for d in docs]),
+            ("  normalisation off (grouping)", [ours(d, frozenset()) for d in docs]),
+            ("  French rules (shipped)", [ours(d, FRENCH_RULES) for d in docs]),
+            ("  English rules instead", [ours(d, ENGLISH_RULES) for d in docs]),
+        ]
+        if name == "tuning":
+            rows += [
+                (f"    without {rule}", [ours(d, FRENCH_RULES - {rule}) for d in docs])
+                for rule in sorted(FRENCH_RULES)
+            ]
+            rows += [
+                (f"    with {rule}", [ours(d, FRENCH_RULES | {rule}) for d in docs])
+                for rule in ("propagate_persons", "propagate_orgs", "acronyms", "drop_credits", "drop_titles")
+                if rule not in FRENCH_RULES
+            ]
+        for label, preds in rows:
+            print(f"{label:<34}{fmt(score(zip(golds, preds, strict=True)))}")
+        if errors:
+            show_errors(part, golds, [ours(d, FRENCH_RULES) for d in docs], errors)
+
+
+ROUTED_MEMORY_SCRIPT = """
+import json, sys
+sys.path.insert(0, {repo!r})
+def rss():
+    d = dict(l.split(':', 1) for l in open('/proc/self/status'))
+    return int(d['VmRSS'].split()[0]) // 1024, int(d['VmHWM'].split()[0]) // 1024
+from schemas.cleaned import CleanedArticle
+from workers.stages.tag import Taggers, tag_routed
+from workers.settings import Settings
+texts = json.load(sys.stdin)
+taggers = Taggers(Settings().tagger_model_map)
+before = rss()[0]
+def arts(lang):
+    return [CleanedArticle(article_id=f"{{i:032x}}", version="bench", text=t, language=lang)
+            for i, t in enumerate(texts[lang])]
+for _ in range(3):
+    tag_routed(arts("en"), taggers)
+en_now, en_peak = rss()
+for _ in range(3):
+    tag_routed(arts("fr"), taggers)
+now, peak = rss()
+print(f"imports {{before}} MB; en only: {{en_now}} MB after tagging, peak {{en_peak}} MB; "
+      f"en+fr: {{now}} MB after tagging, peak {{peak}} MB")
+"""
+
+
+def routed_memory(english: list[str], french_texts: list[str]) -> None:
+    """Print RSS of a fresh process routing by language: English articles only, then French ones too."""
+    script = ROUTED_MEMORY_SCRIPT.format(repo=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps({"en": english, "fr": french_texts}),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    print(
+        f"\n== memory by language (fresh process, RSS, models loaded on first use) ==\n{out.stdout.strip()}"
+    )
+
+
 MEMORY_SCRIPT = """
 import json, sys
 sys.path.insert(0, {repo!r})
@@ -235,18 +409,30 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--errors", type=int, default=0, help="print the N most frequent errors per set")
+    parser.add_argument(
+        "--french", type=Path, help="path of enp_FR.bnf.bio (Europeana Newspapers NER, French; see above)"
+    )
+    parser.add_argument("--french-model", default="fr_core_news_sm")
+    parser.add_argument("--no-gum", action="store_true", help="skip the GUM (English) figures")
     args = parser.parse_args()
+    if args.french is not None and not args.french.is_file():
+        sys.exit(f"--french {args.french}: no such file (get enp_FR.bnf.bio from the Europeana corpora)")
     sets = {name: data for name in ("news", "interview") if (data := load_set(name))}
     if not sets:
         sys.exit(f"benchmark data not found under {DATA}")
-    nlp = load_model(args.model)
-    print(f"model {args.model} pipes {nlp.pipe_names}")
-    accuracy(nlp, sets, args.errors)
     texts = [d["text"] for data in sets.values() for d in data]
-    if not args.no_speed:
-        speed(args.model, texts)
-    if not args.no_memory:
-        memory(args.model, texts)
+    if not args.no_gum:
+        nlp = load_model(args.model)
+        print(f"model {args.model} pipes {nlp.pipe_names}")
+        accuracy(nlp, sets, args.errors)
+        if not args.no_speed:
+            speed(args.model, texts)
+        if not args.no_memory:
+            memory(args.model, texts)
+    if args.french is not None:
+        french(args.french, args.french_model, args.errors)
+        if not args.no_memory:
+            routed_memory(texts, [d["text"] for d in load_french(args.french)][:40])
 
 
 if __name__ == "__main__":

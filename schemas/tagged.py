@@ -41,3 +41,16 @@ class TaggedArticle(Frozen):
     model_version: str
     entities: tuple[Entity, ...] = ()
     skipped: str | None = Field(default=None, description="Why tagging was skipped, if it was.")
+    language: str | None = Field(
+        default=None, description="Language the article was tagged in (or found to be in, when untagged)."
+    )
+    untagged: str | None = Field(
+        default=None,
+        description="Why the article has no entities though it is no skipped duplicate: \"no model for 'de'\", "
+        "\"language unknown, detector not confident ('en' 0.41 < 0.9)\".",
+    )
+    untagged_from: int | None = Field(
+        default=None,
+        ge=0,
+        description="Offset from which the text was not tagged (the model reads the first 100,000 characters).",
+    )

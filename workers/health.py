@@ -165,8 +165,19 @@ def check_all(
     """Every check the given stages need: database, Redis, and the model when `tag` is among them."""
     checks = [check_database(settings.database_url), check_redis(settings.broker_url.unicode_string())]
     if "tag" in stages:
-        checks.append(check_model(settings.tagger_model, load=load_model))
+        checks.append(check_models(settings.tagger_model_map, load=load_model))
     return checks
+
+
+def check_models(models: dict[str, str], *, load: bool) -> Check:
+    """Every language's tagger model is installed; with `load`, the English (default) one loads too
+    (the others load on the first article in their language)."""
+    default = check_model(models["en"], load=load)
+    others = [(lang, check_model(name, load=False)) for lang, name in sorted(models.items()) if lang != "en"]
+    if not others:
+        return default
+    detail = "; ".join([f"en: {default.detail}", *(f"{lang}: {c.detail}" for lang, c in others)])
+    return Check("tagger_model", default.ok and all(c.ok for _, c in others), detail)
 
 
 def report(checks: list[Check], *, as_json: bool) -> tuple[str, int]:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,11 @@ WORKER_METRICS = {
     "newsflow_tasks_in_progress": ("gauge", ("stage",), "Stage tasks running now."),
     "newsflow_dedup_verdicts_total": ("counter", ("verdict",), "Dedup verdicts decided."),
     "newsflow_entities_per_article": ("histogram", (), "Entities found per tagged (not skipped) article."),
+    "newsflow_tag_languages_total": (
+        "counter",
+        ("language", "tagged"),
+        "Articles the tag stage saw (duplicates skipped aside), by language and whether a model tagged them.",
+    ),
 }
 EXPORTER_METRICS = {
     "newsflow_queue_messages": (
@@ -125,6 +131,14 @@ def bounded(value: Any, allowed: Iterable[str], other: str = "other") -> str:
     return value if isinstance(value, str) and value in allowed else other
 
 
+@cache
+def _languages() -> frozenset[str]:
+    """Language label values: the ISO 639-1 codes (pycountry's table), a closed set."""
+    import pycountry
+
+    return frozenset(str(lang.alpha_2) for lang in pycountry.languages if hasattr(lang, "alpha_2"))
+
+
 # --- worker side ----------------------------------------------------------------------------------
 
 _STAGE_OF = {keys.task_name(s): s for s in STAGE_NAMES}
@@ -154,6 +168,7 @@ class _WorkerMetrics:
         self.entities = Histogram(
             "newsflow_entities_per_article", *spec("newsflow_entities_per_article"), buckets=ENTITY_BUCKETS
         )
+        self.languages = Counter("newsflow_tag_languages", *spec("newsflow_tag_languages_total"))
 
 
 _metrics: _WorkerMetrics | None = None
@@ -183,7 +198,10 @@ def _remember_summary(event: MutableMapping[str, Any]) -> None:
     task_id = structlog.contextvars.get_contextvars().get("task_id")
     if isinstance(task_id, str):
         _summaries.setdefault(task_id, []).append(
-            {k: event.get(k) for k in ("outcome", "reason", "verdict", "entities", "skipped")}
+            {
+                k: event.get(k)
+                for k in ("outcome", "reason", "verdict", "entities", "skipped", "language", "untagged")
+            }
         )
 
 
@@ -340,9 +358,18 @@ def _task_finished(
         if stage == "dedup" and summary.get("verdict") is not None:
             m.verdicts.labels(bounded(summary["verdict"], VERDICTS)).inc()
         if stage == "tag" and not summary.get("skipped"):
-            entities = summary.get("entities")
-            if isinstance(entities, int):
-                m.entities.observe(entities)
+            _observe_tagged(m, summary)
+
+
+def _observe_tagged(m: _WorkerMetrics, summary: dict[str, Any]) -> None:
+    """Count one article the tag stage saw by language and tagged-or-not; observe its entities if tagged."""
+    untagged = bool(summary.get("untagged"))
+    m.languages.labels(
+        bounded(summary.get("language"), _languages(), "unknown"), "no" if untagged else "yes"
+    ).inc()
+    entities = summary.get("entities")
+    if not untagged and isinstance(entities, int):
+        m.entities.observe(entities)
 
 
 for _signal, _handler in (

@@ -190,9 +190,10 @@ def _skip_tagging(verdict: DedupVerdict, settings: Settings) -> bool:
 
 
 def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
-    """Tag a batch of cleaned articles (duplicates skipped unless configured) with one `nlp.pipe` over
-    the batch; records each `tag` result. One transaction: one read, one write. If the batch's model call
-    fails, each article is tagged alone, so a bad article fails by itself. Idempotent.
+    """Tag a batch of cleaned articles (duplicates skipped unless configured), each by the model of its
+    language (one `nlp.pipe` per language; other languages recorded untagged, with the reason); records
+    each `tag` result. One transaction: one read, one write. If the batch's model call fails, each
+    article is tagged alone, so a bad article fails by itself. Idempotent.
     """
     from workers.stages import tag as tag_stage
 
@@ -201,7 +202,7 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
     results: list[BatchOutcome] = [{} for _ in msgs]
     with transaction(ctx.database_url) as session:
         inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean", "dedup"))
-        nlp = tag_stage.load_model(ctx.settings.tagger_model)
+        taggers = tag_stage.Taggers(ctx.settings.tagger_model_map)
         tagged: dict[int, TaggedArticle] = {}
         to_tag: list[tuple[int, CleanedArticle]] = []
         for i, msg in enumerate(msgs):
@@ -217,19 +218,18 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
                 continue
             cleaned, verdict = found
             if _skip_tagging(verdict, ctx.settings):
-                model, model_version = tag_stage.model_info(nlp)
                 tagged[i] = TaggedArticle(
                     article_id=msg.article_id,
                     version=tag_stage.VERSION,
-                    model=model,
-                    model_version=model_version,
+                    model=tag_stage.NO_MODEL,
+                    model_version=tag_stage.NO_MODEL,
                     skipped=f"{verdict.kind} of {verdict.duplicate_of}",
                 )
             else:
                 to_tag.append((i, cleaned))
         # One model call for the batch; a lone article, or a batch whose call failed, goes one by one.
         together = (
-            _isolated(lambda: tag_stage.tag_many([c for _, c in to_tag], nlp, max_entities=cap), fatal)
+            _isolated(lambda: tag_stage.tag_routed([c for _, c in to_tag], taggers, max_entities=cap), fatal)
             if len(to_tag) > 1
             else None
         )
@@ -237,7 +237,7 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
             one = (
                 together[n]
                 if isinstance(together, list)
-                else _isolated(lambda: tag_stage.tag(cleaned, nlp, max_entities=cap), fatal)  # noqa: B023
+                else _isolated(lambda: tag_stage.tag_routed([cleaned], taggers, max_entities=cap)[0], fatal)  # noqa: B023
             )
             if isinstance(one, Exception):
                 results[i] = one
@@ -248,6 +248,8 @@ def tag_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome]:
                 "version": article.version,
                 "entities": len(article.entities),
                 "skipped": article.skipped is not None,
+                "language": article.language,
+                "untagged": article.untagged,
             }
         repo.upsert_results(
             session,

@@ -9,6 +9,7 @@ Per source and period (a day by default, by raw arrival time), from the tables t
 | `missing_date_rate`, `missing_title_rate` | stored articles without a publication date / a title |
 | `languages` | share of each language among stored articles |
 | `duplicate_rate` | stored articles judged exact or near duplicates |
+| `untagged_rate` | stored articles left untagged for their language (no model for it, or unclear) |
 | `dead_letter_rate` | received articles with a dead letter (open or closed) |
 | `median_words` | median words of stored articles |
 | `removed_share` | share of the cleaned page's characters that cleaning removed (the audit keeps at most 300 characters of each removed block, so this is a lower bound) |
@@ -37,6 +38,7 @@ RATES = (
     "missing_date_rate",
     "missing_title_rate",
     "duplicate_rate",
+    "untagged_rate",
     "dead_letter_rate",
     "removed_share",
 )
@@ -73,6 +75,7 @@ def _rows(session: Session, params: ReportParams, since: datetime) -> list[dict[
             ArticleRow.title,
             ArticleRow.published_at,
             ArticleRow.language,
+            ArticleRow.untagged,
             ArticleRow.status,
             StageResultRow.output,
         )
@@ -137,6 +140,7 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "duplicate_rate": rate(
             sum(1 for r in stored if r["status"] in ("exact_duplicate", "near_duplicate")), s
         ),
+        "untagged_rate": rate(sum(1 for r in stored if r["untagged"]), s),
         "dead_letter_rate": rate(sum(1 for r in rows if r["dead"]), n),
         "median_words": statistics.median(r["word_count"] for r in stored) if stored else None,
         "removed_share": round(statistics.fmean(shares), 4) if shares else None,
@@ -331,7 +335,7 @@ def to_html(report: dict[str, Any]) -> str:
     as percentages."""
     e = html.escape
     columns = ("period", "articles", "short_rate", "missing_date_rate", "missing_title_rate", "duplicate_rate",
-               "dead_letter_rate", "median_words", "removed_share")  # fmt: skip
+               "untagged_rate", "dead_letter_rate", "median_words", "removed_share")  # fmt: skip
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>newsflow report</title>",
         f"<style>{_STYLE}</style>",

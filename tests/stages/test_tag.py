@@ -262,6 +262,28 @@ def _run(doc: Doc, *names: str) -> list[tuple[str, str]]:
     return [(doc[s.start : s.end].text, s.label) for s in spans]
 
 
+def test_drop_common_words_drops_capitalised_common_nouns_only() -> None:
+    """drop_common_words drops a one-word person or place the text also writes in lower case ("Iodine"
+    beside "iodine"), never an acronym ("US" beside "us"), an organisation, or a word of a full name."""
+    doc = _doc(
+        "Iodine tablets ran out. The iodine went to US towns near us. Church leaders met. The church "
+        "said Frank Hall spoke; Hall was frank.",
+        [
+            ("Iodine", "PERSON"),
+            ("US", "GPE"),
+            ("Church", "ORG"),
+            ("Frank Hall", "PERSON"),
+            ("Hall", "PERSON"),
+        ],
+    )
+    assert _run(doc, "drop_common_words") == [
+        ("US", "GPE"),
+        ("Church", "ORG"),
+        ("Frank Hall", "PERSON"),
+        ("Hall", "PERSON"),
+    ]
+
+
 def test_trim_strips_the_titles_and_possessives() -> None:
     """trim removes a leading "the", person titles (with a country in front) and a possessive 's."""
     doc = _doc(

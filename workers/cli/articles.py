@@ -50,7 +50,7 @@ def show(
 
     Metadata, dedup verdict, similarity, reason and cluster, entities and stage versions.
     """
-    from schemas import CleanedArticle, DedupVerdict
+    from schemas import CleanedArticle, DedupVerdict, TaggedArticle
     from workers.db import repo
     from workers.db.engine import transaction
 
@@ -60,12 +60,16 @@ def show(
         article = repo.fetch_article(session, found)
         cleaned = repo.load_result(session, found, "clean", CleanedArticle)
         verdict = repo.load_result(session, found, "dedup", DedupVerdict)
+        tagged = repo.load_result(session, found, "tag", TaggedArticle)
+    tagging = _tagging(tagged)
     if json_out:
         data: dict[str, Any] = (
             json.loads(article.model_dump_json()) if article else {"id": found, "stored": False}
         )
         if verdict is not None:
             data["verdict"] = json.loads(verdict.model_dump_json())
+        if tagged is not None:
+            data["tagging"] = {"language": tagged.language, "untagged": tagged.untagged, "note": tagging}
         if removed and cleaned is not None:
             data["removed"] = [r.model_dump() for r in cleaned.removed]
         print_json(data)
@@ -89,6 +93,7 @@ def show(
         ("similarity", f"{verdict.similarity:.3f}" if verdict and verdict.similarity is not None else None),
         ("reason", verdict.reason if verdict else None),
         ("cluster", article.cluster_id),
+        ("tagging", tagging),
         ("versions", ", ".join(f"{k}={v}" for k, v in article.versions.items())),
     ):
         if value:
@@ -111,6 +116,18 @@ def show(
         for r in cleaned.removed:
             table.add_row(plain(r.reason), plain(r.text))
         out.print(table)
+
+
+def _tagging(tagged: Any) -> str | None:
+    """One line on how the article was tagged: "untagged: no model for 'de'", "fr", "en, text past ..."."""
+    if tagged is None:
+        return None
+    if tagged.untagged:
+        return f"untagged: {tagged.untagged}"
+    if tagged.skipped:
+        return f"skipped: {tagged.skipped}"
+    cut = f", untagged past character {tagged.untagged_from:,}" if tagged.untagged_from is not None else ""
+    return f"{tagged.language or '?'} by {tagged.model}{cut}"
 
 
 @app.command()

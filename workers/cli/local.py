@@ -209,12 +209,24 @@ def clean_command(paths: Paths, json_out: JsonOpt = False, source: SourceOpt = "
 def tag_command(
     file: Annotated[str, typer.Argument(help="A plain-text file, or '-' for stdin.")],
     json_out: JsonOpt = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            "-l",
+            help="Language of the text (en, fr, ...): tag it with that language's model from "
+            "NEWSFLOW_TAGGER_MODELS. Default: detected from the text (English when unclear).",
+        ),
+    ] = None,
 ) -> None:
     """Tag plain text and print the entities; store nothing.
 
-    Offsets are into the text exactly as given.
+    Offsets are into the text exactly as given. At most NEWSFLOW_MAX_ENTITIES entities (the most
+    salient); only the first 100,000 characters are tagged, and a note on stderr says so. A text in a
+    language without a model prints no entities and the reason (stderr).
     """
     from workers.stages import tag as tag_stage
+    from workers.stages.tagging import languages
 
     settings = settings_for()
     if file == "-":
@@ -230,8 +242,37 @@ def tag_command(
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             fail(f"{file}: cannot read: {exc.strerror or exc}", EXIT_USAGE)
-    nlp = tag_stage.load_model(settings.tagger_model)
-    entities = tag_stage.tag_text(text, nlp)
+    models = settings.tagger_model_map
+    if language is not None:
+        lang = languages.code(language)
+        if lang is None or lang not in models:
+            fail(
+                f"untagged: no model for {language!r}; models: {', '.join(sorted(models))} "
+                "(NEWSFLOW_TAGGER_MODELS, e.g. de=de_core_news_sm)",
+                EXIT_USAGE,
+            )
+    else:
+        choice = languages.choose(None, text, models)
+        lang = choice.language if choice.untagged is None else None
+        if choice.language is not None and choice.untagged is not None:  # clearly a language without a model
+            err.print(f"untagged: {choice.untagged}", markup=False, highlight=False)
+            if json_out:
+                print_json([])
+            return
+        if lang is None:
+            lang = "en"
+            err.print(
+                f"{choice.untagged}: tagged as 'en' (--language to choose)", markup=False, highlight=False
+            )
+    nlp = tag_stage.load_model(models[lang])
+    entities = tag_stage.tag_text(text, nlp, max_entities=settings.max_entities)
+    if len(text) > tag_stage.MAX_TAG_CHARS:
+        err.print(
+            f"untagged: text past character {tag_stage.MAX_TAG_CHARS:,} ({len(text) - tag_stage.MAX_TAG_CHARS:,} "
+            "characters) is not read by the model",
+            markup=False,
+            highlight=False,
+        )
     if json_out:
         print_json([e.model_dump() for e in entities])
         return

@@ -42,7 +42,7 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Per source and period: articles, short-body, missing date and title, duplicate and dead-letter
-    rates, language mix, median words and share of text removed, each with its change against the
+    rates, share left untagged (no model for the language), language mix, median words and share of text removed, each with its change against the
     previous period, flagged when it moves beyond the threshold.
 
     A layout change at one site shows up the day it happens. Exit code 0 (flags are findings, not errors).
@@ -81,6 +81,7 @@ def report(
             "no date",
             "no title",
             "dups",
+            "untagged",
             "dead",
             "median words",
             "removed",
@@ -100,6 +101,7 @@ def report(
                 cell("missing_date_rate", _pct(p["missing_date_rate"])),
                 cell("missing_title_rate", _pct(p["missing_title_rate"])),
                 cell("duplicate_rate", _pct(p["duplicate_rate"])),
+                cell("untagged_rate", _pct(p["untagged_rate"])),
                 cell("dead_letter_rate", _pct(p["dead_letter_rate"])),
                 cell("median_words", "-" if p["median_words"] is None else f"{p['median_words']:g}"),
                 cell("removed_share", _pct(p["removed_share"])),

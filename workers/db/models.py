@@ -83,6 +83,9 @@ class ArticleRow(Base):
     word_count: Mapped[int] = mapped_column(Integer)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     language: Mapped[str | None] = mapped_column(String(35))
+    untagged: Mapped[str | None] = mapped_column(
+        Text, doc="Why the tag stage found no entities to look for (no model for 'de'); NULL when tagged."
+    )
     dateline: Mapped[str | None] = mapped_column(Text)
     credits: Mapped[list[str]] = mapped_column(JSON)
     authors: Mapped[list[str]] = mapped_column(JSON)

@@ -350,6 +350,7 @@ def _article_values(write: ArticleWrite) -> dict[str, Any]:
         "word_count": len(article.text.split()),
         "published_at": article.published_at,
         "language": article.language,
+        "untagged": write.tagged.untagged if write.tagged is not None else None,
         "dateline": article.dateline,
         "credits": list(article.credits),
         "authors": list(article.authors),

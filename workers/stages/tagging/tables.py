@@ -33,6 +33,18 @@ LEADING_DROP: Final = frozenset({"the", "a", "an"})
 
 POSSESSIVES: Final = frozenset({"'s", "\u2019s", "'", "\u2019", "s'"})
 
+FRENCH_LEADING_DROP: Final = frozenset({"le", "la", "les", "l'", "l\u2019", "un", "une"})
+"""French determiners never part of a name span ("la France", "l'ONU")."""
+
+FRENCH_PARTICLES: Final = frozenset({"de", "du", "des", "d'", "d\u2019"})
+"""French "of" words dropped in front of a place or organisation ("de Paris", "du Sénat"); kept in
+front of a person's name, where they are the particle ("de Gaulle")."""
+
+FRENCH_TITLES: Final = frozenset(
+    norm_key(word) for word in words("""M. MM. Mme Mmes Mlle Mlles Me Mgr Dr Pr""")
+)
+"""Courtesy titles in front of a French person's name ("M. Dupont", "Mme Borne")."""
+
 TITLE_WORDS: Final = frozenset(
     norm_key(word)
     for word in words(
