@@ -85,6 +85,8 @@ def main() -> int:
         "-q",
         "-p",
         "no:cacheprovider",
+        # Minutes of freeze plus the recovery: above the suite's 300 s per test.
+        f"--timeout={int(600 + 2 * max(args.outage, args.freeze, args.pause))}",
     ]
     if args.k:
         argv += ["-k", args.k]

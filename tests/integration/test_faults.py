@@ -273,7 +273,7 @@ def test_worker_child_killed_mid_task_is_redelivered_and_stored_once(pipeline_en
     wait_for(lambda: _unacked(broker) == 0, timeout=30, message="every delivered message acknowledged")
 
 
-def test_redis_restarted_mid_flight_loses_nothing(pipeline_env, start_worker, redis_server):
+def test_redis_restarted_mid_flight_loses_nothing(pipeline_env, start_worker, redis_server, start_reconciler):
     """Redis SIGKILLed and restarted with tasks in flight and queued: the worker reconnects and every article is stored once."""
     worker = start_worker(concurrency=2)
     db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
@@ -597,9 +597,9 @@ def _long_outage_env(env: dict[str, str]) -> None:
     env["NEWSFLOW_MAX_RETRIES"] = str(max(20, int(FREEZE_S)))
 
 
-def test_frozen_redis_loses_nothing(pipeline_env, start_worker, redis_server):
-    """Redis frozen (SIGSTOP, as a VM pause) with work in flight, then thawed: every article stored once,
-    no dead letter, none both stored and dead-lettered."""
+def test_frozen_redis_loses_nothing(pipeline_env, start_worker, redis_server, start_reconciler):
+    """Redis frozen (SIGSTOP, as a VM pause) with work in flight, then thawed, the reconciler running as
+    deployed: every article stored once, no dead letter, none both stored and dead-lettered."""
     if redis_server.pid is None:
         pytest.skip("an external Redis cannot be frozen")
     _long_outage_env(pipeline_env)
@@ -607,6 +607,7 @@ def test_frozen_redis_loses_nothing(pipeline_env, start_worker, redis_server):
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     ids = _enqueue_all(pipeline_env)
     wait_for(lambda: _clean_stored(db) >= 1, timeout=STORE_TIMEOUT_S, message="work in flight")
+    start_reconciler(every=2, older_than=10)
     _freeze([redis_server.pid])
     try:
         time.sleep(FREEZE_S)
@@ -619,9 +620,10 @@ def test_frozen_redis_loses_nothing(pipeline_env, start_worker, redis_server):
     assert_stored_exactly_once(db, ids)
 
 
-def test_frozen_postgres_loses_nothing(pipeline_env, start_worker, postgres_server):
-    """PostgreSQL frozen (its postmaster and every backend SIGSTOPped) with work in flight, then thawed:
-    every article stored once, no dead letter, none both stored and dead-lettered."""
+def test_frozen_postgres_loses_nothing(pipeline_env, start_worker, postgres_server, start_reconciler):
+    """PostgreSQL frozen (its postmaster and every backend SIGSTOPped) with work in flight, then thawed, the
+    reconciler running as deployed: every article stored once, no dead letter, none both stored and
+    dead-lettered."""
     if postgres_server.pid is None:
         pytest.skip("an external PostgreSQL cannot be frozen")
     _long_outage_env(pipeline_env)
@@ -629,6 +631,7 @@ def test_frozen_postgres_loses_nothing(pipeline_env, start_worker, postgres_serv
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     ids = _enqueue_all(pipeline_env)
     wait_for(lambda: _clean_stored(db) >= 1, timeout=STORE_TIMEOUT_S, message="work in flight")
+    start_reconciler(every=2, older_than=10)
     pids = [postgres_server.pid, *_children(postgres_server.pid)]
     _freeze(pids)
     try:
