@@ -240,3 +240,29 @@ def test_tag_command_language_max_entities_and_long_text(monkeypatch: pytest.Mon
     assert capped.exit_code == 0, capped.stderr
     assert len(json.loads(capped.stdout)) == 2
     assert "untagged: text past character 100,000" in capped.stderr
+
+
+def test_tagged_or_not_is_counted_by_language() -> None:
+    """The tag stage's summary counts articles by language and tagged yes/no (unknown codes bounded);
+    the entities histogram observes tagged articles only."""
+    from prometheus_client import REGISTRY
+
+    from workers import metrics
+
+    m = metrics.worker_metrics()
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    before = {
+        key: value("newsflow_tag_languages_total", dict(zip(("language", "tagged"), key, strict=True)))
+        for key in (("de", "no"), ("fr", "yes"), ("unknown", "no"))
+    }
+    observed = value("newsflow_entities_per_article_count")
+    metrics._observe_tagged(m, {"language": "de", "untagged": "no model for 'de'", "entities": 0})
+    metrics._observe_tagged(m, {"language": "fr", "untagged": None, "entities": 7})
+    metrics._observe_tagged(m, {"language": "not-a-code", "untagged": "language unknown", "entities": 0})
+    for key, was in before.items():
+        labels = dict(zip(("language", "tagged"), key, strict=True))
+        assert value("newsflow_tag_languages_total", labels) == was + 1, key
+    assert value("newsflow_entities_per_article_count") == observed + 1

@@ -2,7 +2,8 @@
 
 Raw arrival (`raw_articles`), each stage's attempts (`stage_journal`: start, end, duration, attempt,
 worker, version, error), the stage's current record (`stage_results`: version, when), the dedup
-verdict, the stored article, its dead letters with operator notes, and replays (retry, reprocess).
+verdict, the tag stage's language (or why the article is untagged), the stored article, its dead
+letters with operator notes, and replays (retry, reprocess).
 """
 
 import json

@@ -163,10 +163,10 @@ def _cli_run(paths: list[str], tmp_path: Path) -> str:
 
 def test_max_entities_setting_caps_a_flood(tmp_path: Path, sqlite_url: str, warm: None) -> None:
     """NEWSFLOW_MAX_ENTITIES=50 caps a stored article at 50 entities (the stage's own default is 1000)."""
-    from tests.badinput.corpus import _flood
+    from tests.badinput.corpus import _english_flood
 
     upgrade(sqlite_url)
-    raw = RawArticle(source="badinput", body="Names\n\n" + _flood(3_000), content_type="text/plain")
+    raw = RawArticle(source="badinput", body=_english_flood(3_000), content_type="text/plain")
     report = embedded.run([raw], Context(Settings(database_url=sqlite_url, max_entities=50)))
     with transaction(sqlite_url) as session:
         article = repo.fetch_article(session, report.stored[0])

@@ -48,7 +48,8 @@ def show(
 ) -> None:
     """Show one stored article, its verdict and entities.
 
-    Metadata, dedup verdict, similarity, reason and cluster, entities and stage versions.
+    Metadata, dedup verdict, similarity, reason and cluster, how it was tagged (the language and
+    model, or why not: "untagged: no model for 'de'"), entities and stage versions.
     """
     from schemas import CleanedArticle, DedupVerdict, TaggedArticle
     from workers.db import repo
