@@ -34,6 +34,10 @@ def _fill(client: redis.Redis) -> int:
         try:
             client.set(f"junk:{n}", junk)
         except redis.exceptions.OutOfMemoryError:
+            # Used memory hovers around the mark (buffers come and go); keep it clearly above, so every
+            # write is refused until the junk is deleted, as in a Redis the workers cannot drain.
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory", max(used - 1024 * 1024, 1024 * 1024))
             return n
     raise AssertionError("Redis never reached maxmemory")
 
@@ -87,6 +91,7 @@ def test_producer_waits_at_a_full_redis_and_sends_everything(producer_env, capsy
     finally:
         client.config_set("maxmemory", 0)
         client.delete(*[f"junk:{n}" for n in range(1000)])
+        worker.join(timeout=60)  # never leave a producer running into the next test's Redis
     assert not errors, errors
     [report] = reports
     err = capsys.readouterr().err
