@@ -87,18 +87,45 @@ class FeedReport:
             self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
 
 
+_STOP = threading.Event()
+"""Set by a Ctrl-C held back by `deferred_interrupt`: a wait (backpressure, rate, an outage) then ends at
+once with KeyboardInterrupt instead of holding the operator until the server is back."""
+
+
+def stop_requested() -> bool:
+    """True once a held-back Ctrl-C asks the current block to give up its wait."""
+    return _STOP.is_set()
+
+
+def interruptible_sleep(seconds: float) -> None:
+    """Sleep, but raise KeyboardInterrupt as soon as a held-back Ctrl-C asks to stop."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        time.sleep(min(left, 0.1))
+
+
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) until the block is done, so persist-then-publish is never cut in half."""
+    """Hold back Ctrl-C (SIGINT) until the block is done, so handling one item is never cut in half;
+    a wait inside the block (`interruptible_sleep`, an outage) gives up at once instead."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+
+    def hold(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        _STOP.set()
+
+    _STOP.clear()
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _STOP.clear()
     if caught:
         raise KeyboardInterrupt
 
@@ -144,7 +171,7 @@ class Feeder:
         # (which resumes before it: see `backfill`) sends it.
         if self._published % THROTTLE_EVERY == 0:
             self.report.waited_s += wait_below(
-                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self.on_wait
+                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self._waiting
             )
         self._throttle()
 
@@ -166,13 +193,33 @@ class Feeder:
             self.flush()
         return msg.article_id, outcome
 
+    def _waiting(self, waited: float) -> None:
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        if self.on_wait is not None:
+            self.on_wait(waited)
+
     @property
     def _outage(self) -> Any:
         from workers.producer import _Outage
 
         if self._waiter is None:
-            self._waiter = _Outage(self.say)
+            self._waiter = _Outage(self.say, stop=stop_requested)
         return self._waiter
+
+    def flush_once(self) -> None:
+        """One attempt to publish what is pending, no waiting (on the way out after Ctrl-C): what cannot go
+        out now stays pending, persisted and unsent."""
+        from workers.producer import _mark, send_batch
+
+        try:
+            while self._pending:
+                batch = self._pending[: self.settings.batch_size]
+                send_batch(self.app, batch, retry=False)
+                _mark(self.settings.database_url, [m.article_id for m in batch])
+                del self._pending[: len(batch)]
+        except Exception as exc:
+            log.warning("backfill_publish_failed", pending=len(self._pending), error=type(exc).__name__)
 
     def flush(self) -> None:
         """Publish the articles persisted since the last flush, as micro-batches of `batch_size` (one
@@ -181,7 +228,7 @@ class Feeder:
         input and the reconciler (`newsflow reconcile`) send them."""
         from workers.producer import _mark, send_batch
 
-        # Not deferred: Ctrl-C must stop a wait for a full or frozen Redis. What is left pending stays
+        # A Ctrl-C ends a wait for a full or away Redis at once (`stop_requested`). What is left pending stays
         # persisted and unsent, and the checkpoint stays before it (`backfill`), so it is sent next run.
         while self._pending:
             batch = self._pending[: self.settings.batch_size]
@@ -199,7 +246,7 @@ class Feeder:
             due = self._started + self._published / self.rate
             delay = due - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                interruptible_sleep(delay)
 
 
 def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> None:
@@ -248,9 +295,10 @@ def enqueue(
     seen: list[Path] = []
     for path in paths:
         for item in _stream(path, source, feeder.ignore_unknown, seen):
-            found = handle(feeder, item, on_rejected)
-            if path == "-":
-                feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
+            with deferred_interrupt():
+                found = handle(feeder, item, on_rejected)
+                if path == "-":
+                    feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
             if found is not None:
                 feeder.report.article_ids.append(found)
                 if on_article is not None:
@@ -427,17 +475,19 @@ def _feed_file(
     last_bytes = _progress_bytes(path, start, size)
     try:
         for item in archives.items(path, source=source, start=start, ignore_unknown=feeder.ignore_unknown):
-            handle(feeder, item, on_rejected)
-            offset, seen = item.next_offset or offset, seen + 1
-            if not feeder._pending:
-                flushed = offset
+            with deferred_interrupt():  # an item is handled and counted whole, or not at all
+                handle(feeder, item, on_rejected)
+                offset, seen = item.next_offset or offset, seen + 1
+                if not feeder._pending:
+                    flushed = offset
             if on_progress is not None:
                 now_bytes = _progress_bytes(path, offset, size)
                 on_progress(max(0, now_bytes - last_bytes))
                 last_bytes = now_bytes
             if seen % checkpoint_every == 0:
-                feeder.flush()
-                flushed = offset
+                with deferred_interrupt():
+                    feeder.flush()
+                    flushed = offset
                 _save_checkpoint(
                     db, key, size=size, offset=offset, records=records + seen, done=False,
                     counts=_file_counts(report, snapshot, base),
@@ -450,7 +500,9 @@ def _feed_file(
         # Also when interrupted (Ctrl-C, an error): the next run continues after the last item published.
         # Articles persisted but not published (a Ctrl-C while Redis was full) are read again by the next
         # run, found never published and sent (the reconciler sends them meanwhile).
-        if not interrupted:
+        if interrupted:
+            feeder.flush_once()
+        else:
             try:
                 feeder.flush()
             except Exception as exc:
