@@ -5,6 +5,7 @@ persisted but never published is sent by the next run, not called "already store
 `bench/faults.py --producer` runs these and prints their `ledger:` lines.
 """
 
+import json
 import os
 import signal
 import threading
@@ -34,6 +35,10 @@ def _fill(client: redis.Redis) -> int:
         try:
             client.set(f"junk:{n}", junk)
         except redis.exceptions.OutOfMemoryError:
+            # Used memory hovers around the mark (buffers come and go); keep it clearly above, so every
+            # write is refused until the junk is deleted, as in a Redis the workers cannot drain.
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory", max(used - 1024 * 1024, 1024 * 1024))
             return n
     raise AssertionError("Redis never reached maxmemory")
 
@@ -87,6 +92,7 @@ def test_producer_waits_at_a_full_redis_and_sends_everything(producer_env, capsy
     finally:
         client.config_set("maxmemory", 0)
         client.delete(*[f"junk:{n}" for n in range(1000)])
+        worker.join(timeout=60)  # never leave a producer running into the next test's Redis
     assert not errors, errors
     [report] = reports
     err = capsys.readouterr().err
@@ -155,3 +161,66 @@ def test_producer_says_it_waits_for_a_frozen_database(producer_env, postgres_ser
     assert report.published == 40
     assert report.outage_s >= 2
     _ledger("postgres-frozen", settings.database_url, client, report.sent)
+
+
+def test_backfill_interrupted_at_a_full_redis_sends_the_rest_next_run(producer_env, tmp_path):  # noqa: F811
+    """`newsflow backfill` at a full Redis says so once, stops at Ctrl-C (exit 130, no traceback) although
+    Redis is still full; once memory is freed the same command sends every article persisted but never
+    published ("unsent", not "already stored"), each queued once."""
+    import subprocess
+    import sys
+
+    from tests.samples import ROOT
+
+    settings, _app = producer_env
+    env = {
+        **os.environ,
+        "NEWSFLOW_BROKER_URL": settings.broker_url.unicode_string(),
+        "NEWSFLOW_DATABASE_URL": settings.database_url,
+        "NEWSFLOW_LOG_FORMAT": "json",
+    }
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(a.model_dump_json() + "\n" for a in _articles(30)))
+    client = redis.Redis.from_url(settings.broker_url.unicode_string())
+    written = _fill(client)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "backfill", str(feed), "--json"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        said = ""
+        while "Redis is full" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        proc.send_signal(signal.SIGINT)
+        _out, rest = proc.communicate(timeout=30)  # it stops although Redis is still full
+        assert proc.returncode == 130, said + rest
+        assert "Traceback" not in said + rest
+        assert client.llen("newsflow.clean") == 0
+        assert _unpublished(settings.database_url) >= 1
+    finally:
+        client.config_set("maxmemory", 0)
+        client.delete(*[f"junk:{n}" for n in range(written)])
+    again = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "backfill", str(feed), "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["unsent"] >= 1
+    assert summary["already_stored"] == 0
+    assert summary["new"] + summary["unsent"] == 30
+    ids = [article_id(a) for a in _articles(30)]
+    _ledger("redis-maxmemory-backfill-interrupted", settings.database_url, client, ids)
+    assert _unpublished(settings.database_url) == 0

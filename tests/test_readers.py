@@ -332,3 +332,11 @@ def test_unknown_fields_are_refused_or_ignored_under_the_flag():
     assert strict.problems[0].field == "page_id"
     assert lenient.article is not None
     assert lenient.article.body == "text"
+
+
+def test_the_producer_and_the_clean_stage_share_one_html_limit():
+    """The clean stage's too_large guard and the producer's HTML limit are the same number (one contract)."""
+    from schemas import limits
+    from workers.stages.cleaning import guards
+
+    assert guards.MAX_HTML_BYTES == limits.MAX_HTML_BYTES

@@ -11,11 +11,12 @@ and when interrupted. Running the same command again continues after the checkpo
 between the last checkpoint and a crash are read again, found already stored and not re-sent.
 Throttled by `rate` (articles per second) and by the clean queue's high-water mark.
 
-Ctrl-C is held back while articles are persisted and while a micro-batch is published. A process
-killed (SIGKILL, power loss) between persisting articles and publishing them leaves them persisted
-with no stage: the reconciler (`workers.reconcile`) finds them from the database and sends them, and
-so does the next run over the same input (`raw_articles.published_at` is unset: "unsent", not
-"already stored"). While Redis is away or full, publishing waits and says so (`producer._Outage`).
+A process stopped (Ctrl-C, also while it waits for a full Redis) or killed (SIGKILL, power loss)
+between persisting articles and publishing them leaves them persisted with no stage and no
+`raw_articles.published_at`: the next run over the same input (its checkpoint is kept before them)
+sends them ("unsent", not "already stored"), and the reconciler (`workers.reconcile`) finds them from
+the database meanwhile. While Redis is away, full or frozen, publishing waits and says so
+(`producer._Outage`).
 
 The summary counts what this run did: a resumed file's earlier runs are reported apart
 (`earlier_read`), and a file finished by an earlier run is "already done" (`already_done`), never
@@ -86,18 +87,45 @@ class FeedReport:
             self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
 
 
+_STOP = threading.Event()
+"""Set by a Ctrl-C held back by `deferred_interrupt`: a wait (backpressure, rate, an outage) then ends at
+once with KeyboardInterrupt instead of holding the operator until the server is back."""
+
+
+def stop_requested() -> bool:
+    """True once a held-back Ctrl-C asks the current block to give up its wait."""
+    return _STOP.is_set()
+
+
+def interruptible_sleep(seconds: float) -> None:
+    """Sleep, but raise KeyboardInterrupt as soon as a held-back Ctrl-C asks to stop."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        time.sleep(min(left, 0.1))
+
+
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) until the block is done, so persist-then-publish is never cut in half."""
+    """Hold back Ctrl-C (SIGINT) until the block is done, so handling one item is never cut in half;
+    a wait inside the block (`interruptible_sleep`, an outage) gives up at once instead."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+
+    def hold(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        _STOP.set()
+
+    _STOP.clear()
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _STOP.clear()
     if caught:
         raise KeyboardInterrupt
 
@@ -138,42 +166,60 @@ class Feeder:
             )
             self._client.ping()  # fail fast (and clearly) before anything is persisted
         msg = StageMessage(article_id=article_id(raw), trace_id=new_trace_id())
-        # Wait (rate, high-water mark) before persisting, so an interrupt while waiting leaves nothing
-        # persisted and unsent; persisting and publishing then happen with Ctrl-C deferred.
+        # Wait (rate, high-water mark) before persisting. An interrupt at any point is safe: an article
+        # persisted and not yet published has no `published_at`, and the next run over the same input
+        # (which resumes before it: see `backfill`) sends it.
         if self._published % THROTTLE_EVERY == 0:
             self.report.waited_s += wait_below(
-                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self.on_wait
+                self._client, self.settings.high_water_mark, stage=STAGE_NAMES[0], on_wait=self._waiting
             )
         self._throttle()
-        with deferred_interrupt():
 
-            def persist() -> tuple[bool, bool]:
-                with transaction(self.settings.database_url) as session:
-                    new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-                    return new, not new and bool(never_published(session, [msg.article_id]))
+        def persist() -> tuple[bool, bool]:
+            with transaction(self.settings.database_url) as session:
+                new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
+                return new, not new and bool(never_published(session, [msg.article_id]))
 
-            new, unsent = self._outage.run("the database", persist)
-            if new or unsent or self.reprocess:
-                if not self._pending:
-                    self._pending_since = time.monotonic()
-                self._pending.append(msg)
-                self._published += 1
-            outcome = (
-                "new" if new else "unsent" if unsent else "resent" if self.reprocess else "already_stored"
-            )
-            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        new, unsent = self._outage.run("the database", persist)
+        if new or unsent or self.reprocess:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending.append(msg)
+            self._published += 1
+        outcome = "new" if new else "unsent" if unsent else "resent" if self.reprocess else "already_stored"
+        setattr(self.report, outcome, getattr(self.report, outcome) + 1)
         linger = self.settings.batch_linger_ms / 1000
         if len(self._pending) >= self.settings.batch_size or time.monotonic() - self._pending_since > linger:
             self.flush()
         return msg.article_id, outcome
+
+    def _waiting(self, waited: float) -> None:
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        if self.on_wait is not None:
+            self.on_wait(waited)
 
     @property
     def _outage(self) -> Any:
         from workers.producer import _Outage
 
         if self._waiter is None:
-            self._waiter = _Outage(self.say)
+            self._waiter = _Outage(self.say, stop=stop_requested)
         return self._waiter
+
+    def flush_once(self) -> None:
+        """One attempt to publish what is pending, no waiting (on the way out after Ctrl-C): what cannot go
+        out now stays pending, persisted and unsent."""
+        from workers.producer import _mark, send_batch
+
+        try:
+            while self._pending:
+                batch = self._pending[: self.settings.batch_size]
+                send_batch(self.app, batch, retry=False)
+                _mark(self.settings.database_url, [m.article_id for m in batch])
+                del self._pending[: len(batch)]
+        except Exception as exc:
+            log.warning("backfill_publish_failed", pending=len(self._pending), error=type(exc).__name__)
 
     def flush(self) -> None:
         """Publish the articles persisted since the last flush, as micro-batches of `batch_size` (one
@@ -182,15 +228,16 @@ class Feeder:
         input and the reconciler (`newsflow reconcile`) send them."""
         from workers.producer import _mark, send_batch
 
-        with deferred_interrupt():
-            while self._pending:
-                batch = self._pending[: self.settings.batch_size]
-                self._outage.run("Redis", lambda batch=batch: send_batch(self.app, batch, retry=False))
-                self._outage.run(
-                    "the database",
-                    lambda batch=batch: _mark(self.settings.database_url, [m.article_id for m in batch]),
-                )
-                del self._pending[: len(batch)]
+        # A Ctrl-C ends a wait for a full or away Redis at once (`stop_requested`). What is left pending stays
+        # persisted and unsent, and the checkpoint stays before it (`backfill`), so it is sent next run.
+        while self._pending:
+            batch = self._pending[: self.settings.batch_size]
+            self._outage.run("Redis", lambda batch=batch: send_batch(self.app, batch, retry=False))
+            self._outage.run(
+                "the database",
+                lambda batch=batch: _mark(self.settings.database_url, [m.article_id for m in batch]),
+            )
+            del self._pending[: len(batch)]
         self.report.waited_s += self._outage.seconds - self._counted_outage
         self._counted_outage = self._outage.seconds
 
@@ -199,7 +246,7 @@ class Feeder:
             due = self._started + self._published / self.rate
             delay = due - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                interruptible_sleep(delay)
 
 
 def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> None:
@@ -248,9 +295,10 @@ def enqueue(
     seen: list[Path] = []
     for path in paths:
         for item in _stream(path, source, feeder.ignore_unknown, seen):
-            found = handle(feeder, item, on_rejected)
-            if path == "-":
-                feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
+            with deferred_interrupt():
+                found = handle(feeder, item, on_rejected)
+                if path == "-":
+                    feeder.flush()  # a line from a pipe goes out at once, not when the next one comes
             if found is not None:
                 feeder.report.article_ids.append(found)
                 if on_article is not None:
@@ -396,39 +444,76 @@ def backfill(
             log.info("backfill_resumed", path=key, offset=start, records=records)
             if on_progress is not None:
                 on_progress(_progress_bytes(path, start, size))
-        snapshot = _counts(report)
-        offset, seen, done = start, 0, False
-        last_bytes = _progress_bytes(path, start, size)
-        try:
-            for item in archives.items(
-                path, source=source, start=start, ignore_unknown=feeder.ignore_unknown
-            ):
+        seen = _feed_file(
+            feeder, path, source=source, key=key, size=size, start=start, records=records, base=base,
+            checkpoint_every=checkpoint_every, on_rejected=on_rejected, on_progress=on_progress,
+        )  # fmt: skip
+        log.info("backfill_file_done", path=key, records=records + seen)
+    return report
+
+
+def _feed_file(
+    feeder: Feeder,
+    path: Path,
+    *,
+    source: str,
+    key: str,
+    size: int,
+    start: int,
+    records: int,
+    base: dict[str, Any],
+    checkpoint_every: int,
+    on_rejected: Callable[[Item], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """Feed one file from offset `start`, checkpointing as it goes; returns the items handled."""
+    db = feeder.settings.database_url
+    report = feeder.report
+    snapshot = _counts(report)
+    offset, seen, done, interrupted = start, 0, False, False
+    flushed = start  # the offset after the last item whose article is published (or needs none)
+    last_bytes = _progress_bytes(path, start, size)
+    try:
+        for item in archives.items(path, source=source, start=start, ignore_unknown=feeder.ignore_unknown):
+            with deferred_interrupt():  # an item is handled and counted whole, or not at all
                 handle(feeder, item, on_rejected)
                 offset, seen = item.next_offset or offset, seen + 1
-                if on_progress is not None:
-                    now_bytes = _progress_bytes(path, offset, size)
-                    on_progress(max(0, now_bytes - last_bytes))
-                    last_bytes = now_bytes
-                if seen % checkpoint_every == 0:
+                if not feeder._pending:
+                    flushed = offset
+            if on_progress is not None:
+                now_bytes = _progress_bytes(path, offset, size)
+                on_progress(max(0, now_bytes - last_bytes))
+                last_bytes = now_bytes
+            if seen % checkpoint_every == 0:
+                with deferred_interrupt():
                     feeder.flush()
-                    _save_checkpoint(
-                        db, key, size=size, offset=offset, records=records + seen, done=False,
-                        counts=_file_counts(report, snapshot, base),
-                    )  # fmt: skip
-            done = True
-        finally:
-            # Also when interrupted (Ctrl-C, an error): the next run continues after the last item handled;
-            # what was persisted but could not be published is sent by the next run (or the reconciler).
+                    flushed = offset
+                _save_checkpoint(
+                    db, key, size=size, offset=offset, records=records + seen, done=False,
+                    counts=_file_counts(report, snapshot, base),
+                )  # fmt: skip
+        done = True
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        # Also when interrupted (Ctrl-C, an error): the next run continues after the last item published.
+        # Articles persisted but not published (a Ctrl-C while Redis was full) are read again by the next
+        # run, found never published and sent (the reconciler sends them meanwhile).
+        if interrupted:
+            feeder.flush_once()
+        else:
             try:
                 feeder.flush()
             except Exception as exc:
                 log.warning("backfill_publish_failed", pending=len(feeder._pending), error=type(exc).__name__)
-            _save_checkpoint(
-                db, key, size=size, offset=offset, records=records + seen, done=done,
-                counts=_file_counts(report, snapshot, base),
-            )  # fmt: skip
-        log.info("backfill_file_done", path=key, records=records + seen)
-    return report
+        if not feeder._pending:
+            flushed = offset
+        _save_checkpoint(
+            db, key, size=size, offset=flushed, records=records + seen, done=done and flushed == offset,
+            counts=_file_counts(report, snapshot, base),
+        )  # fmt: skip
+    return seen
 
 
 def _not_a_file(feeder: Feeder, entry: Any, source: str, on_rejected: Callable[[Item], None] | None) -> bool:

@@ -292,14 +292,28 @@ class _Outage:
     attempt: an error that means an outage is retried with backoff; a call that does not return within
     SLOW_S (a frozen server holds the connection open) is said to be waited for."""
 
-    def __init__(self, say: Callable[[str], None] | None, slow_s: float | None = None) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None] | None,
+        slow_s: float | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.say = say
         self.slow_s = SLOW_S if slow_s is None else slow_s
+        self.stop = stop
+        """Asked between attempts: True ends the wait with KeyboardInterrupt (a held-back Ctrl-C)."""
         self.seconds = 0.0
 
     def _tell(self, line: str) -> None:
         if self.say is not None:
             self.say(line)
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.stop is not None and self.stop():
+                raise KeyboardInterrupt
+            time.sleep(min(left, 0.1))
 
     def run(self, what: str, action: Callable[[], Any]) -> Any:
         delay, started = 0.5, None
@@ -328,7 +342,7 @@ class _Outage:
 
                     log.info("producer_waiting", target=what, error=describe(exc))
                     self._tell(line)
-                time.sleep(delay)
+                self._sleep(delay)
                 delay = min(delay * 2, WAIT_MAX_S)
                 continue
             finally:
