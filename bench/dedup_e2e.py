@@ -23,8 +23,11 @@ held-out half. Per half:
   page's rendering saved as text (another layout of the same page);
 * hard negatives, each on the original's own site with the original's own chrome: a different
   article (paragraphs of sentences from many other pages), a same-topic follow-up (the
-  original's names, one of its background paragraphs, the rest new) and a near-empty stub (the
-  chrome and one short line) that a cleaner may reduce to chrome alone.
+  original's names, one of its background paragraphs, the rest new) and, once per site, a
+  near-empty stub (the chrome and one short line) that a cleaner may reduce to chrome alone.
+  Composites are drawn from sentences of 6 to 60 words as dedup counts them (a CJK character is a
+  word): counted by spaces, a Japanese body was one "sentence" of hundreds of words that most
+  composites shared, so they were not different articles.
 
 Pages of the set that carry the same story (real wire copies) share a label. Every item goes
 through `workers.stages.clean.clean` with the chrome the pipeline would give it (source lines
@@ -68,6 +71,7 @@ from workers.ids import article_id  # noqa: E402
 from workers.settings import Settings  # noqa: E402
 from workers.stages import clean as clean_stage  # noqa: E402
 from workers.stages.dedup import VERSION, DedupParams, raw_key  # noqa: E402
+from workers.stages.dedup import words as dedup_words  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
 T0 = datetime(2008, 3, 1, tzinfo=UTC)
@@ -159,12 +163,14 @@ def _paragraphs(body: str) -> list[str]:
 
 
 def _sentences(body: str) -> list[str]:
-    # 6 to 60 words: a body without sentence marks would otherwise give one huge "sentence"
-    return [s for s in re.split(r"(?<=[.!?])\s+", body.replace("\n", " ")) if 6 <= len(s.split()) <= 60]
+    # 6 to 60 words as dedup counts them (a CJK character is a word): a body without sentence marks, or
+    # in a script without spaces, would otherwise give one huge "sentence" that every composite shares
+    parts = re.split(r"(?<=[.!?])\s+|(?<=[。！？])", body.replace("\n", " "))
+    return [s.strip() for s in parts if 6 <= len(dedup_words(s)) <= 60]
 
 
 def _grams(body: str, n: int = 5) -> set[tuple[str, ...]]:
-    tokens = _fold(body).split()
+    tokens = dedup_words(body)
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
@@ -286,6 +292,7 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
             tags = ("text" if as_text else "html", "heavy_chrome" if heavy else "cut_chrome")
             items.append(Item(raw, label[page.page_id], "copy", page.page_id, tags))
     host = {p.page_id: urlsplit(p.url).hostname for p in pages}
+    stubbed: set[str] = set()
     for page in with_body:
         # copies on the page's own site: the same HTML under another URL, or its rendering as text
         roll = rng.random()
@@ -315,10 +322,12 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
         if len(paragraphs) >= 3:
             follow.insert(len(follow) // 2, paragraphs[rng.randint(1, len(paragraphs) - 1)])
         items.append(_on_site(page, follow, "followup", "followup", rng))
-        # one stub per page: two stubs of one page (its chrome and a label each) are one empty page to a
+        # one stub per site: two stubs of one site (its chrome and a label each) are one empty page to a
         # reader, not two different articles, so that pair is no hard negative
-        stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"])]
-        items.append(_on_site(page, stub, "stub", "stub", rng))
+        if page.site not in stubbed:
+            stubbed.add(page.site)
+            stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"])]
+            items.append(_on_site(page, stub, "stub", "stub", rng))
     items = _drop_ambiguous(items, pages)
     rng.shuffle(items)
     return items

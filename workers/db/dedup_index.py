@@ -60,6 +60,7 @@ from workers.stages.dedup import (
     evidence_from_bytes,
     evidence_to_bytes,
     fingerprint,
+    paragraph_keys,
     signature_from_bytes,
     signature_to_bytes,
     verify,
@@ -356,6 +357,36 @@ def learned_chrome(holders: Sequence[_Holder], source: str, *, besides: str | No
     return frozenset(chrome)
 
 
+def common_lines(session: Session, lines: BodyLines, params: DedupParams) -> frozenset[int]:
+    """The body lines that are boilerplate by document frequency: their paragraph key
+    (`paragraph_keys`) is indexed for at least `common_clusters` distinct clusters. One query; on
+    PostgreSQL it reads at most 8 x `common_clusters` index rows per key."""
+    by_line = paragraph_keys(lines, params)
+    wanted = sorted(set(by_line.values()))
+    if not wanted:
+        return frozenset()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text(
+                """SELECT k.band FROM unnest(CAST(:keys AS bigint[])) AS k(band)
+                   CROSS JOIN LATERAL (SELECT b.seq FROM dedup_bands AS b WHERE b.band = k.band LIMIT :cap) AS h
+                   JOIN dedup_signatures AS s ON s.seq = h.seq
+                   GROUP BY k.band HAVING count(DISTINCT s.cluster_id) >= :clusters"""
+            ),
+            {"keys": wanted, "cap": 8 * params.common_clusters, "clusters": params.common_clusters},
+        ).all()
+    else:
+        rows = session.execute(
+            select(_BANDS.c.band)
+            .join_from(_BANDS, _SIGNATURES, _SIGNATURES.c.seq == _BANDS.c.seq)
+            .where(_BANDS.c.band.in_(wanted))
+            .group_by(_BANDS.c.band)
+            .having(func.count(func.distinct(_SIGNATURES.c.cluster_id)) >= params.common_clusters)
+        ).all()
+    common = {row.band for row in rows}
+    return frozenset(line for line, key in by_line.items() if key in common)
+
+
 def _host(
     holders: Sequence[_Holder], source: str, lines: BodyLines, params: DedupParams
 ) -> tuple[str, str] | None:
@@ -411,12 +442,14 @@ def ensure_verdict(
     home = source_of(cleaned, source)
     # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
     holders = [] if home is None else _line_holders(session, lines.keys, article_id)
-    fp = fingerprint(cleaned, params, learned_chrome(holders, home or ""), lines)
+    boilerplate = common_lines(session, lines, params)
+    fp = fingerprint(cleaned, params, learned_chrome(holders, home or "") | boilerplate, lines)
     host = None if home is None else _host(holders, home, lines, params)
     # A copy from its own source: the lines it shares with that story are not chrome to it.
     own = None
     if host is not None:
-        own = fingerprint(cleaned, params, learned_chrome(holders, home or "", besides=host[0]), lines)
+        chrome = learned_chrome(holders, home or "", besides=host[0]) | boilerplate
+        own = fingerprint(cleaned, params, chrome, lines)
     if home is not None:
         _record_lines(
             session, home, article_id, lines.edge_keys(params.edge_lines), holders=holders, params=params
@@ -621,3 +654,36 @@ def _write(
         session.execute(
             sqlite.insert(_BANDS).on_conflict_do_nothing(), [{"band": b, "seq": seq} for b in bands]
         )
+
+
+def prune(
+    session: Session, *, lines_before: datetime, bands_before: datetime | None = None
+) -> dict[str, int]:
+    """Forget what the index no longer needs; returns the rows deleted per table. Idempotent.
+
+    * `dedup_lines`: rows of articles first seen before `lines_before` whose line no other article of
+      the source holds (a line that has not recurred by then is nobody's chrome). Recurring lines keep
+      their rows, bounded by `line_holders` per source.
+    * `dedup_bands` (only with `bands_before`): the candidate keys of articles first seen before it, so
+      an older story is no longer found as a near duplicate (its exact text, raw and URL keys, its
+      signature and its cluster stay, and a re-decision re-indexes it).
+    """
+    other = _LINES.alias("other")
+    old = select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.first_seen < lines_before)
+    recurring = (
+        select(other.c.key)
+        .where(
+            other.c.key == _LINES.c.key,
+            other.c.source == _LINES.c.source,
+            other.c.article_id != _LINES.c.article_id,
+        )
+        .exists()
+    )
+    deleted = {"dedup_lines": 0, "dedup_bands": 0}
+    result = session.execute(delete(_LINES).where(_LINES.c.article_id.in_(old), ~recurring))
+    deleted["dedup_lines"] = int(getattr(result, "rowcount", 0) or 0)
+    if bands_before is not None:
+        stale = select(_SIGNATURES.c.seq).where(_SIGNATURES.c.first_seen < bands_before)
+        result = session.execute(delete(_BANDS).where(_BANDS.c.seq.in_(stale)))
+        deleted["dedup_bands"] = int(getattr(result, "rowcount", 0) or 0)
+    return deleted

@@ -61,7 +61,10 @@ class DedupParams:
     article is checked as a same-source copy of that cluster (its lines are not chrome to it)."""
     same_source_core: float = 0.4
     """Share of each body's core (two longest paragraphs) the other must hold for a same-source copy: a
-    stub made of the site's chrome holds none of the article's core."""
+    stub made of the site's chrome holds none of the article's core..."""
+    same_source_jaccard: float = 0.7
+    """... and the Jaccard of the two bodies: a copy on its own site is the whole story (another URL,
+    layout or headline, a paragraph added), where a page of the site's chrome is a part of another."""
     min_body_words: int = 40
     """Floor: an article with fewer words of prose (see `body_paragraphs`) is not keyed for exact or
     near duplicates; too little article to tell a copy from shared boilerplate."""
@@ -75,7 +78,12 @@ class DedupParams:
     text_bands: int = 8
     """LSH bands (of `rows` rows) over the whole cleaned text, chrome included, besides the body's."""
     paragraph_keys: int = 12
-    """Candidate keys from single paragraphs: the lead ones and the longest, one min-hash each."""
+    """Candidate keys from single paragraphs: the lead ones and the longest, one min-hash each (a
+    paragraph's key is one of its shingles: the smallest under a fixed hash), and the last two."""
+    common_clusters: int = 5
+    """Boilerplate by document frequency: a paragraph whose key the index holds for this many distinct
+    clusters (a disclaimer, a standard bio, a cookie notice) is left out of the body like chrome, so
+    its shingles are no evidence; its key is then no longer indexed, which bounds its rows."""
     shingle_size: int = 5
     max_candidates: int = 32
     seed: int = 1
@@ -88,6 +96,7 @@ class DedupParams:
             self.core_agreement,
             self.same_source_share,
             self.same_source_core,
+            self.same_source_jaccard,
         )
         if not all(0.0 < value <= 1.0 for value in shares):
             raise ValueError("thresholds must be in (0, 1]")
@@ -97,8 +106,8 @@ class DedupParams:
             raise ValueError("shingle_size and max_candidates must be positive, evidence_cap >= 16")
         if self.text_bands < 0 or self.paragraph_keys < 0 or self.min_body_words < 1:
             raise ValueError("text_bands and paragraph_keys must be >= 0, min_body_words >= 1")
-        if self.line_holders < 1 or self.edge_lines < 1:
-            raise ValueError("line_holders and edge_lines must be >= 1")
+        if self.line_holders < 1 or self.edge_lines < 1 or self.common_clusters < 2:
+            raise ValueError("line_holders and edge_lines must be >= 1, common_clusters >= 2")
 
     def as_record(self) -> dict[str, float | int | str]:
         """The parameters as the flat dict stored in `DedupVerdict.params`; pure."""
@@ -592,9 +601,14 @@ def _paragraph_key(hashes: npt.NDArray[np.uint64], seed: int) -> int:
     )
 
 
+_MIN_KEYED_SHINGLES = 10
+
+
 def _keyed_paragraphs(shingles: list[npt.NDArray[np.uint64]], count: int) -> list[int]:
-    """Indexes of the paragraphs that get a candidate key: the lead half, then the longest."""
-    usable = [i for i, h in enumerate(shingles) if h.size >= 10]
+    """Indexes of the paragraphs that get a candidate key: the lead half and the longest (`count` in
+    all), then the last two (where a source's boilerplate paragraph sits, so that its document
+    frequency is seen)."""
+    usable = [i for i, h in enumerate(shingles) if h.size >= _MIN_KEYED_SHINGLES]
     lead = usable[: (count + 1) // 2]
     longest = sorted(usable, key=lambda i: (-shingles[i].size, i))
     chosen = list(lead)
@@ -603,7 +617,19 @@ def _keyed_paragraphs(shingles: list[npt.NDArray[np.uint64]], count: int) -> lis
             break
         if i not in chosen:
             chosen.append(i)
+    chosen.extend(i for i in usable[-2:] if i not in chosen)
     return chosen
+
+
+def paragraph_keys(lines: BodyLines, params: DedupParams) -> dict[int, int]:
+    """Return each body line's paragraph key (the min-hash `fingerprint` indexes for it as a candidate
+    key), by line key, for lines with enough shingles to have one. Pure."""
+    keys = {}
+    for data, line in zip(lines.words, lines.keys, strict=True):
+        hashes = shingle_hashes(token_hashes(data), params.shingle_size)
+        if hashes.size >= _MIN_KEYED_SHINGLES:
+            keys[line] = _paragraph_key(hashes, params.seed)
+    return keys
 
 
 def fingerprint(
@@ -802,10 +828,11 @@ def verify_same_source(fp: Fingerprint, candidate: Candidate, params: DedupParam
     """Return the match if the fingerprinted article is a copy of `candidate`, an article of its own
     source whose lines it shares (so they were not taken as chrome), else None. Pure.
 
-    A same-source copy (another URL, the print layout, a headline changed, a paragraph added) shares
-    the article itself: the shared shingles are at least `containment_threshold` of the smaller body
-    and each body's core (its two longest paragraphs) is at least `same_source_core` in the other. A
-    page of the site's chrome with one line of its own shares the chrome, never the other's core.
+    A same-source copy (another URL, the print layout, a headline changed, a paragraph added) is the
+    whole story: the bodies' Jaccard is at least `same_source_jaccard`, the shared shingles are at
+    least `containment_threshold` of the smaller body and each body's core (its two longest
+    paragraphs) is at least `same_source_core` in the other. A page of the site's chrome with one
+    line of its own is a part of another page, and holds none of its core.
     """
     if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
         return None
