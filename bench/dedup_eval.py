@@ -13,10 +13,12 @@ two of its sentences; follow-ups that reuse its opening paragraph). Every articl
 real `ensure_verdict` on SQLite, in a shuffled order; pair precision/recall, ARI and merged hard
 negatives are computed from the clusters the index ends with.
 
-Scale: a private PostgreSQL (tests/servers.py, or --database-url) is bulk-loaded with synthetic
-signatures and bands (server-side INSERT ... SELECT, indexes rebuilt) to each size, then new
-articles go through `ensure_verdict`, one transaction each: latency p50/p99 and index bytes per
-article (pg_total_relation_size of the dedup_* tables).
+Scale: a private PostgreSQL (tests/servers.py, or --database-url) is bulk-loaded to each size with
+synthetic rows shaped like the real index of the seed articles (the same signature, evidence and
+verdict sizes, three exact keys, as many band keys and `dedup_lines` rows per article; server-side
+INSERT ... SELECT, the big primary keys rebuilt), then new articles go through the real
+`ensure_verdict`, one transaction each: latency p50/p99 of that index step, and rows and bytes per
+article (pg_total_relation_size, indexes and TOAST included) of every dedup table.
 """
 
 from __future__ import annotations

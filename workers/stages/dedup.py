@@ -838,7 +838,8 @@ def verify_same_source(fp: Fingerprint, candidate: Candidate, params: DedupParam
         return None
     seen = overlap(fp.evidence, candidate.evidence)
     if (
-        seen.containment < params.containment_threshold
+        seen.jaccard < params.same_source_jaccard
+        or seen.containment < params.containment_threshold
         or min(seen.core_a, seen.core_b) < params.same_source_core
     ):
         return None
