@@ -677,7 +677,7 @@ def run_scale(
             f"scale: {where}; {probes} new articles per size, one transaction each (lookup, verify, insert, commit)"
         )
         print(
-            f"  {'indexed':>9}  {'load s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'art/s':>6}  {'bytes/article':>13}  SELECT 1 p50/p99  verdicts"
+            f"  {'indexed':>9}  {'load s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'art/s':>6}  {'bytes/article':>13}  SELECT 1 p50/p99  stage p50/p99  verdicts"
         )
         for size in sorted(sizes):
             load_s = _bulk_load(database_url, loaded, size, params, shape) if size > loaded else 0.0
@@ -685,11 +685,15 @@ def run_scale(
             articles = _probe_articles(size, probes, params)
             latencies = []
             baseline = []  # a trivial transaction after each article: this machine's own noise
+            stage: list[float] = []
             kinds: Counter[str] = Counter()
             busy = 0.0
             gc.collect()
             gc.freeze()  # as worker children do at start (workers/celery_app.py)
             for cleaned in articles:
+                t = time.perf_counter()
+                fingerprint(cleaned, params)  # the pure stage alone: CPU, no database
+                stage.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
                 with transaction(database_url) as session:
                     kinds[ensure_verdict(session, cleaned, params, raw_key=raw_key(cleaned.text)).kind] += 1
@@ -709,7 +713,8 @@ def run_scale(
             print(
                 f"  {count:>9,}  {load_s:>7.0f}  {_percentile(latencies, 0.5):>7.2f}  {_percentile(latencies, 0.99):>7.2f}"
                 f"  {max(latencies):>7.2f}  {rate:>6.0f}  {total / count:>13,.0f}"
-                f"  {_percentile(baseline, 0.5):>5.2f}/{_percentile(baseline, 0.99):>5.2f}  {dict(kinds)}"
+                f"  {_percentile(baseline, 0.5):>5.2f}/{_percentile(baseline, 0.99):>5.2f}"
+                f"  {_percentile(stage, 0.5):>5.2f}/{_percentile(stage, 0.99):>5.2f}  {dict(kinds)}"
             )
             _table_sizes(database_url)
     finally:

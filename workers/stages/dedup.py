@@ -560,6 +560,8 @@ class BodyLines:
 
     words: list[bytes]
     keys: list[int]
+    shingles: list[npt.NDArray[np.uint64]]
+    """Each line's shingle hashes (computed once: `fingerprint` and `paragraph_keys` both read them)."""
 
     def edge_keys(self, count: int) -> list[int]:
         """Keys of the first and last `count` lines: where chrome a cleaner leaves sits."""
@@ -571,7 +573,7 @@ class BodyLines:
 def body_lines(text: str, params: DedupParams) -> BodyLines:
     """Return the prose lines of `text` (`body_paragraphs`) as normalised words and keys. Pure."""
     words = [b for b in (word_bytes(p) for p in body_paragraphs(text, params)) if b]
-    return BodyLines(words, [line_key(w) for w in words])
+    return BodyLines(words, [line_key(w) for w in words], _paragraph_shingles(words, params.shingle_size))
 
 
 def _paragraph_shingles(paragraphs: list[bytes], size: int) -> list[npt.NDArray[np.uint64]]:
@@ -625,8 +627,7 @@ def paragraph_keys(lines: BodyLines, params: DedupParams) -> dict[int, int]:
     """Return each body line's paragraph key (the min-hash `fingerprint` indexes for it as a candidate
     key), by line key, for lines with enough shingles to have one. Pure."""
     keys = {}
-    for data, line in zip(lines.words, lines.keys, strict=True):
-        hashes = shingle_hashes(token_hashes(data), params.shingle_size)
+    for hashes, line in zip(lines.shingles, lines.keys, strict=True):
         if hashes.size >= _MIN_KEYED_SHINGLES:
             keys[line] = _paragraph_key(hashes, params.seed)
     return keys
@@ -652,7 +653,7 @@ def fingerprint(
     lines = lines if lines is not None else body_lines(cleaned.text, params)
     paragraphs = [w for w, k in zip(lines.words, lines.keys, strict=True) if k not in chrome]
     body_words = sum(p.count(b" ") + 1 for p in paragraphs)
-    per_paragraph = _paragraph_shingles(paragraphs, params.shingle_size)
+    per_paragraph = [h for h, k in zip(lines.shingles, lines.keys, strict=True) if k not in chrome]
     body = np.unique(np.concatenate(per_paragraph)) if per_paragraph else np.empty(0, dtype=np.uint64)
     # the core: the two longest paragraphs, where the article is (chrome lines are shorter)
     longest = sorted(range(len(per_paragraph)), key=lambda i: (-per_paragraph[i].size, i))[:2]
