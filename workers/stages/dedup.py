@@ -56,9 +56,10 @@ class DedupParams:
     line_holders: int = 4
     """Articles of one source recorded per chrome line at most: past that the line is chrome for good,
     and recording it again would only grow `dedup_lines`."""
-    same_source_share: float = 0.5
-    """Share of a body's prose words in lines another cluster of the SAME source holds, from which the
-    article is checked as a same-source copy of that cluster (its lines are not chrome to it)."""
+    same_source_share: float = 0.2
+    """Share of a body's prose words in lines that one other cluster of the SAME source alone holds,
+    from which the article is checked as a same-source copy of that cluster (those lines are not
+    chrome to it); low, because a copy's page may carry much chrome of its site around the story."""
     same_source_core: float = 0.4
     """Share of each body's core (two longest paragraphs) the other must hold for a same-source copy: a
     stub made of the site's chrome holds none of the article's core..."""
