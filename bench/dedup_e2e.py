@@ -13,18 +13,25 @@ held-out half. Per half:
 * originals: every page's HTML, as fetched;
 * syndicated copies of each original (positives), on syndicator hosts: the original's
   ground-truth body with a new headline, the tail trimmed, ~3% of the words edited and an ad line
-  inserted, wrapped in the chrome of ANOTHER page of the half (its w3m rendering minus its
-  ground-truth body: as much or as little of it as a cut takes, sometimes all of it); saved as text
-  (the whole rendering with the body swapped) or as simple HTML (the chrome lines around the
-  paragraphs);
+  inserted, wrapped in the chrome of ANOTHER page of the half (the lines of its w3m rendering
+  outside its article region that match no part of its ground-truth body by a fuzzy match, see
+  `_in_article`: a rendered line seldom equals a ground-truth line, so an exact filter left most
+  of the other article in its "chrome"; as much or as little of it as a cut takes, sometimes all of
+  it); saved as text (the whole rendering with the body swapped) or as simple HTML (the chrome
+  lines around the paragraphs);
+* same-site copies of half the originals: the same HTML under a second URL of the site, or the
+  page's rendering saved as text (another layout of the same page);
 * hard negatives, each on the original's own site with the original's own chrome: a different
   article (paragraphs of sentences from many other pages), a same-topic follow-up (the
-  original's names, one of its background paragraphs, the rest new) and two near-empty stubs
-  (the chrome and one short line) that a cleaner may reduce to chrome alone.
+  original's names, one of its background paragraphs, the rest new) and, once per site, a
+  near-empty stub (the chrome and one short line) that a cleaner may reduce to chrome alone.
+  Composites are drawn from sentences of 6 to 60 words as dedup counts them (a CJK character is a
+  word): counted by spaces, a Japanese body was one "sentence" of hundreds of words that most
+  composites shared, so they were not different articles.
 
 Pages of the set that carry the same story (real wire copies) share a label. Every item goes
 through `workers.stages.clean.clean` with the chrome the pipeline would give it (source lines
-learned through `repo.learn_lines` / `repo.chrome_keys` in the same database, as `clean_step`
+learned through `repo.learn_chrome` under `repo.sighting_id`, in the same database, as `clean_step`
 does), then `workers.db.dedup_index.ensure_verdict`, one transaction each, in a shuffled order.
 Items the cleaner rejects (`no_content` and other permanent errors) are counted and left out.
 Pairs are counted from the clusters the index ends with: pair precision and recall, the share of
@@ -63,7 +70,8 @@ from workers.errors import PermanentError  # noqa: E402
 from workers.ids import article_id  # noqa: E402
 from workers.settings import Settings  # noqa: E402
 from workers.stages import clean as clean_stage  # noqa: E402
-from workers.stages.dedup import VERSION, DedupParams  # noqa: E402
+from workers.stages.dedup import VERSION, DedupParams, raw_key  # noqa: E402
+from workers.stages.dedup import words as dedup_words  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
 T0 = datetime(2008, 3, 1, tzinfo=UTC)
@@ -125,10 +133,12 @@ def load_pages() -> list[Page]:
         dump = dumps[page_id]
         body = gt["articleBody"] or ""
         folded_body = _fold(body)
+        body_grams = _grams(body)
         lines = dump["body"].split("\n")
-        is_body = [len(_fold(line)) >= 25 and _fold(line) in folded_body for line in lines]
+        is_body = [_in_article(line, folded_body, body_grams) for line in lines]
         marks = [i for i, flag in enumerate(is_body) if flag]
         first, last = (marks[0], marks[-1]) if marks else (len(lines), len(lines))
+        # chrome is what lies outside the article region and matches no part of the article, fuzzily
         head = [line for line, flag in zip(lines[:first], is_body[:first], strict=True) if not flag]
         tail = [line for line, flag in zip(lines[last + 1 :], is_body[last + 1 :], strict=True) if not flag]
         with gzip.open(DATA / "html" / f"{page_id}.html.gz", "rt", encoding="utf-8", errors="replace") as raw:
@@ -137,17 +147,30 @@ def load_pages() -> list[Page]:
     return pages
 
 
+def _in_article(line: str, folded_body: str, body_grams: set[tuple[str, ...]]) -> bool:
+    """Whether a rendered line carries part of the article, by fuzzy match: a line rarely equals a
+    ground-truth line (wrapping, markers such as `[img]`, quotes), so a line counts as article when
+    a fifth of its word 5-grams are in the body, or when it is a 25+ character run of the body."""
+    folded = _fold(line)
+    grams = _grams(line)
+    if grams and len(grams & body_grams) >= 0.2 * len(grams):
+        return True
+    return len(folded) >= 25 and folded in folded_body
+
+
 def _paragraphs(body: str) -> list[str]:
     return [p.strip() for p in body.split("\n") if p.strip()]
 
 
 def _sentences(body: str) -> list[str]:
-    # 6 to 60 words: a body without sentence marks would otherwise give one huge "sentence"
-    return [s for s in re.split(r"(?<=[.!?])\s+", body.replace("\n", " ")) if 6 <= len(s.split()) <= 60]
+    # 6 to 60 words as dedup counts them (a CJK character is a word): a body without sentence marks, or
+    # in a script without spaces, would otherwise give one huge "sentence" that every composite shares
+    parts = re.split(r"(?<=[.!?])\s+|(?<=[。！？])", body.replace("\n", " "))
+    return [s.strip() for s in parts if 6 <= len(dedup_words(s)) <= 60]
 
 
 def _grams(body: str, n: int = 5) -> set[tuple[str, ...]]:
-    tokens = _fold(body).split()
+    tokens = dedup_words(body)
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
@@ -268,6 +291,22 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
             )
             tags = ("text" if as_text else "html", "heavy_chrome" if heavy else "cut_chrome")
             items.append(Item(raw, label[page.page_id], "copy", page.page_id, tags))
+    host = {p.page_id: urlsplit(p.url).hostname for p in pages}
+    stubbed: set[str] = set()
+    for page in with_body:
+        # copies on the page's own site: the same HTML under another URL, or its rendering as text
+        roll = rng.random()
+        if roll < 0.5:
+            same_html = roll < 0.25
+            raw = RawArticle(
+                source=page.site,
+                body=page.html if same_html else "\n".join(page.rendering),
+                url=f"https://{host[page.page_id]}/{'print' if same_html else 'text'}/story-{page.page_id[:10]}",
+                content_type="text/html" if same_html else "text/plain",
+                published_at=published[page.page_id] + timedelta(hours=rng.randint(0, 5)),
+            )
+            tags = ("same_site", "identical_html" if same_html else "rendering")
+            items.append(Item(raw, label[page.page_id], "copy", page.page_id, tags))
     for page in pages:
         if not (page.head or page.tail):
             continue
@@ -283,9 +322,12 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
         if len(paragraphs) >= 3:
             follow.insert(len(follow) // 2, paragraphs[rng.randint(1, len(paragraphs) - 1)])
         items.append(_on_site(page, follow, "followup", "followup", rng))
-        for n in range(2):
-            stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"]) + f" {n}"]
-            items.append(_on_site(page, stub, "stub", f"stub{n}", rng))
+        # one stub per site: two stubs of one site (its chrome and a label each) are one empty page to a
+        # reader, not two different articles, so that pair is no hard negative
+        if page.site not in stubbed:
+            stubbed.add(page.site)
+            stub = [rng.choice(["Photo gallery", "Video", "Live updates", "Breaking News:"])]
+            items.append(_on_site(page, stub, "stub", "stub", rng))
     items = _drop_ambiguous(items, pages)
     rng.shuffle(items)
     return items
@@ -315,7 +357,8 @@ def _on_site(page: Page, paragraphs: list[str], role: str, suffix: str, rng: ran
     raw = RawArticle(
         source=page.site,
         body=document,
-        url=f"https://{urlsplit(page.url).hostname}{urlsplit(page.url).path.rstrip('/')}-{suffix}",
+        # unique per page: two pages of a site may share a path (and differ by query)
+        url=f"https://{urlsplit(page.url).hostname}{urlsplit(page.url).path.rstrip('/')}-{page.page_id[:8]}-{suffix}",
         content_type="text/plain",
         published_at=T0 + timedelta(hours=rng.randint(0, 2000)),
     )
@@ -342,15 +385,19 @@ def run_half(name: str, pages: list[Page], params: DedupParams, seed: int, show:
                 # as workers.pipeline.clean_step: learn the source's lines, then clean with its chrome
                 keys = clean_stage.line_keys(item.raw)
                 with transaction(url) as session:
-                    repo.learn_lines(session, item.raw.source, item.article_id, keys)
-                with transaction(url) as session:
-                    chrome = repo.chrome_keys(session, item.raw.source, keys, settings.chrome_min_articles)
+                    (chrome,) = repo.learn_chrome(
+                        session,
+                        [(item.raw.source, repo.sighting_id(item.raw), keys)],
+                        settings.chrome_min_articles,
+                    )
                 cleaned = clean_stage.clean(item.raw, item.article_id, chrome=chrome)
             except PermanentError as exc:
                 rejected[f"{item.role}:{getattr(exc, 'reason', type(exc).__name__)}"] += 1
                 continue
             with transaction(url) as session:
-                verdicts[item.article_id] = ensure_verdict(session, cleaned, params, source=item.raw.source)
+                verdicts[item.article_id] = ensure_verdict(
+                    session, cleaned, params, source=item.raw.source, raw_key=raw_key(item.raw.body)
+                )
             kept.append(item)
         elapsed = time.perf_counter() - started
         with get_engine(url).connect() as conn:

@@ -13,10 +13,12 @@ two of its sentences; follow-ups that reuse its opening paragraph). Every articl
 real `ensure_verdict` on SQLite, in a shuffled order; pair precision/recall, ARI and merged hard
 negatives are computed from the clusters the index ends with.
 
-Scale: a private PostgreSQL (tests/servers.py, or --database-url) is bulk-loaded with synthetic
-signatures and bands (server-side INSERT ... SELECT, indexes rebuilt) to each size, then new
-articles go through `ensure_verdict`, one transaction each: latency p50/p99 and index bytes per
-article (pg_total_relation_size of the dedup_* tables).
+Scale: a private PostgreSQL (tests/servers.py, or --database-url) is bulk-loaded to each size with
+synthetic rows shaped like the real index of the seed articles (the same signature, evidence and
+verdict sizes, three exact keys, as many band keys and `dedup_lines` rows per article; server-side
+INSERT ... SELECT, the big primary keys rebuilt), then new articles go through the real
+`ensure_verdict`, one transaction each: latency p50/p99 of that index step, and rows and bytes per
+article (pg_total_relation_size, indexes and TOAST included) of every dedup table.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from sqlalchemy import text  # noqa: E402
 from schemas.cleaned import CleanedArticle  # noqa: E402
 from workers.db.dedup_index import ensure_verdict  # noqa: E402
 from workers.db.engine import get_engine, transaction, upgrade  # noqa: E402
-from workers.stages.dedup import DedupParams, fingerprint  # noqa: E402
+from workers.stages.dedup import DedupParams, fingerprint, raw_key  # noqa: E402
 
 GROUND_TRUTH = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb" / "ground-truth.json"
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -533,8 +535,30 @@ def _probe_articles(size: int, count: int, params: DedupParams) -> list[CleanedA
     return out
 
 
-def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_json: str) -> float:
-    """Insert synthetic articles [start, stop) server-side: signatures, two keys each, `bands` bands."""
+@dataclass(frozen=True)
+class _Shape:
+    """Per-article sizes of the real index, measured on the seed articles, that the bulk load copies."""
+
+    bands: int
+    lines: int
+    evidence_bytes: int
+    verdict_json: str
+
+
+def _shape(url: str) -> _Shape:
+    with get_engine(url).connect() as conn:
+        articles = conn.execute(text("SELECT count(*) FROM dedup_signatures")).scalar_one()
+        bands = conn.execute(text("SELECT count(*) FROM dedup_bands")).scalar_one()
+        lines = conn.execute(text("SELECT count(*) FROM dedup_lines")).scalar_one()
+        evidence = conn.execute(text("SELECT avg(length(evidence)) FROM dedup_signatures")).scalar_one()
+        verdict = conn.execute(text("SELECT verdict FROM dedup_signatures LIMIT 1")).scalar_one()
+    return _Shape(round(bands / articles), round(lines / articles), int(evidence or 0), verdict)
+
+
+def _bulk_load(url: str, start: int, stop: int, params: DedupParams, shape: _Shape) -> float:
+    """Insert synthetic articles [start, stop) server-side, shaped like the seed articles (`_Shape`):
+    signature, evidence and verdict of the same sizes, three keys (raw, text, URL), as many band keys
+    and `dedup_lines` rows (random keys, 2,000 sources); primary keys of the two big tables rebuilt."""
     import psycopg
 
     from tests.servers import libpq_url
@@ -542,22 +566,34 @@ def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_jso
     sig_bytes = 4 * params.num_perm
     t = time.perf_counter()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("ALTER TABLE dedup_bands DROP CONSTRAINT IF EXISTS dedup_bands_pkey")
+        conn.execute("ALTER TABLE dedup_lines DROP CONSTRAINT IF EXISTS dedup_lines_pkey")
         for lo in range(start, stop, 250_000):
             hi = min(stop, lo + 250_000)
             after = conn.execute("SELECT coalesce(max(seq), 0) FROM dedup_signatures").fetchone()[0]  # type: ignore[index]
             conn.execute(
-                """INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, first_seen, cluster_id, verdict)
+                """INSERT INTO dedup_signatures (article_id, signature, shingles, published_at, first_seen, cluster_id,
+                                                 verdict, evidence)
                    SELECT lpad(to_hex(i), 32, '0'), substring(decode(repeat(md5(i::text), %(rep)s), 'hex') for %(bytes)s),
-                          400 + i %% 600, now() - make_interval(secs => i), now(), lpad(to_hex(i), 32, '0'), %(verdict)s
+                          400 + i %% 600, now() - make_interval(secs => i), now(), lpad(to_hex(i), 32, '0'), %(verdict)s,
+                          substring(decode(repeat(md5((-i)::text), %(erep)s), 'hex') for %(ebytes)s)
                    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS i""",
-                {"rep": sig_bytes // 16 + 1, "bytes": sig_bytes, "verdict": verdict_json, "lo": lo, "hi": hi},
+                {
+                    "rep": sig_bytes // 16 + 1,
+                    "bytes": sig_bytes,
+                    "erep": shape.evidence_bytes // 16 + 1,
+                    "ebytes": shape.evidence_bytes,
+                    "verdict": shape.verdict_json,
+                    "lo": lo,
+                    "hi": hi,
+                },
             )
             conn.execute(
                 """INSERT INTO dedup_keys (kind, key, article_id)
                    SELECT k.kind, md5(k.kind || i::text), lpad(to_hex(i), 32, '0')
-                   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS i, (VALUES ('text'), ('url')) AS k(kind)""",
+                   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS i,
+                        (VALUES ('raw'), ('text'), ('url')) AS k(kind)""",
                 {"lo": lo, "hi": hi},
             )
             conn.execute(
@@ -565,10 +601,18 @@ def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_jso
                    SELECT ((random() - 0.5) * 1.8e19)::bigint, s.seq
                    FROM dedup_signatures AS s, generate_series(1, %(bands)s) AS b
                    WHERE s.seq > %(after)s""",
-                {"after": after, "bands": params.bands},
+                {"after": after, "bands": shape.bands},
+            )
+            conn.execute(
+                """INSERT INTO dedup_lines (key, source, article_id)
+                   SELECT ((random() - 0.5) * 1.8e19)::bigint, 'site' || (i %% 2000) || '.example',
+                          lpad(to_hex(i), 32, '0')
+                   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS i, generate_series(1, %(lines)s) AS l""",
+                {"lo": lo, "hi": hi, "lines": shape.lines},
             )
         conn.execute("ALTER TABLE dedup_bands ADD PRIMARY KEY (band, seq)")
-        conn.execute("VACUUM ANALYZE dedup_signatures, dedup_keys, dedup_bands")
+        conn.execute("ALTER TABLE dedup_lines ADD PRIMARY KEY (key, source, article_id)")
+        conn.execute("VACUUM ANALYZE dedup_signatures, dedup_keys, dedup_bands, dedup_lines")
         conn.execute("CHECKPOINT")  # the load's dirty pages are written now, not during the measurement
     return time.perf_counter() - t
 
@@ -576,6 +620,21 @@ def _bulk_load(url: str, start: int, stop: int, params: DedupParams, verdict_jso
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+_TABLES = ("dedup_signatures", "dedup_keys", "dedup_bands", "dedup_lines")
+
+
+def _table_sizes(url: str) -> None:
+    """Print rows and bytes (with indexes and TOAST) per indexed article of every dedup table."""
+    with get_engine(url).connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM dedup_signatures")).scalar_one()
+        parts = []
+        for table in _TABLES:
+            rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            size = conn.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one()
+            parts.append(f"{table} {rows / count:.1f} rows {size / count:,.0f} B")
+    print("             per article: " + "; ".join(parts))
 
 
 def run_scale(
@@ -607,28 +666,37 @@ def run_scale(
         upgrade(database_url)
         for seed in _seed_articles():
             with transaction(database_url) as session:
-                verdict_json = ensure_verdict(session, seed, params).model_dump_json()
+                ensure_verdict(session, seed, params, raw_key=raw_key(seed.text))
+        shape = _shape(database_url)
         loaded = len(_seed_articles())
+        print(
+            f"scale: seed articles index {shape.bands} band keys, {shape.lines} dedup_lines rows and "
+            f"{shape.evidence_bytes} evidence bytes each on average; the bulk load copies that shape"
+        )
         print(
             f"scale: {where}; {probes} new articles per size, one transaction each (lookup, verify, insert, commit)"
         )
         print(
-            f"  {'indexed':>9}  {'load s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'art/s':>6}  {'bytes/article':>13}  SELECT 1 p50/p99  verdicts"
+            f"  {'indexed':>9}  {'load s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'art/s':>6}  {'bytes/article':>13}  SELECT 1 p50/p99  stage p50/p99  verdicts"
         )
         for size in sorted(sizes):
-            load_s = _bulk_load(database_url, loaded, size, params, verdict_json) if size > loaded else 0.0
+            load_s = _bulk_load(database_url, loaded, size, params, shape) if size > loaded else 0.0
             loaded = max(loaded, size)
             articles = _probe_articles(size, probes, params)
             latencies = []
             baseline = []  # a trivial transaction after each article: this machine's own noise
+            stage: list[float] = []
             kinds: Counter[str] = Counter()
             busy = 0.0
             gc.collect()
             gc.freeze()  # as worker children do at start (workers/celery_app.py)
             for cleaned in articles:
                 t = time.perf_counter()
+                fingerprint(cleaned, params)  # the pure stage alone: CPU, no database
+                stage.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
                 with transaction(database_url) as session:
-                    kinds[ensure_verdict(session, cleaned, params).kind] += 1
+                    kinds[ensure_verdict(session, cleaned, params, raw_key=raw_key(cleaned.text)).kind] += 1
                 latencies.append((time.perf_counter() - t) * 1000)
                 busy += time.perf_counter() - t
                 t = time.perf_counter()
@@ -638,27 +706,17 @@ def run_scale(
             rate = len(articles) / busy
             with get_engine(database_url).connect() as conn:
                 total = conn.execute(
-                    text(
-                        "SELECT pg_total_relation_size('dedup_signatures') + pg_total_relation_size('dedup_keys')"
-                        " + pg_total_relation_size('dedup_bands')"
-                    )
+                    text(" + ".join(f"pg_total_relation_size('{t}')" for t in _TABLES).join(["SELECT ", ""]))
                 ).scalar_one()
                 count = conn.execute(text("SELECT count(*) FROM dedup_signatures")).scalar_one()
             loaded += probes
             print(
                 f"  {count:>9,}  {load_s:>7.0f}  {_percentile(latencies, 0.5):>7.2f}  {_percentile(latencies, 0.99):>7.2f}"
                 f"  {max(latencies):>7.2f}  {rate:>6.0f}  {total / count:>13,.0f}"
-                f"  {_percentile(baseline, 0.5):>5.2f}/{_percentile(baseline, 0.99):>5.2f}  {dict(kinds)}"
+                f"  {_percentile(baseline, 0.5):>5.2f}/{_percentile(baseline, 0.99):>5.2f}"
+                f"  {_percentile(stage, 0.5):>5.2f}/{_percentile(stage, 0.99):>5.2f}  {dict(kinds)}"
             )
-        with get_engine(database_url).connect() as conn:
-            count = conn.execute(text("SELECT count(*) FROM dedup_signatures")).scalar_one()
-            parts = {
-                table: conn.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one() / count
-                for table in ("dedup_signatures", "dedup_keys", "dedup_bands")
-            }
-        print(
-            "  bytes/article by table (with indexes): " + ", ".join(f"{t} {b:,.0f}" for t, b in parts.items())
-        )
+            _table_sizes(database_url)
     finally:
         get_engine(database_url).dispose()
         if server is not None:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 
 from schemas.cleaned import CleanedArticle
 from schemas.dedup import DedupVerdict
-from workers.db.dedup_index import ensure_verdict
+from workers.db.dedup_index import ensure_verdict, prune
 from workers.db.engine import dispose_all, get_engine, transaction, upgrade
 from workers.db.models import DedupBandRow, DedupKeyRow, DedupSignatureRow
 from workers.stages.dedup import DedupParams
@@ -258,3 +258,88 @@ def _child(url: str, barrier: Path, n: int, hold: float, payload: str) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+
+
+def _story(n: int) -> str:
+    """A distinct story per `n` (its own words), several paragraphs of prose."""
+    words = [f"w{n}x{i}" for i in range(400)]
+    paragraphs = [" ".join(words[i : i + 50]) + "." for i in range(0, 400, 50)]
+    return "\n\n".join(paragraphs)
+
+
+DISCLAIMER = (
+    "This article is provided for general information only and does not constitute legal, financial or "
+    "medical advice; readers should consult a qualified professional about their own circumstances "
+    "before acting on anything they have read here, and the publisher accepts no liability whatsoever."
+)
+
+
+def test_a_paragraph_in_many_clusters_is_no_evidence_and_stops_growing(db_url: str) -> None:
+    """Boilerplate by document frequency: once a paragraph's key is held by `common_clusters` distinct
+    clusters it is left out of later bodies (no evidence, no new rows), while short stories that share it
+    stay apart however many."""
+    params = DedupParams(common_clusters=3)
+    # each story is just long enough on its own; the disclaimer would otherwise be a third of it
+    stories = [f"{_story(n)[:700]}\n\n{DISCLAIMER}" for n in range(8)]
+    verdicts = [
+        decide(db_url, article(f"{n:032x}", body, url=f"https://s{n}.example/a"), params)
+        for n, body in enumerate(stories)
+    ]
+    assert [v.kind for v in verdicts] == ["unique"] * 8
+    engine = get_engine(db_url)
+    from workers.stages.dedup import body_lines, paragraph_keys
+
+    key = paragraph_keys(body_lines(DISCLAIMER, params), params)
+    (disclaimer_key,) = key.values()
+    with engine.connect() as conn:
+        holders = conn.execute(
+            select(func.count()).select_from(DedupBandRow).where(DedupBandRow.band == disclaimer_key)
+        ).scalar_one()
+    assert holders == 3  # indexed until it was common, then left out
+
+
+def test_a_copy_of_a_story_with_the_common_paragraph_is_still_found(db_url: str) -> None:
+    """Leaving a common paragraph out keeps the article's own evidence: a copy still matches."""
+    params = DedupParams(common_clusters=3)
+    for n in range(4):
+        decide(
+            db_url,
+            article(f"{n:032x}", f"{_story(n)}\n\n{DISCLAIMER}", url=f"https://s{n}.example/a"),
+            params,
+        )
+    copy = decide(
+        db_url,
+        article("f" * 32, f"{edited(_story(2), 17)}\n\n{DISCLAIMER}", url="https://x.example/b"),
+        params,
+    )
+    assert (copy.kind, copy.duplicate_of) == ("near_duplicate", f"{2:032x}")
+
+
+def test_prune_forgets_lines_that_never_recurred_and_old_bands(db_url: str) -> None:
+    """Lines of old articles seen nowhere else go; a line two articles share stays; bands only on request."""
+    shared = (
+        "Subscribe to the morning briefing for the stories that matter most to the harbour district today."
+    )
+    for n in range(2):
+        with transaction(db_url) as session:
+            ensure_verdict(
+                session,
+                article(f"{n:032x}", f"{_story(n)}\n\n{shared}", url=f"https://s.example/{n}"),
+                PARAMS,
+            )
+    engine = get_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE dedup_signatures SET first_seen = :t"), {"t": T0})
+        lines_before = conn.execute(text("SELECT count(*) FROM dedup_lines")).scalar_one()
+    with transaction(db_url) as session:
+        deleted = prune(session, lines_before=T0 + timedelta(days=1))
+    assert deleted["dedup_lines"] == lines_before - 2
+    assert deleted["dedup_bands"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(DISTINCT article_id) FROM dedup_lines")).scalar_one() == 2
+    with transaction(db_url) as session:
+        again = prune(session, lines_before=T0 + timedelta(days=1), bands_before=T0 + timedelta(days=1))
+    assert again["dedup_lines"] == 0
+    assert again["dedup_bands"] > 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM dedup_bands")).scalar_one() == 0

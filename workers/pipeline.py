@@ -101,7 +101,7 @@ def clean_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
                 prepared.append((i, *found))
         chrome = repo.learn_chrome(
             session,
-            [(raw.source, msgs[i].article_id, keys) for i, raw, keys in prepared],
+            [(raw.source, repo.sighting_id(raw), keys) for i, raw, keys in prepared],
             ctx.settings.chrome_min_articles,
         )
         done: list[tuple[str, str, CleanedArticle]] = []
@@ -160,12 +160,15 @@ def dedup_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
         try:
             with transaction(ctx.database_url) as session:
                 if inputs is None:
-                    inputs = repo.load_inputs(session, [m.article_id for m in msgs], stages=("clean",))
+                    inputs = repo.load_inputs(
+                        session, [m.article_id for m in msgs], raw=True, stages=("clean",)
+                    )
                     sources = repo.sources_of(session, [m.article_id for m in msgs])
                 cleaned = inputs.require(msg.article_id, "clean", CleanedArticle)
                 # The raw article's source: dedup learns per source which body lines are its chrome.
                 source = sources.get(msg.article_id)
-                verdict = dedup_index.ensure_verdict(session, cleaned, params, source=source)
+                raw_key = dedup_index.raw_key_of(inputs.raw.get(msg.article_id))
+                verdict = dedup_index.ensure_verdict(session, cleaned, params, source=source, raw_key=raw_key)
                 repo.upsert_results(session, "dedup", [(msg.article_id, verdict.version, verdict)])
         except fatal:
             raise

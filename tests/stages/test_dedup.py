@@ -16,11 +16,13 @@ from workers.stages.dedup import (
     Candidate,
     DedupParams,
     best_match,
+    body_paragraphs,
     canonical_url,
     compare,
     fingerprint,
     minhash,
     normalise_for_keys,
+    raw_key,
     signature_from_bytes,
     signature_to_bytes,
     text_key,
@@ -253,3 +255,23 @@ def test_sample_page_copy_with_other_chrome_is_a_near_duplicate() -> None:
     )
     assert match is not None
     assert match.article_id == "ctn"
+
+
+def test_table_cells_are_judged_as_a_reader_sees_them() -> None:
+    """A body laid out in table cells joined by ` | ` is prose, cell by cell; a ` | ` nav bar is not."""
+    params = DedupParams()
+    sentence = "The harbour committee approved the new breakwater plan on Tuesday after a long debate"
+    table = f"{sentence} in the council chamber. | {sentence} about costs and delays. | Photo: City Desk"
+    assert body_paragraphs(table, params) == [
+        f"{sentence} in the council chamber.",
+        f"{sentence} about costs and delays.",
+    ]
+    nav = "Home | World | Business | Sport | Opinion | Culture | Travel | Weather | Contact us"
+    assert body_paragraphs(nav, params) == []
+
+
+def test_raw_key_is_the_exact_body() -> None:
+    """The raw key changes with any byte of the raw body, and is equal for equal bodies."""
+    assert raw_key("<p>a</p>") == raw_key("<p>a</p>")
+    assert raw_key("<p>a</p>") != raw_key("<p>a</p> ")
+    assert len(raw_key("x")) == 32

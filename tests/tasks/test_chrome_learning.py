@@ -71,3 +71,23 @@ def test_chrome_of_one_source_is_not_learned_for_another(postgres_url):
         repo.ensure_raw(session, msg.article_id, other, msg.trace_id)
     clean_step(ctx, msg)
     assert _CHROME_LINES[0] in _cleaned(postgres_url, msg).text
+
+
+def test_copies_of_one_page_are_one_article_for_chrome_learning(postgres_url):
+    """A page sent six times under six URLs of its source (section paths, print) counts once: its lines
+    never reach the `chrome_min_articles` bar, so the last copy keeps them; six different pages do."""
+    upgrade(postgres_url)
+    ctx = Context(Settings(database_url=postgres_url, chrome_min_articles=5))
+    page = _synthetic_article(3)
+    copies = [
+        RawArticle(source=SOURCE, body=page, url=f"https://{SOURCE}/section-{n}/story") for n in range(6)
+    ]
+    for raw in copies:
+        msg = StageMessage(article_id=article_id(raw), trace_id="t")
+        with transaction(postgres_url) as session:
+            repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
+        clean_step(ctx, msg)
+    last = _cleaned(postgres_url, StageMessage(article_id=article_id(copies[-1]), trace_id="t"))
+    for line in _CHROME_LINES:
+        assert line in last.text
+    assert not [r for r in last.removed if r.reason == "source_boilerplate"]

@@ -15,6 +15,7 @@ processes are serialised and yield one canonical.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,19 +49,24 @@ from schemas.dedup import DedupVerdict, VerdictKind
 from workers.db.models import DedupBandRow, DedupKeyRow, DedupLineRow, DedupSignatureRow
 from workers.stages.dedup import (
     VERSION,
+    BodyLines,
     Candidate,
     DedupParams,
     Fingerprint,
+    Match,
     body_lines,
     canonical_url,
     compare,
     evidence_from_bytes,
     evidence_to_bytes,
     fingerprint,
+    paragraph_keys,
     signature_from_bytes,
     signature_to_bytes,
     verify,
+    verify_same_source,
 )
+from workers.stages.dedup import raw_key as raw_body_key
 
 # First half of the two-int advisory lock keys ("DDUP"), so our locks never meet anyone else's.
 _LOCK_NAMESPACE = 0x44445550
@@ -161,6 +167,7 @@ def _lookup_statement(postgres: bool) -> Any:
         )
 
     def owner(kind: str) -> Any:
+        # 'raw' (byte-identical page), 'text' (normalised text) or 'url' (canonical URL)
         return (
             select(*_match_columns(kind))
             .join_from(_KEYS, _SIGNATURES, _KEYS.c.article_id == sig.article_id)
@@ -188,7 +195,11 @@ def _lookup_statement(postgres: bool) -> Any:
         .subquery()
     )
     candidates = select(*_match_columns("band")).join_from(shared, _SIGNATURES, shared.c.seq == sig.seq)
-    return union_all(own, owner("text"), owner("url"), candidates)
+    # the article of its own source whose lines it shares (see `ensure_verdict`), if any
+    host = select(*_match_columns("host")).where(
+        sig.article_id == bindparam("host_id"), sig.article_id != bindparam("article_id")
+    )
+    return union_all(own, owner("raw"), owner("text"), owner("url"), host, candidates)
 
 
 _LOOKUP = {True: _lookup_statement(postgres=True), False: _lookup_statement(postgres=False)}
@@ -204,13 +215,21 @@ class _Found:
     """What the lookup returned."""
 
     stored: tuple[str, str, int] | None  # (verdict JSON, current cluster, seq) of the article itself
-    owners: dict[str, Candidate]  # 'text'/'url' -> the article owning that key
+    owners: dict[str, Candidate]  # 'raw'/'text'/'url'/'host' -> the article owning that key
     clusters: dict[str, str]  # article id -> its cluster, for every article returned
     candidates: list[Candidate]
 
 
 def _lookup(
-    session: Session, lock_values: Sequence[str | int], fp: Fingerprint, article_id: str, limit: int
+    session: Session,
+    lock_values: Sequence[str | int],
+    fp: Fingerprint,
+    article_id: str,
+    limit: int,
+    *,
+    text_keyed: bool,
+    raw: str | None,
+    host: str | None,
 ) -> _Found:
     rows = _locked_rows(
         session,
@@ -218,8 +237,10 @@ def _lookup(
         _LOOKUP[session.get_bind().dialect.name == "postgresql"],
         {
             "article_id": article_id,
-            "text_key": fp.text_key if fp.keyed else "",
+            "raw_key": raw or "",
+            "text_key": fp.text_key if text_keyed else "",
             "url_key": fp.url_key or "",
+            "host_id": host or "",
             "bands": list(fp.bands) or [0],
             "limit": limit if fp.bands else 0,
         },
@@ -273,6 +294,15 @@ def _join_cluster(
     return article_id, cluster
 
 
+def raw_key_of(payload: str | None) -> str | None:
+    """The raw key (`workers.stages.dedup.raw_key`) of a stored raw article's JSON payload, or None
+    when there is none or it holds no body. Pure."""
+    if not payload:
+        return None
+    body = json.loads(payload).get("body")
+    return raw_body_key(body) if isinstance(body, str) and body else None
+
+
 def source_of(cleaned: CleanedArticle, source: str | None) -> str | None:
     """The source an article's chrome is learned under: the producer's `source`, else the host of its
     canonical URL, else its site name (lowercased), else None (nothing is learned nor applied)."""
@@ -285,22 +315,115 @@ def source_of(cleaned: CleanedArticle, source: str | None) -> str | None:
     return site or None
 
 
-def learned_chrome(session: Session, source: str, keys: Sequence[int], article_id: str) -> frozenset[int]:
-    """Those of the line `keys` that are chrome: recorded for another article of `source`, or for
-    two articles of any one other source (that source's chrome, copied along with a page)."""
+@dataclass(frozen=True)
+class _Holder:
+    """An article of the index that recorded one of the line keys, with its current cluster."""
+
+    key: int
+    source: str
+    article_id: str
+    cluster_id: str
+
+
+def _line_holders(session: Session, keys: Sequence[int], article_id: str) -> list[_Holder]:
+    """The other indexed articles that recorded any of the line `keys` (at most `line_holders` per
+    key and source, see `_record_lines`), with their current clusters; one query."""
     wanted = sorted(set(keys))
     if not wanted:
-        return frozenset()
+        return []
     rows = session.execute(
-        select(_LINES.c.key, _LINES.c.source, func.count().label("articles"))
+        select(_LINES.c.key, _LINES.c.source, _LINES.c.article_id, _SIGNATURES.c.cluster_id)
+        .join_from(_LINES, _SIGNATURES, _SIGNATURES.c.article_id == _LINES.c.article_id)
         .where(_LINES.c.key.in_(wanted), _LINES.c.article_id != article_id)
-        .group_by(_LINES.c.key, _LINES.c.source)
     ).all()
-    return frozenset(row.key for row in rows if row.source == source or row.articles >= 2)
+    return [_Holder(row.key, row.source, row.article_id, row.cluster_id) for row in rows]
+
+
+def learned_chrome(holders: Sequence[_Holder], source: str, *, besides: str | None = None) -> frozenset[int]:
+    """The line keys that are chrome: recorded for another article of `source`, or for two articles
+    of any one other source (that source's chrome, copied along with a page). Articles of the
+    cluster `besides` do not count: a line seen only in copies of one story is not chrome to
+    another copy of it. Pure."""
+    others: dict[tuple[int, str], set[str]] = {}
+    chrome = set()
+    for h in holders:
+        if h.cluster_id == besides:
+            continue
+        if h.source == source:
+            chrome.add(h.key)
+        else:
+            others.setdefault((h.key, h.source), set()).add(h.article_id)
+    chrome.update(key for (key, _), ids in others.items() if len(ids) >= 2)
+    return frozenset(chrome)
+
+
+def common_lines(session: Session, lines: BodyLines, params: DedupParams) -> frozenset[int]:
+    """The body lines that are boilerplate by document frequency: their paragraph key
+    (`paragraph_keys`) is indexed for at least `common_clusters` distinct clusters. One query; on
+    PostgreSQL it reads at most 8 x `common_clusters` index rows per key."""
+    by_line = paragraph_keys(lines, params)
+    wanted = sorted(set(by_line.values()))
+    if not wanted:
+        return frozenset()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text(
+                """SELECT k.band FROM unnest(CAST(:keys AS bigint[])) AS k(band)
+                   CROSS JOIN LATERAL (SELECT b.seq FROM dedup_bands AS b WHERE b.band = k.band LIMIT :cap) AS h
+                   JOIN dedup_signatures AS s ON s.seq = h.seq
+                   GROUP BY k.band HAVING count(DISTINCT s.cluster_id) >= :clusters"""
+            ),
+            {"keys": wanted, "cap": 8 * params.common_clusters, "clusters": params.common_clusters},
+        ).all()
+    else:
+        rows = session.execute(
+            select(_BANDS.c.band)
+            .join_from(_BANDS, _SIGNATURES, _SIGNATURES.c.seq == _BANDS.c.seq)
+            .where(_BANDS.c.band.in_(wanted))
+            .group_by(_BANDS.c.band)
+            .having(func.count(func.distinct(_SIGNATURES.c.cluster_id)) >= params.common_clusters)
+        ).all()
+    common = {row.band for row in rows}
+    return frozenset(line for line, key in by_line.items() if key in common)
+
+
+def _host(
+    holders: Sequence[_Holder], source: str, lines: BodyLines, params: DedupParams
+) -> tuple[str, str] | None:
+    """(cluster, member article) of the one cluster of `source` that alone holds lines making up at
+    least `same_source_share` of the body's prose words, if any: the article may be a copy of that
+    story on its own site, whose lines the index would otherwise take for the site's chrome. Lines
+    held by two clusters of the source or more are its chrome, not evidence of a copy. Pure."""
+    weight = {k: w.count(b" ") + 1 for w, k in zip(lines.words, lines.keys, strict=True)}
+    total = sum(weight[k] for k in set(lines.keys))
+    clusters: dict[int, set[str]] = {}
+    for h in holders:
+        if h.source == source:
+            clusters.setdefault(h.key, set()).add(h.cluster_id)
+    owned: dict[str, int] = {}
+    for key, held_by in clusters.items():
+        if len(held_by) == 1:
+            (cluster,) = held_by
+            owned[cluster] = owned.get(cluster, 0) + weight.get(key, 0)
+    if not owned or not total:
+        return None
+    cluster = min(owned, key=lambda c: (-owned[c], c))
+    if owned[cluster] < params.same_source_share * total:
+        return None
+    members: dict[str, int] = {}
+    for h in holders:
+        if h.source == source and h.cluster_id == cluster:
+            members[h.article_id] = members.get(h.article_id, 0) + weight.get(h.key, 0)
+    return cluster, min(members, key=lambda a: (-members[a], a))
 
 
 def ensure_verdict(
-    session: Session, cleaned: CleanedArticle, params: DedupParams, *, source: str | None = None
+    session: Session,
+    cleaned: CleanedArticle,
+    params: DedupParams,
+    *,
+    source: str | None = None,
+    raw_key: str | None = None,
 ) -> DedupVerdict:
     """Return the dedup verdict of `cleaned`, indexing it in the caller's transaction; idempotent.
 
@@ -308,27 +431,52 @@ def ensure_verdict(
     with the same text and parameters returns the stored verdict (with the cluster's current
     canonical); an article is never matched to itself. `source` is the raw article's source (see
     `source_of` for the fallback); the prose lines at the ends of its body are recorded under it, and
-    lines learned as chrome (`learned_chrome`) are left out of the body. Does not commit.
+    lines learned as chrome (`learned_chrome`) are left out of the body, except those it shares with
+    the one story of its own source that holds most of its lines (`_host`): checked as a same-source
+    copy of that story (`verify_same_source`). `raw_key` (`workers.stages.dedup.raw_key` of the raw
+    body, before cleaning) makes a byte-identical page an exact duplicate whatever its cleaned text.
+    Does not commit.
     """
     article_id = cleaned.article_id
     lines = body_lines(cleaned.text, params)
     home = source_of(cleaned, source)
     # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
-    chrome = frozenset() if home is None else learned_chrome(session, home, lines.keys, article_id)
-    fp = fingerprint(cleaned, params, chrome, lines)
+    holders = [] if home is None else _line_holders(session, lines.keys, article_id)
+    boilerplate = common_lines(session, lines, params)
+    fp = fingerprint(cleaned, params, learned_chrome(holders, home or "") | boilerplate, lines)
+    host = None if home is None else _host(holders, home, lines, params)
+    # A copy from its own source: the lines it shares with that story are not chrome to it.
+    own = None
+    if host is not None:
+        chrome = learned_chrome(holders, home or "", besides=host[0]) | boilerplate
+        own = fingerprint(cleaned, params, chrome, lines)
     if home is not None:
-        _record_lines(session, home, article_id, lines.edge_keys(params.edge_lines))
+        _record_lines(
+            session, home, article_id, lines.edge_keys(params.edge_lines), holders=holders, params=params
+        )
     record = params.as_record()
     # Below the floor the text key is neither claimed nor looked up (a short text, or one that is
-    # all chrome, is not evidence that two pages are one article) and there are no bands.
+    # all chrome, is not evidence that two pages are one article) and there are no bands. The raw key
+    # (a byte-identical page) needs no floor.
+    text_keyed = fp.keyed or (own is not None and own.keyed)
     keys: list[str | int] = [
         f"article:{article_id}",
-        *([f"text:{fp.text_key}"] if fp.keyed else []),
+        *([f"raw:{raw_key}"] if raw_key else []),
+        *([f"text:{fp.text_key}"] if text_keyed else []),
         *fp.bands,
     ]
     if fp.url_key is not None:
         keys.append(f"url:{fp.url_key}")
-    found = _lookup(session, keys, fp, article_id, params.max_candidates)
+    found = _lookup(
+        session,
+        keys,
+        fp,
+        article_id,
+        params.max_candidates,
+        text_keyed=text_keyed,
+        raw=raw_key,
+        host=None if host is None else host[1],
+    )
 
     if found.stored is not None:
         stored_json, cluster_id, seq = found.stored
@@ -338,31 +486,11 @@ def ensure_verdict(
         # Re-decided with new text or parameters: forget the old bands, keep the keys it owns.
         session.execute(delete(_BANDS).where(_BANDS.c.seq == seq))
 
-    kind: VerdictKind = "unique"
-    duplicate_of: str | None = None
-    similarity: float | None = None
-    reason = (
-        "no_match"
-        if fp.keyed
-        else (
-            f"below_floor body_words={fp.evidence.body_words} < {params.min_body_words}: not keyed for duplicates"
-        )
-    )
-    text_owner, url_owner = found.owners.get("text"), found.owners.get("url")
-    if text_owner is not None:
-        kind, duplicate_of, similarity = "exact_duplicate", text_owner.article_id, 1.0
-        same_url = url_owner is not None and url_owner.article_id == text_owner.article_id
-        reason = "text_key+canonical_url" if same_url else "text_key"
-    elif url_owner is not None:
-        jaccard, containment = compare(fp.signature, fp.shingles, url_owner.signature, url_owner.shingles)
-        kind, duplicate_of, similarity = "revision", url_owner.article_id, round(jaccard, 4)
-        reason = f"canonical_url changed_text jaccard={jaccard:.3f} containment={containment:.3f}"
-    else:
-        verified = [m for c in found.candidates if (m := verify(fp, c, params)) is not None]
-        if verified:
-            best = min(verified, key=lambda m: (-m.containment, -m.jaccard, m.article_id))
-            kind, duplicate_of, similarity = "near_duplicate", best.article_id, best.similarity
-            reason = best.reason
+    kind, duplicate_of, similarity, reason = _decide(found, fp, own, params)
+    # A copy of its own source's story is indexed with its own body (the lines it shares with that
+    # story), so that the next copy finds it; anything else with the source's chrome left out.
+    if own is not None and host is not None and duplicate_of is not None and own.keyed:
+        fp = own if found.clusters.get(duplicate_of) == host[0] else fp
 
     published_at = _utc(cleaned.published_at)
     supersedes = None
@@ -388,12 +516,72 @@ def ensure_verdict(
     _write(
         session, article_id, fp, verdict, published_at,
         exact=kind == "exact_duplicate", seq=found.stored[2] if found.stored is not None else None,
+        raw=raw_key,
     )  # fmt: skip
     return verdict
 
 
-def _record_lines(session: Session, source: str, article_id: str, keys: list[int]) -> None:
-    """Record the article's edge lines under its source; recording them twice changes nothing."""
+def _decide(
+    found: _Found, fp: Fingerprint, own: Fingerprint | None, params: DedupParams
+) -> tuple[VerdictKind, str | None, float | None, str]:
+    """(kind, duplicate of, similarity, reason) from what the lookup found: a byte-identical page, then
+    the same normalised text, the same canonical URL, a same-source copy (`own`: the fingerprint with
+    its host story's lines kept), then a verified near duplicate. Pure."""
+    kind: VerdictKind = "unique"
+    duplicate_of: str | None = None
+    similarity: float | None = None
+    reason = (
+        "no_match"
+        if fp.keyed
+        else (
+            f"below_floor body_words={fp.evidence.body_words} < {params.min_body_words}: not keyed for duplicates"
+        )
+    )
+    raw_owner = found.owners.get("raw")
+    text_owner, url_owner = found.owners.get("text"), found.owners.get("url")
+    host_row = found.owners.get("host")
+    same_source: Match | None = None
+    if own is not None and host_row is not None and raw_owner is None and text_owner is None:
+        same_source = verify_same_source(own, host_row, params)
+    if raw_owner is not None:
+        kind, duplicate_of, similarity, reason = "exact_duplicate", raw_owner.article_id, 1.0, "raw_key"
+    elif text_owner is not None:
+        kind, duplicate_of, similarity = "exact_duplicate", text_owner.article_id, 1.0
+        same_url = url_owner is not None and url_owner.article_id == text_owner.article_id
+        reason = "text_key+canonical_url" if same_url else "text_key"
+    elif url_owner is not None:
+        jaccard, containment = compare(fp.signature, fp.shingles, url_owner.signature, url_owner.shingles)
+        kind, duplicate_of, similarity = "revision", url_owner.article_id, round(jaccard, 4)
+        reason = f"canonical_url changed_text jaccard={jaccard:.3f} containment={containment:.3f}"
+    elif same_source is not None:
+        kind, duplicate_of, similarity = "near_duplicate", same_source.article_id, same_source.similarity
+        reason = same_source.reason
+    else:
+        verified = [m for c in found.candidates if (m := verify(fp, c, params)) is not None]
+        if verified:
+            best = min(verified, key=lambda m: (-m.containment, -m.jaccard, m.article_id))
+            kind, duplicate_of, similarity = "near_duplicate", best.article_id, best.similarity
+            reason = best.reason
+    return kind, duplicate_of, similarity, reason
+
+
+def _record_lines(
+    session: Session,
+    source: str,
+    article_id: str,
+    keys: list[int],
+    *,
+    holders: Sequence[_Holder],
+    params: DedupParams,
+) -> None:
+    """Record the article's edge lines under its source, but not a line the source already has
+    `line_holders` articles for (chrome for good: more rows would tell nothing new, so a line's rows
+    stay bounded); recording them twice changes nothing."""
+    held: dict[int, int] = {}
+    for h in holders:
+        if h.source == source:
+            held[h.key] = held.get(h.key, 0) + 1
+    keys = [k for k in keys if held.get(k, 0) < params.line_holders]
     if not keys:
         return
     rows = [{"key": k, "source": source, "article_id": article_id} for k in keys]
@@ -433,10 +621,13 @@ def _write(
     *,
     exact: bool,
     seq: int | None,
+    raw: str | None,
 ) -> None:
     """Index the decided article; `seq` is its existing row's, None for a new article."""
-    keys = ([("text", fp.text_key)] if fp.keyed else []) + (
-        [("url", fp.url_key)] if fp.url_key is not None else []
+    keys = (
+        ([("raw", raw)] if raw else [])
+        + ([("text", fp.text_key)] if fp.keyed else [])
+        + ([("url", fp.url_key)] if fp.url_key is not None else [])
     )
     # an exact duplicate's bands are its owner's: indexing them again would find nothing new
     bands = [] if exact else sorted(set(fp.bands))
@@ -463,3 +654,36 @@ def _write(
         session.execute(
             sqlite.insert(_BANDS).on_conflict_do_nothing(), [{"band": b, "seq": seq} for b in bands]
         )
+
+
+def prune(
+    session: Session, *, lines_before: datetime, bands_before: datetime | None = None
+) -> dict[str, int]:
+    """Forget what the index no longer needs; returns the rows deleted per table. Idempotent.
+
+    * `dedup_lines`: rows of articles first seen before `lines_before` whose line no other article of
+      the source holds (a line that has not recurred by then is nobody's chrome). Recurring lines keep
+      their rows, bounded by `line_holders` per source.
+    * `dedup_bands` (only with `bands_before`): the candidate keys of articles first seen before it, so
+      an older story is no longer found as a near duplicate (its exact text, raw and URL keys, its
+      signature and its cluster stay, and a re-decision re-indexes it).
+    """
+    other = _LINES.alias("other")
+    old = select(_SIGNATURES.c.article_id).where(_SIGNATURES.c.first_seen < lines_before)
+    recurring = (
+        select(other.c.key)
+        .where(
+            other.c.key == _LINES.c.key,
+            other.c.source == _LINES.c.source,
+            other.c.article_id != _LINES.c.article_id,
+        )
+        .exists()
+    )
+    deleted = {"dedup_lines": 0, "dedup_bands": 0}
+    result = session.execute(delete(_LINES).where(_LINES.c.article_id.in_(old), ~recurring))
+    deleted["dedup_lines"] = int(getattr(result, "rowcount", 0) or 0)
+    if bands_before is not None:
+        stale = select(_SIGNATURES.c.seq).where(_SIGNATURES.c.first_seen < bands_before)
+        result = session.execute(delete(_BANDS).where(_BANDS.c.seq.in_(stale)))
+        deleted["dedup_bands"] = int(getattr(result, "rowcount", 0) or 0)
+    return deleted

@@ -4,6 +4,7 @@ Each function takes an open `Session` (one transaction, from `workers.db.engine.
 so a step commits its reads and writes together.
 """
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -214,6 +215,13 @@ def article_ids_after(
     return list(session.scalars(query.limit(limit)))
 
 
+def sighting_id(raw: RawArticle) -> str:
+    """The identity a raw article's lines are counted under in `source_lines`: a 32-hex-digit hash of its
+    exact body, so that copies of one page (the same story under several URLs of its source) count as
+    one article and their lines never become the source's chrome. Pure."""
+    return hashlib.blake2b(raw.body.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 def learn_lines(session: Session, source: str, article_id: str, keys: Iterable[str]) -> None:
     """Count an article's boilerplate-candidate lines for its source; counting it twice changes nothing."""
     rows = [{"source": source, "line_key": key, "article_id": article_id} for key in sorted(set(keys))]
@@ -247,6 +255,8 @@ def learn_chrome(
 ) -> list[frozenset[str]]:
     """Count each (source, article id, line keys) and return, per article, its keys seen in at least
     `min_articles` distinct articles of its source (itself and the batch's earlier articles included).
+    The pipeline counts an article under its `sighting_id` (its body's hash), so copies of one page
+    under several URLs are one article: a line seen only in copies of one story is not chrome.
 
     Bounded: a key already learned as chrome (`min_articles` others) is not counted again, so a source
     keeps at most about `min_articles` rows per key. One read per source per 5,000 keys, one executemany

@@ -28,7 +28,7 @@ import xxhash
 
 from schemas.cleaned import CleanedArticle
 
-VERSION = "dedup-2.0"
+VERSION = "dedup-3.0"
 
 Signature = npt.NDArray[np.uint32]
 
@@ -53,6 +53,19 @@ class DedupParams:
     to agree: an article's longest paragraphs are its own, where chrome lines are short."""
     edge_lines: int = 20
     """Prose lines at each end of a body recorded per source to learn its chrome (`dedup_lines`)."""
+    line_holders: int = 4
+    """Articles of one source recorded per chrome line at most: past that the line is chrome for good,
+    and recording it again would only grow `dedup_lines`."""
+    same_source_share: float = 0.2
+    """Share of a body's prose words in lines that one other cluster of the SAME source alone holds,
+    from which the article is checked as a same-source copy of that cluster (those lines are not
+    chrome to it); low, because a copy's page may carry much chrome of its site around the story."""
+    same_source_core: float = 0.4
+    """Share of each body's core (two longest paragraphs) the other must hold for a same-source copy: a
+    stub made of the site's chrome holds none of the article's core..."""
+    same_source_jaccard: float = 0.7
+    """... and the Jaccard of the two bodies: a copy on its own site is the whole story (another URL,
+    layout or headline, a paragraph added), where a page of the site's chrome is a part of another."""
     min_body_words: int = 40
     """Floor: an article with fewer words of prose (see `body_paragraphs`) is not keyed for exact or
     near duplicates; too little article to tell a copy from shared boilerplate."""
@@ -66,13 +79,26 @@ class DedupParams:
     text_bands: int = 8
     """LSH bands (of `rows` rows) over the whole cleaned text, chrome included, besides the body's."""
     paragraph_keys: int = 12
-    """Candidate keys from single paragraphs: the lead ones and the longest, one min-hash each."""
+    """Candidate keys from single paragraphs: the lead ones and the longest, one min-hash each (a
+    paragraph's key is one of its shingles: the smallest under a fixed hash), and the last two."""
+    common_clusters: int = 5
+    """Boilerplate by document frequency: a paragraph whose key the index holds for this many distinct
+    clusters (a disclaimer, a standard bio, a cookie notice) is left out of the body like chrome, so
+    its shingles are no evidence; its key is then no longer indexed, which bounds its rows."""
     shingle_size: int = 5
     max_candidates: int = 32
     seed: int = 1
 
     def __post_init__(self) -> None:
-        shares = (self.threshold, self.containment_threshold, self.min_share_larger, self.core_agreement)
+        shares = (
+            self.threshold,
+            self.containment_threshold,
+            self.min_share_larger,
+            self.core_agreement,
+            self.same_source_share,
+            self.same_source_core,
+            self.same_source_jaccard,
+        )
         if not all(0.0 < value <= 1.0 for value in shares):
             raise ValueError("thresholds must be in (0, 1]")
         if self.bands < 1 or self.rows < 1 or max(self.bands, self.text_bands) * self.rows > self.num_perm:
@@ -81,6 +107,8 @@ class DedupParams:
             raise ValueError("shingle_size and max_candidates must be positive, evidence_cap >= 16")
         if self.text_bands < 0 or self.paragraph_keys < 0 or self.min_body_words < 1:
             raise ValueError("text_bands and paragraph_keys must be >= 0, min_body_words >= 1")
+        if self.line_holders < 1 or self.edge_lines < 1 or self.common_clusters < 2:
+            raise ValueError("line_holders and edge_lines must be >= 1, common_clusters >= 2")
 
     def as_record(self) -> dict[str, float | int | str]:
         """The parameters as the flat dict stored in `DedupVerdict.params`; pure."""
@@ -242,6 +270,12 @@ def words(text: str) -> list[str]:
 
 def _digest(value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def raw_key(body: str) -> str:
+    """Return the byte-identical-page key of a raw body: a 32-hex-digit hash of its exact UTF-8 bytes,
+    taken before any cleaning. Pure."""
+    return hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def text_key(text: str) -> str:
@@ -489,15 +523,31 @@ def is_prose(line: str, min_words: int) -> bool:
     return shouted and len(_SENTENCE_MARKS.findall(line)) * 12 >= len(tokens)
 
 
+_CELLS = re.compile(r" +\| +|\t+| {3,}")
+
+
+def reader_lines(text: str) -> list[str]:
+    """Return the lines of a cleaned text as a reader sees them: a line laid out as table cells
+    (joined by ` | `, tabs or runs of 3+ spaces, as text renderers print table layouts) is one line per
+    cell. Pure."""
+    out: list[str] = []
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        out.extend(cell for part in _CELLS.split(line) if (cell := part.strip()))
+    return out
+
+
 def body_paragraphs(text: str, params: DedupParams) -> list[str]:
     """Return the prose lines of a cleaned text (see `is_prose`), in order; pure.
 
     Only these are fingerprinted for near duplicates, so the chrome a cleaner left (menus, link
-    lists, labels, section names) can neither make two articles alike nor hide a copy.
+    lists, labels, section names) can neither make two articles alike nor hide a copy. Table cells
+    are judged one by one (`reader_lines`): an article laid out in a table is still prose, and a nav
+    bar of ` | `-separated links is still a list of short cells.
     """
-    return [
-        line for line in (raw.strip() for raw in text.split("\n")) if is_prose(line, params.prose_min_words)
-    ]
+    return [line for line in reader_lines(text) if is_prose(line, params.prose_min_words)]
 
 
 def line_key(words_of_line: bytes) -> int:
@@ -511,6 +561,8 @@ class BodyLines:
 
     words: list[bytes]
     keys: list[int]
+    shingles: list[npt.NDArray[np.uint64]]
+    """Each line's shingle hashes (computed once: `fingerprint` and `paragraph_keys` both read them)."""
 
     def edge_keys(self, count: int) -> list[int]:
         """Keys of the first and last `count` lines: where chrome a cleaner leaves sits."""
@@ -522,7 +574,7 @@ class BodyLines:
 def body_lines(text: str, params: DedupParams) -> BodyLines:
     """Return the prose lines of `text` (`body_paragraphs`) as normalised words and keys. Pure."""
     words = [b for b in (word_bytes(p) for p in body_paragraphs(text, params)) if b]
-    return BodyLines(words, [line_key(w) for w in words])
+    return BodyLines(words, [line_key(w) for w in words], _paragraph_shingles(words, params.shingle_size))
 
 
 def _paragraph_shingles(paragraphs: list[bytes], size: int) -> list[npt.NDArray[np.uint64]]:
@@ -552,9 +604,14 @@ def _paragraph_key(hashes: npt.NDArray[np.uint64], seed: int) -> int:
     )
 
 
+_MIN_KEYED_SHINGLES = 10
+
+
 def _keyed_paragraphs(shingles: list[npt.NDArray[np.uint64]], count: int) -> list[int]:
-    """Indexes of the paragraphs that get a candidate key: the lead half, then the longest."""
-    usable = [i for i, h in enumerate(shingles) if h.size >= 10]
+    """Indexes of the paragraphs that get a candidate key: the lead half and the longest (`count` in
+    all), then the last two (where a source's boilerplate paragraph sits, so that its document
+    frequency is seen)."""
+    usable = [i for i, h in enumerate(shingles) if h.size >= _MIN_KEYED_SHINGLES]
     lead = usable[: (count + 1) // 2]
     longest = sorted(usable, key=lambda i: (-shingles[i].size, i))
     chosen = list(lead)
@@ -563,7 +620,18 @@ def _keyed_paragraphs(shingles: list[npt.NDArray[np.uint64]], count: int) -> lis
             break
         if i not in chosen:
             chosen.append(i)
+    chosen.extend(i for i in usable[-2:] if i not in chosen)
     return chosen
+
+
+def paragraph_keys(lines: BodyLines, params: DedupParams) -> dict[int, int]:
+    """Return each body line's paragraph key (the min-hash `fingerprint` indexes for it as a candidate
+    key), by line key, for lines with enough shingles to have one. Pure."""
+    keys = {}
+    for hashes, line in zip(lines.shingles, lines.keys, strict=True):
+        if hashes.size >= _MIN_KEYED_SHINGLES:
+            keys[line] = _paragraph_key(hashes, params.seed)
+    return keys
 
 
 def fingerprint(
@@ -586,7 +654,7 @@ def fingerprint(
     lines = lines if lines is not None else body_lines(cleaned.text, params)
     paragraphs = [w for w, k in zip(lines.words, lines.keys, strict=True) if k not in chrome]
     body_words = sum(p.count(b" ") + 1 for p in paragraphs)
-    per_paragraph = _paragraph_shingles(paragraphs, params.shingle_size)
+    per_paragraph = [h for h, k in zip(lines.shingles, lines.keys, strict=True) if k not in chrome]
     body = np.unique(np.concatenate(per_paragraph)) if per_paragraph else np.empty(0, dtype=np.uint64)
     # the core: the two longest paragraphs, where the article is (chrome lines are shorter)
     longest = sorted(range(len(per_paragraph)), key=lambda i: (-per_paragraph[i].size, i))[:2]
@@ -756,6 +824,35 @@ def verify(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match 
             f"body_containment {detail}",
         )
     return None
+
+
+def verify_same_source(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match | None:
+    """Return the match if the fingerprinted article is a copy of `candidate`, an article of its own
+    source whose lines it shares (so they were not taken as chrome), else None. Pure.
+
+    A same-source copy (another URL, the print layout, a headline changed, a paragraph added) is the
+    whole story: the bodies' Jaccard is at least `same_source_jaccard`, the shared shingles are at
+    least `containment_threshold` of the smaller body and each body's core (its two longest
+    paragraphs) is at least `same_source_core` in the other. A page of the site's chrome with one
+    line of its own is a part of another page, and holds none of its core.
+    """
+    if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
+        return None
+    seen = overlap(fp.evidence, candidate.evidence)
+    if (
+        seen.jaccard < params.same_source_jaccard
+        or seen.containment < params.containment_threshold
+        or min(seen.core_a, seen.core_b) < params.same_source_core
+    ):
+        return None
+    return Match(
+        candidate.article_id,
+        round(seen.containment, 4),
+        seen.jaccard,
+        seen.containment,
+        f"same_source jaccard={seen.jaccard:.3f} containment={seen.containment:.3f} "
+        f"of_larger={seen.share_of_larger:.3f} core={min(seen.core_a, seen.core_b):.2f}",
+    )
 
 
 def best_match(fp: Fingerprint, candidates: Iterable[Candidate], params: DedupParams) -> Match | None:
