@@ -1,8 +1,8 @@
 """raw_articles.published_at: when the producer published the article's first message (NULL: persisted,
 never published; a re-run of the producer sends it)
 
-Revision ID: 0010
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
