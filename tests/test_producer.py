@@ -149,7 +149,9 @@ def test_producer_applies_backpressure_with_a_visible_message(producer_env, caps
     done = _threading.Event()
     most: list[int] = []
 
-    def drain() -> None:  # a slow worker: takes 90 messages every 0.5 s
+    def drain() -> None:  # a slow worker: starts after 1 s (so the first batches fill the queue whatever the
+        # machine's load), then takes 90 messages every 0.5 s
+        done.wait(1.0)
         while not done.wait(0.5):
             most.append(queue_depth(client))
             client.ltrim(keys.queue_name("clean"), 90, -1)
