@@ -64,7 +64,9 @@ def test_a_layout_change_at_one_site_is_flagged_the_day_it_happens(sqlite_url, t
     assert latest["change"]["missing_title_rate"] == 1.0
     assert latest["median_words"] == 30
     text = page.read_text()
-    assert text.count("<svg") == 2 * 7  # every metric of both sources, flagged or not
+    assert (
+        text.count("<svg") == 2 * 8
+    )  # every metric (seven rates, median words) of both sources, flagged or not
     assert text.count('class="point flag"') == 3  # the three flags, drawn red
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
 
@@ -151,7 +153,7 @@ def test_the_html_report_renders_in_a_real_browser_with_charts_and_flags(sqlite_
     result = runner.invoke(app, ["report", "--db", sqlite_url, *window, "--html", str(page)])
     assert result.exit_code == 0, result.stderr
     text = page.read_text()
-    assert text.count("<svg") == 2 * 7  # a chart per metric (six rates, median words) per source
+    assert text.count("<svg") == 2 * 8  # a chart per metric (seven rates, median words) per source
     assert "<script" not in text.lower()
     assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "no title: 0% → 100% (+100 points)" in text

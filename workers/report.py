@@ -302,6 +302,7 @@ _LABELS = {
     "missing_date_rate": "no date",
     "missing_title_rate": "no title",
     "duplicate_rate": "duplicates",
+    "untagged_rate": "untagged",
     "dead_letter_rate": "dead letters",
     "removed_share": "text removed",
     "median_words": "median words",

@@ -375,7 +375,9 @@ def test_warc_backfill_interrupted_and_resumed_stores_each_article_once(
     assert today["articles"] == 6
     assert today["missing_title_rate"] == 0.0
     assert today["median_words"] > 80
-    assert html.read_text().count("<svg") == 2 * 7  # a chart per metric and source, flagged or not
+    assert (
+        html.read_text().count("<svg") == 2 * 8
+    )  # a chart per metric (seven rates, median words) and source, flagged or not
     assert "<h2>b.example</h2>" in html.read_text()
 
 
