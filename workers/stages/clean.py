@@ -28,7 +28,7 @@ from workers.stages.cleaning.paragraphs import (
 )
 from workers.stages.cleaning.textdump import extract_text_dump, split_columns
 
-VERSION = "clean-1.2"
+VERSION = "clean-1.3"
 """Cleaner version recorded on every article; bump it whenever the output for some input changes."""
 
 MAX_REMOVALS = 400
@@ -39,16 +39,41 @@ LANGUAGE_SAMPLE_CHARS = 1000
 """Characters of the article text that language identification reads."""
 
 
+def _html_paragraphs(
+    paragraphs: list[str],
+    chrome: frozenset[str],
+    options: CleanOptions,
+    removed: list[tuple[RemovalReason, str]],
+) -> list[str]:
+    """Normalise an HTML extractor's paragraphs and drop learned and rule-based chrome."""
+    # One normalisation pass over all paragraphs (one line each) is much cheaper than one per line.
+    joined = normalise_text("\n".join(" ".join(p.split()) for p in paragraphs))
+    paragraphs = [p for p in joined.split("\n") if p.strip()]
+    paragraphs = drop_learned_chrome(paragraphs, chrome, removed)
+    if options.chrome_lines:
+        paragraphs = drop_chrome_lines(paragraphs, removed)
+    return paragraphs
+
+
 def _extract(raw: RawArticle, chrome: frozenset[str], options: CleanOptions) -> Extraction:
     if sniff(raw) == "text/html":
         body = prepare_html(raw.body)
-        extraction = extract_html(body, raw.url, second_opinion=options.second_opinion)
-        # One normalisation pass over all paragraphs (one line each) is much cheaper than one per line.
-        joined = normalise_text("\n".join(" ".join(p.split()) for p in extraction.paragraphs))
-        extraction.paragraphs = [p for p in joined.split("\n") if p.strip()]
-        extraction.paragraphs = drop_learned_chrome(extraction.paragraphs, chrome, extraction.removed)
-        if options.chrome_lines:
-            extraction.paragraphs = drop_chrome_lines(extraction.paragraphs, extraction.removed)
+        extraction = extract_html(
+            body,
+            raw.url,
+            second_opinion=options.second_opinion,
+            ensemble=(options.ensemble_model or True) if options.ensemble else False,
+        )
+        extraction.paragraphs = _html_paragraphs(extraction.paragraphs, chrome, options, extraction.removed)
+        if not has_content(extraction.paragraphs):
+            # The `no_content` rule: the page is dead only when no extractor found a prose paragraph.
+            for fallback in extraction.fallbacks:
+                removed: list[tuple[RemovalReason, str]] = []
+                paragraphs = _html_paragraphs(fallback, chrome, options, removed)
+                if has_content(paragraphs):
+                    extraction.paragraphs = paragraphs
+                    extraction.removed = removed
+                    break
         if raw.title:
             extraction.title = raw.title.strip() or extraction.title
         return extraction

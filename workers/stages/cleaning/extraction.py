@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from schemas.cleaned import RemovalReason
 
 if TYPE_CHECKING:
+    from workers.stages.cleaning.ensemble import EnsembleModel
     from workers.stages.cleaning.linemodel import LineModel
 
 
@@ -28,6 +29,8 @@ class CleanOptions:
     chrome_lines: bool = True
     html_repeats: bool = False
     dump_repeats: bool = True
+    ensemble: bool = True
+    ensemble_model: EnsembleModel | None = None
 
 
 @dataclass(slots=True)
@@ -46,3 +49,5 @@ class Extraction:
     url: str | None = None
     page_lines: list[str] = field(default_factory=list)
     """Every visible line of an HTML page, for the audit of what the extractors left out."""
+    fallbacks: list[list[str]] = field(default_factory=list)
+    """Other extractors' paragraphs, in order of preference, for a page where these hold no prose."""
