@@ -334,8 +334,9 @@ def _shares(
     covered = bytearray(len(stream_grams) + 3)
     if grams:
         left = dict(grams)
-        for j, gram in enumerate(stream_grams):
-            count = left.get(gram)
+        for j in [j for j, gram in enumerate(stream_grams) if gram in grams]:
+            gram = stream_grams[j]
+            count = left[gram]
             if count:
                 left[gram] = count - 1
                 covered[j : j + 4] = b"\x01\x01\x01\x01"
@@ -350,7 +351,8 @@ def _shares(
 
 def _common(a: Counter[tuple[str, ...]], b: Counter[tuple[str, ...]]) -> int:
     """The size of the multiset intersection of two 4-gram counts."""
-    return sum(min(a[gram], b[gram]) for gram in a.keys() & b.keys())
+    both = list(a.keys() & b.keys())
+    return sum(map(min, map(a.__getitem__, both), map(b.__getitem__, both)))
 
 
 FEATURES = (

@@ -146,7 +146,7 @@ def run_extractors(body: str, tree: lxml.html.HtmlElement, url: str | None) -> d
 
 
 def _split_cells(paragraphs: list[str]) -> list[str]:
-    """Table rows as an extractor joins them (`a | b | c`) become one paragraph per cell."""
+    """Cells joined with ` | ` (by an extractor, or inline in the page: `Home | News`) become paragraphs."""
     return [cell.strip() for p in paragraphs for cell in p.split(" | ") if cell.strip()]
 
 
@@ -169,7 +169,7 @@ def extract_html(
         extracted = run_extractors(body, tree, url)
         keep = choose_blocks(blocks, extracted, ensemble if isinstance(ensemble, EnsembleModel) else None)
         return Extraction(
-            paragraphs=[blocks[i].text for i in keep],
+            paragraphs=_split_cells([blocks[i].text for i in keep]),
             title=meta["title"],
             authors=meta["authors"],
             published_at=meta["published_at"],
@@ -178,7 +178,7 @@ def extract_html(
             site_name=meta["site_name"],
             language=meta["language"],
             url=meta["url"],
-            page_lines=[block.text for block in blocks],
+            page_lines=_split_cells([block.text for block in blocks]),
             fallbacks=[_split_cells(extracted[name]) for name in FALLBACK_ORDER],
         )
     lines = tree_lines(tree)
