@@ -71,8 +71,12 @@ def _extract(raw: RawArticle, chrome: frozenset[str], options: CleanOptions) -> 
                 removed: list[tuple[RemovalReason, str]] = []
                 paragraphs = _html_paragraphs(fallback, chrome, options, removed)
                 if has_content(paragraphs):
-                    extraction.paragraphs = paragraphs
-                    extraction.removed = removed
+                    extraction.prose_elsewhere = True
+                    # A substantial text without a prose paragraph (a poem, a list of short lines)
+                    # is kept; a few chrome lines give way to the extractor's prose.
+                    if count_words("\n".join(extraction.paragraphs)) < MIN_KEPT_WORDS:
+                        extraction.paragraphs = paragraphs
+                        extraction.removed = removed
                     break
         if raw.title:
             extraction.title = raw.title.strip() or extraction.title
@@ -87,6 +91,8 @@ def _dump_text(body: str, options: CleanOptions) -> str:
 
 MIN_PROSE_WORDS = 8
 """Words of the longest prose paragraph below which a page has no article (see `has_content`)."""
+MIN_KEPT_WORDS = 50
+"""Words the ensemble's text needs to be kept when only another extractor found a prose paragraph."""
 
 
 def has_content(paragraphs: list[str]) -> bool:
@@ -155,7 +161,7 @@ def clean(
     `chrome` holds the learned keys (see `line_keys`) of this source's boilerplate lines: lines
     and short blocks with those keys are removed as `source_boilerplate`. Raises `NotHtml`,
     `TooLarge`, `TooDeep` or `NoContent` (all `PermanentError`) for input that cannot be cleaned;
-    `NoContent` also when no paragraph is prose (see `has_content`). `options` are for benchmarks.
+    `NoContent` also when no extractor found a prose paragraph (see `has_content`). `options` are for benchmarks.
     """
     options = options or CleanOptions()
     extraction = _extract(raw, chrome, options)
@@ -184,7 +190,7 @@ def clean(
         )
     if not text.strip():
         raise NoContent("no article text found", reason="no_content")
-    if not has_content(paragraphs):
+    if not has_content(paragraphs) and not extraction.prose_elsewhere:
         raise NoContent(
             f"no prose paragraph of {MIN_PROSE_WORDS} words or more: only chrome", reason="no_content"
         )

@@ -20,6 +20,9 @@ class CleanOptions:
     `line_model` replaces the shipped text-dump line model (a model trained on other folds).
     `html_repeats` is off: removing repeated paragraphs of HTML pages lowered the held-out F1 of
     `bench/clean_eval.py` (0.978 without, 0.975 with; the extractors already keep one copy).
+    `ensemble` off runs the clean-1.2 design on HTML (trafilatura checked against readability, no
+    block model), for comparison; `ensemble_model` replaces the shipped ensemble model (a model
+    fitted on other folds). `second_opinion` only applies with `ensemble` off.
     """
 
     split_columns: bool = True
@@ -51,3 +54,5 @@ class Extraction:
     """Every visible line of an HTML page, for the audit of what the extractors left out."""
     fallbacks: list[list[str]] = field(default_factory=list)
     """Other extractors' paragraphs, in order of preference, for a page where these hold no prose."""
+    prose_elsewhere: bool = False
+    """Another extractor found a prose paragraph on the page: it has an article (no `no_content`)."""

@@ -147,7 +147,7 @@ def run_extractors(body: str, tree: lxml.html.HtmlElement, url: str | None) -> d
 
 def _split_cells(paragraphs: list[str]) -> list[str]:
     """Cells joined with ` | ` (by an extractor, or inline in the page: `Home | News`) become paragraphs."""
-    return [cell.strip() for p in paragraphs for cell in p.split(" | ") if cell.strip()]
+    return [cell for p in paragraphs for cell in " ".join(p.split()).split(" | ") if cell]
 
 
 def extract_html(
