@@ -10,7 +10,7 @@ cells) and the median CPU ms per page of each extractor, all run page by page in
 Two dev sets, two eras. AEB (181 modern pages, 126 sites, MIT): "k-fold" scores every page with the
 ensemble model fitted on the other folds' sites (`bench/train_ensemble.py`) and every switchable
 rule chosen on the other folds (the ablation table prints both). dragnet-dev (316 pages of 2012,
-222 sites, AGPL-3.0): nothing is fitted on it; the one choice made on it (which design) is made on
+223 sites, AGPL-3.0): nothing is fitted on it; the one choice made on it (which design) is made on
 half of its sites and measured on the other half, both ways. Text dumps are scored by their own
 bench (this script no longer reports them).
 
