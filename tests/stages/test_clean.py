@@ -885,3 +885,20 @@ def test_no_content_only_when_no_extractor_finds_prose() -> None:
     )
     with pytest.raises(NoContent):
         clean(_raw(chrome_only), AID, options=CleanOptions(ensemble_model=keeps_nothing))
+
+
+def test_verse_is_content_and_menus_are_not() -> None:
+    """Four punctuated lines of a poem count as prose; unpunctuated menu items never do."""
+    from workers.stages.clean import has_content
+
+    poem = [
+        "I wander often from the way,",
+        "And sin afflicts me every day:",
+        "Oh, when shall I be pure?",
+        "Christ leads me to the path again,",
+    ]
+    assert has_content(poem)
+    assert not has_content(poem[:3])
+    assert not has_content(
+        ["Sport results today", "Weather in the region", "Contact the newsroom", "Jobs and cars"]
+    )

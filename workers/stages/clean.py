@@ -104,17 +104,29 @@ def has_content(paragraphs: list[str]) -> bool:
     bylines and share bars are short or unpunctuated lines; the shortest real article of the
     benchmark (18 words) and a one-sentence news brief pass. A page without such a paragraph is
     dead-lettered `no_content` instead of being stored as a "three-word article" of nav links.
+    Verse counts as prose: `VERSE_LINES` lines in a row of 3 words or more, each ending in
+    punctuation (`,;:.!?`), 20 words together (a poem; menu items are not punctuated).
     """
+    verse_lines = verse_words = 0
     for paragraph in paragraphs:
         words = count_words(paragraph)
-        if words < MIN_PROSE_WORDS:
-            continue
         visible = (len(paragraph) - paragraph.count(" ")) or 1
-        if sum(map(str.isalpha, paragraph)) / visible < 0.6:
-            continue
-        if words >= 15 or ends_sentence(paragraph):
+        letters = sum(map(str.isalpha, paragraph)) / visible >= 0.6
+        if words >= 3 and letters and paragraph.rstrip()[-1:] in _VERSE_ENDS:
+            verse_lines += 1
+            verse_words += words
+            if verse_lines >= VERSE_LINES and verse_words >= 20:
+                return True
+        else:
+            verse_lines = verse_words = 0
+        if words >= MIN_PROSE_WORDS and letters and (words >= 15 or ends_sentence(paragraph)):
             return True
     return False
+
+
+VERSE_LINES = 4
+"""Punctuated short lines in a row that count as a prose paragraph (see `has_content`)."""
+_VERSE_ENDS = frozenset(",;:.!?")
 
 
 def _audit_outside(lines: list[str], text: str, removed: list[tuple[RemovalReason, str]]) -> None:
