@@ -42,7 +42,7 @@ LANGUAGE_SAMPLE_CHARS = 1000
 def _html_paragraphs(
     paragraphs: list[str],
     chrome: frozenset[str],
-    options: CleanOptions,
+    chrome_lines: bool,
     removed: list[tuple[RemovalReason, str]],
 ) -> list[str]:
     """Normalise an HTML extractor's paragraphs and drop learned and rule-based chrome."""
@@ -50,7 +50,7 @@ def _html_paragraphs(
     joined = normalise_text("\n".join(" ".join(p.split()) for p in paragraphs))
     paragraphs = [p for p in joined.split("\n") if p.strip()]
     paragraphs = drop_learned_chrome(paragraphs, chrome, removed)
-    if options.chrome_lines:
+    if chrome_lines:
         paragraphs = drop_chrome_lines(paragraphs, removed)
     return paragraphs
 
@@ -64,12 +64,16 @@ def _extract(raw: RawArticle, chrome: frozenset[str], options: CleanOptions) -> 
             second_opinion=options.second_opinion,
             ensemble=(options.ensemble_model or True) if options.ensemble else False,
         )
-        extraction.paragraphs = _html_paragraphs(extraction.paragraphs, chrome, options, extraction.removed)
+        # The ensemble's model already weighs the chrome rules' vote; the other texts get the rules.
+        rules_after = options.chrome_lines or not options.ensemble
+        extraction.paragraphs = _html_paragraphs(
+            extraction.paragraphs, chrome, rules_after, extraction.removed
+        )
         if not has_content(extraction.paragraphs):
             # The `no_content` rule: the page is dead only when no extractor found a prose paragraph.
             for fallback in extraction.fallbacks:
                 removed: list[tuple[RemovalReason, str]] = []
-                paragraphs = _html_paragraphs(fallback, chrome, options, removed)
+                paragraphs = _html_paragraphs(fallback, chrome, True, removed)
                 if has_content(paragraphs):
                     extraction.prose_elsewhere = True
                     # A substantial text without a prose paragraph (a poem, a list of short lines)
