@@ -163,7 +163,7 @@ def run_interleaved(
 
 def _target(name: str, value: float, target: float, unit: str = "") -> None:
     verdict = "holds" if value >= target else "DOES NOT HOLD"
-    print(f"TARGET {name:<46} {value:.3f}{unit} vs >= {target:.3f}{unit}: {verdict}")
+    print(f"TARGET {name:<46} {value:.4f}{unit} vs >= {target:.4f}{unit}: {verdict}")
 
 
 def _worst(label: str, n: int, outputs: dict[str, str], truth: dict[str, str], sites: dict[str, str]) -> None:
