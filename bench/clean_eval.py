@@ -1,20 +1,20 @@
-"""Score the clean stage on the Scrapinghub article-extraction benchmark, beside trafilatura and readability.
+"""Score the clean stage's HTML path on two dev sets, beside trafilatura, readability and resiliparse.
 
-The metric follows the benchmark's README/evaluate.py: \\w+ tokens, 4-gram shingles counted with
+The metric follows the AEB benchmark's README/evaluate.py: \\w+ tokens, 4-gram shingles counted with
 multiplicity, per-page tp/fp/fn normalised to sum 1, precision averaged over pages with any
 prediction, recall over pages with any truth, F1 from the two means. We also print the mean per-page
-F1 where an empty output counts 0, and the empty outputs. Speed is pages per CPU-second of one
-process; the ratio against trafilatura comes from running both page by page, alternating.
+F1 where an empty output counts 0, the empty outputs, the outputs holding ` | ` (joined table
+cells) and the median CPU ms per page of each extractor, all run page by page in this process
+(alternating their order), with the per-page oracle of trafilatura and readability: the bar.
 
-Generalisation, not fit: the 181 pages come from 126 sites, split into 5 folds by site
-(`bench/train_clean.py`). "k-fold" figures score every page with what was chosen or trained on the
-other folds only: the text-dump line model is retrained per fold, and every switchable rule (HTML and
-text) is kept on a fold only if it helped on the other folds (the ablation table prints both). Text
-dumps are scored in four renderings: the bench's own (`bench/textdump.py`), w3m (shared), and, when
-installed (`apt-get install lynx html2text`), lynx and html2text, two renderers the model never saw.
+Two dev sets, two eras. AEB (181 modern pages, 126 sites, MIT): "k-fold" scores every page with the
+ensemble model fitted on the other folds' sites (`bench/train_ensemble.py`) and every switchable
+rule chosen on the other folds (the ablation table prints both). dragnet-dev (316 pages of 2012,
+223 sites, AGPL-3.0): nothing is fitted on it; the one choice made on it (which design) is made on
+half of its sites and measured on the other half, both ways. Text dumps are scored by their own
+bench (this script no longer reports them).
 
-    .venv/bin/python bench/clean_eval.py            # everything, with baselines and speed ratio
-    .venv/bin/python bench/clean_eval.py --quick    # ours only, no baselines, no speed ratio
+    .venv/bin/python bench/clean_eval.py            # everything
     .venv/bin/python bench/clean_eval.py --worst 10 # also list the ten worst pages of ours
 """
 
@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import statistics
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.train_clean import (  # path set up above
     FOLDS,
     fold_of,
-    kfold_models,
     load_benchmark,
-    load_w3m,
-    own_renderings,
 )
 from schemas.raw import RawArticle
 from workers.errors import PermanentError
@@ -164,7 +163,7 @@ def run_interleaved(
 
 def _target(name: str, value: float, target: float, unit: str = "") -> None:
     verdict = "holds" if value >= target else "DOES NOT HOLD"
-    print(f"TARGET {name:<46} {value:.3f}{unit} vs >= {target:.3f}{unit}: {verdict}")
+    print(f"TARGET {name:<46} {value:.4f}{unit} vs >= {target:.4f}{unit}: {verdict}")
 
 
 def _worst(label: str, n: int, outputs: dict[str, str], truth: dict[str, str], sites: dict[str, str]) -> None:
@@ -274,119 +273,176 @@ LYNX = [
 HTML2TEXT = ["html2text", "-utf8", "-nobs", "-width", "4000"]
 
 
+def resiliparse_main(body: str) -> str:
+    """resiliparse's main-content extraction with its defaults."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    return str(extract_plain_text(body, main_content=True))
+
+
+def oracle_of(outputs: list[dict[str, str]], truth: dict[str, str]) -> dict[str, str]:
+    """Per page, the output with the best page F1 (needs the truth: a bar, not a method)."""
+    return {
+        k: max((o[k] for o in outputs), key=lambda t, k=k: summarise([tp_fp_fn(truth[k], t)])["page_f1"])
+        for k in truth
+    }
+
+
+def _pipes(outputs: dict[str, str]) -> int:
+    return sum(1 for text in outputs.values() if " | " in text)
+
+
+def _peers(
+    label: str, htmls: dict[str, str], truth: dict[str, str], options_for: Callable[[str], CleanOptions]
+) -> tuple[dict[str, str], dict[str, str], list[float], list[float]]:
+    """Run ours (shipped model) and the peers page by page in this process; print each line.
+
+    Returns (ours, oracle of trafilatura and readability, our CPU ms per page, trafilatura's).
+    """
+    fns: dict[str, Callable[[str], str]] = {
+        "newsflow clean (shipped model)": lambda body: body,  # placeholder, replaced per page below
+        "trafilatura 2.3.1": trafilatura_default,
+        "readability-lxml": readability_lxml,
+        "resiliparse main_content": resiliparse_main,
+    }
+    names = list(fns)
+    outputs: dict[str, dict[str, str]] = {name: {} for name in names}
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for index, (key, body) in enumerate(htmls.items()):
+        for name in names if index % 2 == 0 else names[::-1]:
+            start = time.process_time()
+            if name == names[0]:
+                outputs[name][key] = ours(body, options_for(key))
+            else:
+                try:
+                    outputs[name][key] = fns[name](body)
+                except Exception:  # a peer failing on a page scores it empty
+                    outputs[name][key] = ""
+            ms[name].append(1000 * (time.process_time() - start))
+    print(f"\n{label}")
+    for name in names:
+        _line(
+            name,
+            outputs[name],
+            truth,
+            f"  pipes={_pipes(outputs[name])}  median {statistics.median(ms[name]):.1f} ms CPU",
+        )
+    oracle = oracle_of([outputs["trafilatura 2.3.1"], outputs["readability-lxml"]], truth)
+    _line("oracle max(trafilatura, readability)", oracle, truth, "  (per page, needs the truth)")
+    return outputs[names[0]], oracle, ms[names[0]], ms["trafilatura 2.3.1"]
+
+
 def main() -> None:  # one report, printed in order
-    """Print the benchmark figures of the clean stage and its baselines."""
+    """Print the benchmark figures of the clean stage's HTML path and its peers on both dev sets."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="skip the baselines and the speed ratio")
     parser.add_argument("--worst", type=int, default=0, help="list the N worst pages of ours")
     args = parser.parse_args()
     if not BENCH.exists():
         sys.exit(f"benchmark not found at {BENCH}")
+    from bench.train_ensemble import cached_pages, kfold_models, load_dragnet
+    from workers.stages.cleaning.ensemble import load_model, model_from_json
+
     truth, htmls, sites = load_benchmark()
+    d_truth, d_htmls, d_sites = load_dragnet()
     for body in list(htmls.values())[:3]:
         ours(body)  # warm up lazy imports and models so they do not count as page time
         trafilatura_default(body)
+        readability_lxml(body)
+        resiliparse_main(body)
 
-    print(f"HTML pages ({len(htmls)} from {len(set(sites.values()))} sites, {FOLDS} folds by site)")
-    ratio = None
-    if args.quick:
-        _seconds, ours_out = run("newsflow clean", ours, htmls, truth)
-    else:
-        pair = run_interleaved(
-            {"newsflow clean": ours, "trafilatura 2.3.1": trafilatura_default}, htmls, truth
-        )
-        ours_seconds, ours_out = pair["newsflow clean"]
-        ratio = pair["trafilatura 2.3.1"][0] / ours_seconds
-        traf_out = pair["trafilatura 2.3.1"][1]
-        run("trafilatura favor_precision", trafilatura_precision, htmls, truth)
-        _s, read_out = run("readability-lxml", readability_lxml, htmls, truth)
-        oracle = {
-            k: max(
-                (traf_out[k], read_out[k]), key=lambda t, k=k: summarise([tp_fp_fn(truth[k], t)])["page_f1"]
-            )
-            for k in truth
-        }
-        _line("oracle max(trafilatura, readability)", oracle, truth, "  (per page, needs the truth)")
-        print(f"speed ratio newsflow/trafilatura (CPU time, interleaved, same run): {ratio:.2f}")
+    shipped = load_model()
+    print(f"shipped ensemble model {shipped.version}: fitted on all AEB pages (MIT), never on dragnet-dev")
+    aeb_ours, aeb_oracle, aeb_ms, aeb_traf_ms = _peers(
+        f"AEB: {len(htmls)} pages from {len(set(sites.values()))} sites",
+        htmls,
+        truth,
+        lambda _key: CleanOptions(),
+    )
+    d_ours, d_oracle, d_ms, d_traf_ms = _peers(
+        f"dragnet-dev: {len(d_htmls)} pages of 2012 from {len(set(d_sites.values()))} sites (AGPL: measured only)",
+        d_htmls,
+        d_truth,
+        lambda _key: CleanOptions(),
+    )
 
+    # AEB k-fold: each page scored by the model fitted on the other folds' sites, and every switch
+    # chosen on the other folds (held_out_selection).
+    print(f"\nAEB k-fold over sites ({FOLDS} folds): models fitted and switches chosen on the other folds")
+    fold_models = {
+        f: model_from_json(m) for f, m in kfold_models(cached_pages("aeb", htmls), truth, sites).items()
+    }
     cache: dict[Config, dict[str, str]] = {}
 
-    def html_config(config: Config) -> dict[str, str]:
+    def aeb_config(config: Config) -> dict[str, str]:
         if config not in cache:
-            options = CleanOptions(**dict(config))
-            cache[config] = {k: ours(b, options) for k, b in htmls.items()}
+            switches = dict(config)
+            cache[config] = {
+                k: ours(b, CleanOptions(ensemble_model=fold_models[fold_of(sites[k])], **switches))
+                for k, b in htmls.items()
+            }
         return cache[config]
 
-    html_defaults = {"second_opinion": True, "chrome_lines": True, "html_repeats": False}
-    cache[tuple(html_defaults.items())] = ours_out
-    html_kfold = held_out_selection(html_defaults, html_config, truth, sites)
-    _line("newsflow clean, k-fold over sites", html_kfold, truth)
-    _line("newsflow clean, full set", ours_out, truth)
+    html_defaults = {"chrome_lines": False, "html_repeats": False}
+    aeb_kfold = held_out_selection(html_defaults, aeb_config, truth, sites)
+    _line("newsflow clean, k-fold over sites", aeb_kfold, truth, f"  pipes={_pipes(aeb_kfold)}")
+    _line("newsflow clean, shipped model (fitted on these)", aeb_ours, truth)
+    old = {k: ours(b, CleanOptions(ensemble=False)) for k, b in htmls.items()}
+    _line("clean-1.2 design (trafilatura + readability merge)", old, truth, f"  pipes={_pipes(old)}")
+
+    # dragnet-dev: nothing fitted on it. The one choice made on it (which design, whether the chrome
+    # rules run after the model) is made on half of its sites and measured on the other half.
+    print("\ndragnet-dev: design chosen on one half of its sites, measured on the other half")
+    designs: dict[str, dict[str, str]] = {
+        "ensemble alone": d_ours,
+        "ensemble + chrome rules": {k: ours(b, CleanOptions(chrome_lines=True)) for k, b in d_htmls.items()},
+        "clean-1.2 design": {k: ours(b, CleanOptions(ensemble=False)) for k, b in d_htmls.items()},
+    }
+    halves = {h: [k for k in d_truth if zlib.crc32(d_sites[k].encode("utf-8")) % 2 == h] for h in (0, 1)}
+    d_held: dict[str, str] = {}
+    for half, keys in halves.items():
+        other = halves[1 - half]
+        choice = max(designs, key=lambda name: f1_of(designs[name], d_truth, other))
+        d_held.update({k: designs[choice][k] for k in keys})
+        figures = "  ".join(f"{name} {f1_of(out, d_truth, keys):.3f}" for name, out in designs.items())
+        print(
+            f"  half {half} ({len(keys)} pages): chosen on half {1 - half}: {choice!r} -> "
+            f"{f1_of(designs[choice], d_truth, keys):.3f}; oracle {f1_of(d_oracle, d_truth, keys):.3f}; all: {figures}"
+        )
+    _line("newsflow clean, choice held out", d_held, d_truth, f"  pipes={_pipes(d_held)}")
+    for name, out in designs.items():
+        _line(name, out, d_truth, f"  pipes={_pipes(out)}")
+
     silent = 0
     for body in htmls.values():
         with contextlib.suppress(PermanentError):
             silent += not clean(RawArticle(source="bench", body=body), "0" * 32).removed
-    print(f"  audit: pages with nothing listed in `removed`: {silent} of {len(htmls)}")
-
-    renderings: dict[str, dict[str, str]] = {"own": own_renderings(htmls), "w3m": load_w3m()}
-    for name, command in (("lynx", LYNX), ("html2text", HTML2TEXT)):
-        rendered = render_with(command, htmls)
-        if rendered is None:
-            print(f"({name} not installed: `apt-get install {name}` adds it as an unseen renderer)")
-        else:
-            renderings[name] = rendered
-    seen = {"own", "w3m"}
-    models = kfold_models({k: v for k, v in renderings.items() if k in seen}, truth, sites)
-    dump_results: dict[str, tuple[float, float]] = {}
-    for name, bodies in renderings.items():
-        trained = "renderer in training" if name in seen else "renderer never seen in training"
-        print(f"\nText dumps rendered by {name} ({len(bodies)}, {trained})")
-        start = time.process_time()
-        full = score_text_dumps(bodies, lambda _key: CleanOptions())
-        speed = len(bodies) / (time.process_time() - start)
-        _line("newsflow clean, shipped model", full, truth, f"  {speed:5.1f} pages/CPU-s")
-        text_cache: dict[Config, dict[str, str]] = {}
-
-        def text_config(
-            config: Config, bodies: dict[str, str] = bodies, cache: dict[Config, dict[str, str]] = text_cache
-        ) -> dict[str, str]:
-            if config not in cache:
-                switches = dict(config)
-                cache[config] = score_text_dumps(
-                    bodies,
-                    lambda key: CleanOptions(
-                        split_columns=switches["split_columns"],
-                        use_line_model=switches["line_model"],
-                        dump_repeats=switches["repeats"],
-                        line_model=models[fold_of(sites[key])],
-                    ),
-                )
-            return cache[config]
-
-        dump_defaults = {"line_model": True, "split_columns": True, "repeats": True}
-        kfold = held_out_selection(dump_defaults, text_config, truth, sites)
-        _line("newsflow clean, k-fold over sites", kfold, truth)
-        if not args.quick:
-            _line("whole dump (no cleaning)", dict(bodies), truth)
-        dump_results[name] = (f1_of(kfold, truth), f1_of(full, truth))
-        if args.worst:
-            _worst(f"text dumps, {name}", args.worst, full, truth, sites)
+    print(f"\naudit: AEB pages with nothing listed in `removed`: {silent} of {len(htmls)}")
     if args.worst:
-        _worst("HTML", args.worst, ours_out, truth, sites)
+        _worst("AEB, k-fold", args.worst, aeb_kfold, truth, sites)
+        _worst("dragnet-dev, shipped", args.worst, d_ours, d_truth, d_sites)
 
+    all_ms = aeb_ms + d_ms
+    traf_ms = aeb_traf_ms + d_traf_ms
+    empty_aeb = sum(1 for k in truth if not aeb_kfold[k])
+    empty_d = sum(1 for k in d_truth if not d_held[k])
+    print(
+        f"CPU per page (median over both dev sets): newsflow clean {statistics.median(all_ms):.1f} ms, "
+        f"trafilatura alone {statistics.median(traf_ms):.1f} ms (same process, interleaved)"
+    )
     print()
-    _target("HTML k-fold F1 (issue 12)", f1_of(html_kfold, truth), 0.965)
-    _target("HTML full-set F1 (issue 12)", f1_of(ours_out, truth), 0.974)
-    _target("w3m text dumps, shipped model F1 (issue 12)", dump_results["w3m"][1], 0.930)
-    _target("w3m text dumps, k-fold F1 (issue 12)", dump_results["w3m"][0], 0.930)
-    if "lynx" in dump_results:
-        _target("lynx text dumps, k-fold, unseen renderer", dump_results["lynx"][0], 0.920)
-    if ratio is not None:
-        _target("speed, pages/CPU-s vs trafilatura (issue 12)", ratio, 0.85, "x")
-    else:
-        print("TARGET speed: not measured with --quick (needs trafilatura in the same run)")
+    _target("AEB k-fold F1 (issue 16)", f1_of(aeb_kfold, truth), 0.977)
+    _target("AEB k-fold F1 above oracle(traf, read)", f1_of(aeb_kfold, truth), f1_of(aeb_oracle, truth))
+    _target("dragnet-dev held-out F1 (issue 16)", f1_of(d_held, d_truth), 0.945)
+    _target("dragnet-dev F1 above oracle(traf, read)", f1_of(d_held, d_truth), f1_of(d_oracle, d_truth))
+    print(f"TARGET {'no_content / empty outputs (AEB, dragnet-dev)':<46} {empty_aeb}, {empty_d} vs 0")
+    pipes = _pipes(aeb_kfold) + _pipes(d_held)
+    label = "outputs containing ' | ' (both sets)"
+    print(f"TARGET {label:<46} {pipes} vs 0")
+    median = statistics.median(all_ms)
+    verdict = "holds" if median <= 45 else "DOES NOT HOLD"
+    print(f"TARGET {'clean CPU ms per page, median':<46} {median:.1f} vs <= 45: {verdict}")
 
 
 if __name__ == "__main__":

@@ -775,3 +775,130 @@ def test_latin1_page_declared_utf8_keeps_accents(tmp_path: Path) -> None:
     (record,) = list(read_path(path, source="example.com"))
     assert record.article is not None
     assert "Café à Genève" in clean(record.article, AID).text
+
+
+# --- issue 16: the HTML ensemble, layout tables, the no_content rule ---------------------------
+
+_LAYOUT_TABLE = (
+    "<html><body><table><tr><td><a href=/>Home</a></td><td><a href=/news>News</a></td>"
+    "<td><a href=/sport>Sport</a></td><td><a href=/weather>Weather</a></td></tr></table>"
+    "<table width=100%><tr><td class=nav><a href=/a>Local</a><br><a href=/b>Business</a><br>"
+    "<a href=/c>Obituaries</a></td><td class=story><h1>Ferry service extended</h1>"
+    f"<p>{_FERRY}</p><p>{_FERRY.replace('council', 'assembly')}</p>"
+    f"<p>{_FERRY.replace('Tuesday', 'Wednesday').replace('decade', 'generation')}</p></td>"
+    "<td class=ads><a href=/ad>Cheap flights to Lisbon</a></td></tr></table>"
+    "<table><tr><td>Copyright 2008 Local Paper</td><td><a href=/privacy>Privacy</a></td></tr></table>"
+    "</body></html>"
+)
+
+
+def test_layout_table_cells_are_blocks_never_joined_with_pipes() -> None:
+    """A page laid out in tables yields its article without ` | `-joined cells or the nav kept."""
+    article = clean(_raw(_LAYOUT_TABLE), AID)
+    assert " | " not in article.text
+    assert article.text.startswith("The council voted on Tuesday")
+    for chrome in ("Home", "Sport", "Obituaries", "Cheap flights", "Copyright 2008"):
+        assert chrome not in article.text
+    listed = " ".join(r.text for r in article.removed)
+    assert "Obituaries" in listed
+
+
+def test_page_blocks_split_cells_skip_hidden_and_measure_links() -> None:
+    """Each cell is its own block, hidden elements are not text, link characters are counted."""
+    from workers.stages.cleaning.ensemble import page_blocks
+    from workers.stages.cleaning.html import parse_html
+
+    tree = parse_html(
+        "<html><body><table><tr><td><a href=/>Home page</a></td><td>Plain cell</td></tr></table>"
+        "<div hidden>Hidden copy</div><p style='display:none'>Also hidden</p><p>Read <a href=/x>this</a></p>"
+        "</body></html>"
+    )
+    assert tree is not None
+    blocks = page_blocks(tree)
+    assert [b.text for b in blocks] == ["Home page", "Plain cell", "Read this"]
+    assert [b.tag for b in blocks] == ["td", "td", "p"]
+    assert [b.link_chars for b in blocks] == [8, 0, 4]
+
+
+def test_short_block_votes_need_their_neighbours() -> None:
+    """A one-word block counts as found only where the text has it beside the same words."""
+    from workers.stages.cleaning.ensemble import _tokens, coverage, text_grams
+
+    blocks = [_tokens("Home"), _tokens("News"), _tokens("Sport"), _tokens(_FERRY), _tokens("News")]
+    grams = text_grams(["News", _FERRY])
+    shares = coverage(blocks, grams)
+    assert shares[:3] == [0.0, 0.0, 0.0]  # "News" on its own, before "Sport", is not the text's "News"
+    assert shares[3] == 1.0
+    twice = coverage([_tokens(_FERRY), _tokens(_FERRY)], text_grams([_FERRY]))
+    assert twice == [1.0, 0.0]  # a repeated copy is voted for once
+
+
+def test_ensemble_model_file_is_plain_json_and_evaluated_like_its_trees() -> None:
+    """The shipped model is versioned JSON over FEATURES; a hand-made tree is evaluated as written."""
+    import json
+    import math
+
+    from workers.stages.cleaning.ensemble import (
+        FEATURES,
+        MODEL_FORMAT,
+        MODEL_PATH,
+        load_model,
+        model_from_json,
+    )
+
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert data["format"] == MODEL_FORMAT
+    assert data["features"] == list(FEATURES)
+    assert data["version"].startswith("ensemble-model-")
+    assert load_model().feature.shape[0] == len(data["trees"])
+    tree = {"feature": [0, -1, -1], "threshold": [0.5, 0, 0], "left": [1, 0, 0], "right": [2, 0, 0]}
+    tiny = {
+        **data,
+        "base": 0.0,
+        "learning_rate": 1.0,
+        "depth": 1,
+        "trees": [{**tree, "value": [0.0, -2.0, 3.0]}],
+    }
+    model = model_from_json(tiny)
+    row_low = [0.0] * len(FEATURES)
+    row_high = [1.0] * len(FEATURES)
+    low, high = model.scores([row_low, row_high])
+    assert math.isclose(low, 1 / (1 + math.exp(2.0)), rel_tol=1e-6)
+    assert math.isclose(high, 1 / (1 + math.exp(-3.0)), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="format"):
+        model_from_json({**tiny, "format": "other"})
+
+
+def test_no_content_only_when_no_extractor_finds_prose() -> None:
+    """When the model keeps nothing, another extractor's prose is the article; chrome alone is no_content."""
+    import dataclasses
+
+    from workers.stages.cleaning.ensemble import load_model
+    from workers.stages.cleaning.extraction import CleanOptions
+
+    keeps_nothing = dataclasses.replace(load_model(), threshold=2.0)
+    article = clean(_raw(_LAYOUT_TABLE), AID, options=CleanOptions(ensemble_model=keeps_nothing))
+    assert _FERRY in article.text
+    assert " | " not in article.text
+    chrome_only = (
+        "<html><body><ul><li><a href=/a>Sport</a></li><li><a href=/b>Weather</a></li></ul></body></html>"
+    )
+    with pytest.raises(NoContent):
+        clean(_raw(chrome_only), AID, options=CleanOptions(ensemble_model=keeps_nothing))
+
+
+def test_verse_is_content_and_menus_are_not() -> None:
+    """Four punctuated lines of a poem count as prose; unpunctuated menu items never do."""
+    from workers.stages.clean import has_content
+
+    poem = [
+        "I wander often from the way,",
+        "And sin afflicts me every day:",
+        "Oh, when shall I be pure?",
+        "Christ leads me to the path again,",
+    ]
+    assert has_content(poem)
+    assert not has_content(poem[:3])
+    assert not has_content(
+        ["Sport results today", "Weather in the region", "Contact the newsroom", "Jobs and cars"]
+    )

@@ -28,7 +28,7 @@ from workers.stages.cleaning.paragraphs import (
 )
 from workers.stages.cleaning.textdump import extract_text_dump, split_columns
 
-VERSION = "clean-1.2"
+VERSION = "clean-1.3"
 """Cleaner version recorded on every article; bump it whenever the output for some input changes."""
 
 MAX_REMOVALS = 400
@@ -39,16 +39,49 @@ LANGUAGE_SAMPLE_CHARS = 1000
 """Characters of the article text that language identification reads."""
 
 
+def _html_paragraphs(
+    paragraphs: list[str],
+    chrome: frozenset[str],
+    chrome_lines: bool,
+    removed: list[tuple[RemovalReason, str]],
+) -> list[str]:
+    """Normalise an HTML extractor's paragraphs and drop learned and rule-based chrome."""
+    # One normalisation pass over all paragraphs (one line each) is much cheaper than one per line.
+    joined = normalise_text("\n".join(" ".join(p.split()) for p in paragraphs))
+    paragraphs = [p for p in joined.split("\n") if p.strip()]
+    paragraphs = drop_learned_chrome(paragraphs, chrome, removed)
+    if chrome_lines:
+        paragraphs = drop_chrome_lines(paragraphs, removed)
+    return paragraphs
+
+
 def _extract(raw: RawArticle, chrome: frozenset[str], options: CleanOptions) -> Extraction:
     if sniff(raw) == "text/html":
         body = prepare_html(raw.body)
-        extraction = extract_html(body, raw.url, second_opinion=options.second_opinion)
-        # One normalisation pass over all paragraphs (one line each) is much cheaper than one per line.
-        joined = normalise_text("\n".join(" ".join(p.split()) for p in extraction.paragraphs))
-        extraction.paragraphs = [p for p in joined.split("\n") if p.strip()]
-        extraction.paragraphs = drop_learned_chrome(extraction.paragraphs, chrome, extraction.removed)
-        if options.chrome_lines:
-            extraction.paragraphs = drop_chrome_lines(extraction.paragraphs, extraction.removed)
+        extraction = extract_html(
+            body,
+            raw.url,
+            second_opinion=options.second_opinion,
+            ensemble=(options.ensemble_model or True) if options.ensemble else False,
+        )
+        # The ensemble's model already weighs the chrome rules' vote; the other texts get the rules.
+        rules_after = options.chrome_lines or not options.ensemble
+        extraction.paragraphs = _html_paragraphs(
+            extraction.paragraphs, chrome, rules_after, extraction.removed
+        )
+        if not has_content(extraction.paragraphs):
+            # The `no_content` rule: the page is dead only when no extractor found a prose paragraph.
+            for fallback in extraction.fallbacks:
+                removed: list[tuple[RemovalReason, str]] = []
+                paragraphs = _html_paragraphs(fallback, chrome, True, removed)
+                if has_content(paragraphs):
+                    extraction.prose_elsewhere = True
+                    # A substantial text without a prose paragraph (a poem, a list of short lines)
+                    # is kept; a few chrome lines give way to the extractor's prose.
+                    if count_words("\n".join(extraction.paragraphs)) < MIN_KEPT_WORDS:
+                        extraction.paragraphs = paragraphs
+                        extraction.removed = removed
+                    break
         if raw.title:
             extraction.title = raw.title.strip() or extraction.title
         return extraction
@@ -62,6 +95,8 @@ def _dump_text(body: str, options: CleanOptions) -> str:
 
 MIN_PROSE_WORDS = 8
 """Words of the longest prose paragraph below which a page has no article (see `has_content`)."""
+MIN_KEPT_WORDS = 50
+"""Words the ensemble's text needs to be kept when only another extractor found a prose paragraph."""
 
 
 def has_content(paragraphs: list[str]) -> bool:
@@ -73,17 +108,29 @@ def has_content(paragraphs: list[str]) -> bool:
     bylines and share bars are short or unpunctuated lines; the shortest real article of the
     benchmark (18 words) and a one-sentence news brief pass. A page without such a paragraph is
     dead-lettered `no_content` instead of being stored as a "three-word article" of nav links.
+    Verse counts as prose: `VERSE_LINES` lines in a row of 3 words or more, each ending in
+    punctuation (`,;:.!?`), 20 words together (a poem; menu items are not punctuated).
     """
+    verse_lines = verse_words = 0
     for paragraph in paragraphs:
         words = count_words(paragraph)
-        if words < MIN_PROSE_WORDS:
-            continue
         visible = (len(paragraph) - paragraph.count(" ")) or 1
-        if sum(map(str.isalpha, paragraph)) / visible < 0.6:
-            continue
-        if words >= 15 or ends_sentence(paragraph):
+        letters = sum(map(str.isalpha, paragraph)) / visible >= 0.6
+        if words >= 3 and letters and paragraph.rstrip()[-1:] in _VERSE_ENDS:
+            verse_lines += 1
+            verse_words += words
+            if verse_lines >= VERSE_LINES and verse_words >= 20:
+                return True
+        else:
+            verse_lines = verse_words = 0
+        if words >= MIN_PROSE_WORDS and letters and (words >= 15 or ends_sentence(paragraph)):
             return True
     return False
+
+
+VERSE_LINES = 4
+"""Punctuated short lines in a row that count as a prose paragraph (see `has_content`)."""
+_VERSE_ENDS = frozenset(",;:.!?")
 
 
 def _audit_outside(lines: list[str], text: str, removed: list[tuple[RemovalReason, str]]) -> None:
@@ -130,7 +177,7 @@ def clean(
     `chrome` holds the learned keys (see `line_keys`) of this source's boilerplate lines: lines
     and short blocks with those keys are removed as `source_boilerplate`. Raises `NotHtml`,
     `TooLarge`, `TooDeep` or `NoContent` (all `PermanentError`) for input that cannot be cleaned;
-    `NoContent` also when no paragraph is prose (see `has_content`). `options` are for benchmarks.
+    `NoContent` also when no extractor found a prose paragraph (see `has_content`). `options` are for benchmarks.
     """
     options = options or CleanOptions()
     extraction = _extract(raw, chrome, options)
@@ -159,7 +206,7 @@ def clean(
         )
     if not text.strip():
         raise NoContent("no article text found", reason="no_content")
-    if not has_content(paragraphs):
+    if not has_content(paragraphs) and not extraction.prose_elsewhere:
         raise NoContent(
             f"no prose paragraph of {MIN_PROSE_WORDS} words or more: only chrome", reason="no_content"
         )

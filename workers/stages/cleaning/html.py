@@ -1,4 +1,10 @@
-"""HTML pages: article body and metadata by trafilatura, checked against readability when doubtful."""
+"""HTML pages: article body by an ensemble of extractors over the page's blocks, metadata from the tree.
+
+trafilatura, readability-lxml, resiliparse's main-content extraction and the project's own rules
+(a merge of the first two, see `merge`) each propose a text; `ensemble.choose_blocks` keeps the
+page blocks a small learned model scores as article. `CleanOptions(ensemble=False)` keeps the
+earlier design (trafilatura checked against readability when doubtful) for the benchmark.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,18 @@ import lxml.html
 import trafilatura
 from lxml import etree
 from readability import Document as ReadabilityDocument
+from resiliparse.extract.html2text import extract_plain_text
 from trafilatura.readability_lxml import Document as TrafilaturaReadability
 
 from schemas.cleaned import RemovalReason
+from workers.stages.cleaning.ensemble import EnsembleModel, choose_blocks, page_blocks
 from workers.stages.cleaning.extraction import Extraction
 from workers.stages.cleaning.htmlmeta import extract_metadata
 from workers.stages.cleaning.merge import agreement, merge
+from workers.stages.cleaning.paragraphs import drop_chrome_lines
 
+FALLBACK_ORDER = ("rules", "readability", "trafilatura", "resiliparse")
+"""Whose text is taken, in this order, when the ensemble keeps no prose paragraph (see `clean`)."""
 AGREEMENT_FOR_SECOND_OPINION = 0.6
 """Below this agreement between trafilatura and its bundled readability, readability-lxml is also run."""
 
@@ -98,15 +109,78 @@ def _full_secondary(body: str) -> list[str]:
     return page_lines(summary)
 
 
-def extract_html(body: str, url: str | None, *, second_opinion: bool = True) -> Extraction:
+def _readability(tree: lxml.html.HtmlElement) -> list[str]:
+    """readability-lxml on our parse of the page (it reads a copy; the tree is not changed)."""
+    try:
+        summary = _ParsedReadability(tree).summary(html_partial=True)
+    except Exception:  # a failing extractor must never fail the page
+        return []
+    return page_lines(summary)
+
+
+def _resiliparse(body: str) -> list[str]:
+    """resiliparse's main-content extraction (its own fast parser), one line per block."""
+    try:
+        text = extract_plain_text(
+            body, main_content=True, list_bullets=False, alt_texts=False, form_fields=False, noscript=False
+        )
+    except Exception:  # a failing extractor must never fail the page
+        return []
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def run_extractors(body: str, tree: lxml.html.HtmlElement, url: str | None) -> dict[str, list[str]]:
+    """Return each voting extractor's paragraphs for one page (see `ensemble.EXTRACTORS`); pure.
+
+    Each extractor runs once; trafilatura and readability read copies of our one parse.
+    """
+    primary = _primary(tree, url)
+    secondary = _readability(tree)
+    rules = drop_chrome_lines(merge(primary, secondary, []), [])
+    return {
+        "trafilatura": primary,
+        "readability": secondary,
+        "resiliparse": _resiliparse(body),
+        "rules": rules,
+    }
+
+
+def _split_cells(paragraphs: list[str]) -> list[str]:
+    """Cells joined with ` | ` (by an extractor, or inline in the page: `Home | News`) become paragraphs."""
+    return [cell for p in paragraphs for cell in " ".join(p.split()).split(" | ") if cell]
+
+
+def extract_html(
+    body: str, url: str | None, *, second_opinion: bool = True, ensemble: EnsembleModel | bool = True
+) -> Extraction:
     """Return the article paragraphs and metadata of a (defused) HTML page; pure.
 
-    Without `second_opinion` (an ablation switch) trafilatura's result is taken alone.
+    By default the ensemble chooses the page blocks (`ensemble` may be a model to use instead of
+    the shipped one); the extractors' own texts are the fallbacks when it keeps no prose. With
+    `ensemble=False` the earlier design runs: trafilatura, checked against readability when doubtful
+    (without `second_opinion`, an ablation switch, trafilatura alone).
     """
     tree = parse_html(body)
     if tree is None:
         return Extraction(paragraphs=[])
     meta = extract_metadata(tree)
+    if ensemble is not False:
+        blocks = page_blocks(tree)
+        extracted = run_extractors(body, tree, url)
+        keep = choose_blocks(blocks, extracted, ensemble if isinstance(ensemble, EnsembleModel) else None)
+        return Extraction(
+            paragraphs=_split_cells([blocks[i].text for i in keep]),
+            title=meta["title"],
+            authors=meta["authors"],
+            published_at=meta["published_at"],
+            updated_at=meta["updated_at"],
+            section=meta["section"],
+            site_name=meta["site_name"],
+            language=meta["language"],
+            url=meta["url"],
+            page_lines=_split_cells([block.text for block in blocks]),
+            fallbacks=[_split_cells(extracted[name]) for name in FALLBACK_ORDER],
+        )
     lines = tree_lines(tree)
     primary = _primary(tree, url)  # trafilatura works on its own copy of the tree
     if not second_opinion:
