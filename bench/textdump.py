@@ -9,6 +9,10 @@ separated by blank lines, scripts and styles are dropped. Used to build the text
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -100,3 +104,53 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+RENDERERS: dict[str, list[str]] = {
+    "w3m": ["w3m", "-dump", "-T", "text/html", "-cols", "4000", "-I", "UTF-8", "-O", "UTF-8"],
+    "lynx": [
+        "lynx",
+        "-dump",
+        "-nolist",
+        "-width=4000",
+        "-force_html",
+        "-stdin",
+        "-assume_charset=utf-8",
+        "-display_charset=utf-8",
+    ],
+    "html2text": ["html2text", "-utf8", "-nobs", "-width", "4000"],
+}
+"""Text browsers and their dump commands (HTML on stdin), as `TEXTDUMPS.md` of the benchmark describes."""
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "newsflow-textdumps"
+
+
+def render_with(renderer: str, dataset: str, html: dict[str, str]) -> dict[str, str]:
+    """Return every page rendered by a text browser, lines stripped; cached outside the repository.
+
+    The cache file is `CACHE/<dataset>-<renderer>.jsonl.gz`, keyed by page id. Raises SystemExit
+    with the install command when the renderer is missing and nothing is cached.
+    """
+    path = CACHE / f"{dataset}-{renderer}.jsonl.gz"
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            cached = {row["page_id"]: row["body"] for row in map(json.loads, handle)}
+        if set(html) <= set(cached):
+            return {key: cached[key] for key in html}
+    command = RENDERERS[renderer]
+    if shutil.which(command[0]) is None:
+        sys.exit(f"{renderer} is not installed: apt-get install {renderer}")
+    out = {}
+    for key, body in html.items():
+        try:
+            done = subprocess.run(
+                command, input=body.encode("utf-8"), capture_output=True, timeout=60, check=False
+            )
+            text = done.stdout.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            text = ""
+        out[key] = "\n".join(line.strip() for line in text.split("\n"))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for key, body in out.items():
+            handle.write(json.dumps({"page_id": key, "body": body}) + "\n")
+    return out

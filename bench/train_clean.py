@@ -1,15 +1,19 @@
-"""Train the text-dump line model of the clean stage and print its held-out score (k-fold over sites).
+"""Train the text-dump models of the clean stage and print their held-out scores (k-fold over sites).
 
-Data: the Scrapinghub article-extraction benchmark in ../shared (181 pages, 126 sites), each page
-rendered twice, by `bench/textdump.py` and by w3m (`textdumps-w3m.jsonl.gz`). A line's label is
-whether it is article text: half or more of its 4-word shingles (the whole line, when shorter) occur
-in the page's ground truth. A scikit-learn logistic regression over `linemodel.FEATURES` is fitted
-with sample weights equal to the line's token count (the benchmark scores tokens, not lines); the
-decision threshold is chosen on the training pages. Folds split by site: no site is in both the part
-a model is trained on and the part it is scored on. The final model is fitted on every page and
-written as JSON, with the held-out figures beside it.
+Three small logistic regressions, shipped as plain JSON: the run model (which candidate runs of
+lines are the article, `run_model.json`), the line model (corrects the chosen runs line by line,
+`line_model.json`) and the headline model (which line before the body is the headline, also in
+`run_model.json`). Data: the Scrapinghub article-extraction benchmark in ../shared (181 pages, 126
+sites, MIT), each page rendered by w3m (`textdumps-w3m.jsonl.gz`), lynx and html2text (rendered
+here by `bench/textdump.py`, cached outside the repository). Labels: a run or line is article text
+when half or more of its 4-word shingles occur in the page's ground truth; the headline is the line
+equal (folded) to the title the HTML path finds on the same page. Fits weight a line by its token
+count (the benchmark scores tokens); thresholds are chosen on the training pages. Folds split by
+site: no site is in both the part a model is trained on and the part it is scored on. The final
+models are fitted on every page and written as JSON, with the held-out figures beside them.
+dragnet-dev (AGPL) is never fitted on: see `bench/textdump_eval.py` for it.
 
-    .venv/bin/python bench/train_clean.py            # k-fold figures, then writes line_model.json
+    .venv/bin/python bench/train_clean.py            # k-fold figures, then writes both model files
     .venv/bin/python bench/train_clean.py --dry-run  # k-fold figures only
 
 Needs scikit-learn (training only; the stage applies the JSON coefficients itself).
@@ -24,21 +28,42 @@ import re
 import sys
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.textdump import render  # path set up above
+from bench.textdump import render, render_with  # path set up above
 from workers.stages.cleaning.extraction import CleanOptions
-from workers.stages.cleaning.linemodel import FEATURES, MODEL_PATH, LineModel, line_features
+from workers.stages.cleaning.guards import drop_huge_tokens
+from workers.stages.cleaning.linemodel import (
+    FEATURES,
+    HEADLINE_FEATURES,
+    MODEL_PATH,
+    RUN_FEATURES,
+    RUN_MODEL_PATH,
+    LineModel,
+    Logistic,
+    RunModel,
+    candidate_runs,
+    headed_runs,
+    headline_candidates,
+    headline_features,
+    line_features,
+    run_features,
+    trim_headline,
+)
+from workers.stages.cleaning.lines import fold as fold_text
 from workers.stages.cleaning.normalise import normalise_text
-from workers.stages.cleaning.textdump import dump_lines, split_columns
+from workers.stages.cleaning.textdump import _keep, dump_lines, split_columns
 
 BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "scrapinghub-aeb"
 FOLDS = 5
-MODEL_VERSION = "line-model-1"
+MODEL_VERSION = "line-model-2"
+RUN_MODEL_VERSION = "run-model-1"
+KEEP_FROM = (0.4, 0.5, 0.6, 0.7, 0.8)
+TRAIN_RENDERERS = ("w3m", "lynx", "html2text")
 _TOKEN = re.compile(r"\w+")
 DROP_BELOW = (0.0, 0.1, 0.2, 0.3)
 ADD_FROM = (0.8, 0.9, 0.95, 1.01)
@@ -78,6 +103,11 @@ def own_renderings(html: dict[str, str]) -> dict[str, str]:
     return {key: render(body) for key, body in html.items()}
 
 
+def dump_text(body: str) -> str:
+    """A raw text dump as the stage prepares it before judging lines (see `workers.stages.clean`)."""
+    return normalise_text(split_columns(drop_huge_tokens(body)))
+
+
 @dataclass
 class PageLines:
     """One rendered page as the stage sees it: features per line, labels, token weights, texts."""
@@ -90,6 +120,18 @@ class PageLines:
     rule_keep: list[bool]
 
 
+@dataclass
+class PageRuns:
+    """One rendered page's candidate runs: features, labels, weights and the text each run keeps."""
+
+    key: str
+    rows: list[list[float]]
+    labels: list[int]
+    weights: list[float]
+    texts: list[str]
+    headed: list[bool]
+
+
 def _label(line: str, truth_grams: set[tuple[str, ...]], truth_joined: str) -> int:
     tokens = _TOKEN.findall(line)
     if not tokens:
@@ -100,19 +142,65 @@ def _label(line: str, truth_grams: set[tuple[str, ...]], truth_joined: str) -> i
     return int(sum(g in truth_grams for g in grams) >= 0.5 * len(grams))
 
 
-def page_lines(key: str, body: str, truth: str) -> PageLines:
-    """Return the lines of one rendered page with features and labels, prepared as the stage does."""
-    text = normalise_text(split_columns(body))
-    dump = dump_lines(text)
-    rows = line_features(dump.infos, dump.scores, dump.start, dump.end)
-    truth_tokens = _TOKEN.findall(truth)
-    grams = {tuple(truth_tokens[i : i + 4]) for i in range(max(0, len(truth_tokens) - 3))}
-    joined = " " + " ".join(truth_tokens) + " "
+def _truth_index(truth: str) -> tuple[set[tuple[str, ...]], str]:
+    tokens = _TOKEN.findall(truth)
+    return {tuple(tokens[i : i + 4]) for i in range(max(0, len(tokens) - 3))}, " " + " ".join(tokens) + " "
+
+
+def page_runs(key: str, body: str, truth: str) -> PageRuns:
+    """Return the candidate runs of one rendered page with features and labels (no model applied)."""
+    dump = dump_lines(dump_text(body))
+    runs = candidate_runs(dump.infos)
+    rows = run_features(dump.infos, runs, dump.rule_span)
+    grams, joined = _truth_index(truth)
+    labels, weights, texts = [], [], []
+    for start, end in runs:
+        text = "\n".join(info.text for info in dump.infos[start:end] if info.chrome is None)
+        labels.append(_label(text, grams, joined))
+        weights.append(1.0 + min(2000, len(_TOKEN.findall(text))) ** 0.5)
+        texts.append(text)
+    headed = headed_runs(dump.infos, runs)
+    return PageRuns(key=key, rows=rows, labels=labels, weights=weights, texts=texts, headed=headed)
+
+
+_RUNS: dict[tuple[str, str], PageRuns] = {}
+
+
+def _page_runs(key: str, body: str, truth: str) -> PageRuns:
+    """`page_runs`, memoised: the folds share each page's runs (they depend on no model)."""
+    if (key, body) not in _RUNS:
+        _RUNS[key, body] = page_runs(key, body, truth)
+    return _RUNS[key, body]
+
+
+def page_lines(key: str, body: str, truth: str, model: LineModel | None = None) -> PageLines:
+    """Return the lines of one rendered page with features and labels, prepared as the stage does.
+
+    `model` carries the run model that chooses the body runs (the rules' run without one).
+    """
+    dump = dump_lines(dump_text(body), model=model)
+    rows = line_features(dump.infos, dump.scores, dump.body)
+    grams, joined = _truth_index(truth)
     texts = [info.text for info in dump.infos]
     labels = [_label(t, grams, joined) for t in texts]
     weights = [1.0 + min(100, len(_TOKEN.findall(t))) for t in texts]
-    rule_keep = [dump.start <= i < dump.end and info.chrome is None for i, info in enumerate(dump.infos)]
+    rule_keep = [b and info.chrome is None for b, info in zip(dump.body, dump.infos, strict=True)]
     return PageLines(key=key, rows=rows, labels=labels, weights=weights, texts=texts, rule_keep=rule_keep)
+
+
+def page_headlines(body: str, title: str | None, model: LineModel) -> tuple[list[list[float]], list[int]]:
+    """Return the headline candidates' features of one rendered page and their labels (the HTML title)."""
+    dump = dump_lines(dump_text(body), model=model)
+    if dump.start == dump.end:
+        return [], []
+    keep = _keep(dump, model)
+    candidates = headline_candidates(dump.infos, dump.start, dump.end)
+    body_text = "\n".join(info.text for info, k in zip(dump.infos, keep, strict=True) if k)
+    rows = headline_features(dump.infos, candidates, dump.start, body_text)
+    wanted = fold_text(title or "")
+    return rows, [
+        int(bool(wanted) and fold_text(trim_headline(dump.infos[i].text)) == wanted) for i in candidates
+    ]
 
 
 def shingles(text: str) -> Counter[tuple[str, ...]]:
@@ -146,34 +234,81 @@ def benchmark_f1(pairs: list[tuple[str, str]]) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def fit(pages: list[PageLines], truth: dict[str, str]) -> LineModel:
-    """Fit the logistic regression on these pages and choose its threshold on them too."""
+def _logistic(rows: list[list[float]], labels: list[int], weights: list[float] | None = None) -> Logistic:
+    """Fit a logistic regression on standardised features (scikit-learn, training only)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    x = np.array([row for page in pages for row in page.rows], dtype=float)
-    y = np.array([label for page in pages for label in page.labels])
-    w = np.array([weight for page in pages for weight in page.weights])
+    x = np.array(rows, dtype=float)
     scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y, sample_weight=w)
-    scale = [float(s) if s > 0 else 1.0 for s in scaler.scale_]
-    probabilities = classifier.predict_proba(scaler.transform(x))[:, 1]
-    per_page, offset = [], 0
-    for page in pages:
-        per_page.append(probabilities[offset : offset + len(page.rows)].tolist())
-        offset += len(page.rows)
-    grid = [(lo, hi) for lo in DROP_BELOW for hi in ADD_FROM]
-    best = max(grid, key=lambda pair: _kept_f1(pages, per_page, truth, *pair))
-    return LineModel(
-        version=MODEL_VERSION,
+    classifier = LogisticRegression(C=1.0, max_iter=3000).fit(
+        scaler.transform(x), np.array(labels), sample_weight=None if weights is None else np.array(weights)
+    )
+    return Logistic(
         mean=tuple(float(m) for m in scaler.mean_),
-        scale=tuple(scale),
+        scale=tuple(float(v) if v > 0 else 1.0 for v in scaler.scale_),
         coef=tuple(float(c) for c in classifier.coef_[0]),
         intercept=float(classifier.intercept_[0]),
-        drop_below=best[0],
-        add_from=best[1],
     )
+
+
+def fit_runs(pages: list[PageRuns], truth: dict[str, str]) -> RunModel:
+    """Fit the run model on these pages and choose its keep threshold on them too."""
+    logistic = _logistic(
+        [row for page in pages for row in page.rows],
+        [label for page in pages for label in page.labels],
+        [weight for page in pages for weight in page.weights],
+    )
+
+    def f1(keep_from: float) -> float:
+        model = RunModel(version=RUN_MODEL_VERSION, logistic=logistic, keep_from=keep_from)
+        pairs = [
+            (truth[page.key], "\n".join(page.texts[i] for i in model.select(page.rows, page.headed)))
+            for page in pages
+        ]
+        return benchmark_f1(pairs)
+
+    return RunModel(version=RUN_MODEL_VERSION, logistic=logistic, keep_from=max(KEEP_FROM, key=f1))
+
+
+def fit(pages: list[PageLines], truth: dict[str, str]) -> LineModel:
+    """Fit the line model on these pages and choose its thresholds on them too."""
+    logistic = _logistic(
+        [row for page in pages for row in page.rows],
+        [label for page in pages for label in page.labels],
+        [weight for page in pages for weight in page.weights],
+    )
+    model = LineModel(
+        MODEL_VERSION, logistic.mean, logistic.scale, logistic.coef, logistic.intercept, 0.0, 1.01
+    )
+    per_page = [model.probabilities(page.rows) for page in pages]
+    grid = [(lo, hi) for lo in DROP_BELOW for hi in ADD_FROM]
+    best = max(grid, key=lambda pair: _kept_f1(pages, per_page, truth, *pair))
+    return replace(model, drop_below=best[0], add_from=best[1])
+
+
+def fit_all(
+    renderings: dict[str, dict[str, str]],
+    truth: dict[str, str],
+    titles: dict[str, str | None],
+    keys: set[str],
+) -> LineModel:
+    """Fit the run, line and headline models, in that order, on the pages `keys` of every rendering."""
+    bodies = [(key, body) for pages in renderings.values() for key, body in pages.items() if key in keys]
+    runs = fit_runs([_page_runs(key, body, truth[key]) for key, body in bodies], truth)
+    with_runs = LineModel(MODEL_VERSION, (), (), (), 0.0, 0.0, 1.01, runs=runs)
+    lines = replace(
+        fit([page_lines(key, body, truth[key], with_runs) for key, body in bodies], truth), runs=runs
+    )
+    rows: list[list[float]] = []
+    labels: list[int] = []
+    for key, body in bodies:
+        page_rows, page_labels = page_headlines(body, titles.get(key), lines)
+        if any(page_labels):  # pages whose headline is not among the candidates teach nothing
+            rows += page_rows
+            labels += page_labels
+    return replace(lines, headline=_logistic(rows, labels))
 
 
 def _kept_f1(
@@ -188,7 +323,7 @@ def _kept_f1(
 
 
 def to_json(model: LineModel, held_out: dict[str, float]) -> str:
-    """The model file's text: plain JSON, one number per feature."""
+    """The line model file's text: plain JSON, one number per feature."""
     data = {
         "version": model.version,
         "kind": "logistic regression over standardised line features (bench/train_clean.py)",
@@ -204,52 +339,107 @@ def to_json(model: LineModel, held_out: dict[str, float]) -> str:
     return json.dumps(data, indent=1) + "\n"
 
 
+def _section(logistic: Logistic, features: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "features": list(features),
+        "mean": [round(v, 8) for v in logistic.mean],
+        "scale": [round(v, 8) for v in logistic.scale],
+        "coef": [round(v, 8) for v in logistic.coef],
+        "intercept": round(logistic.intercept, 8),
+    }
+
+
+def runs_to_json(model: LineModel, held_out: dict[str, float]) -> str:
+    """The run model file's text: the run and headline regressions as plain JSON."""
+    if model.runs is None or model.headline is None:
+        raise ValueError("a run model file needs the run and the headline model")
+    data = {
+        "version": model.runs.version,
+        "kind": "logistic regressions over candidate runs and headline lines (bench/train_clean.py)",
+        "runs": {
+            **_section(model.runs.logistic, RUN_FEATURES),
+            "keep_from": model.runs.keep_from,
+            "drop_threads": model.runs.drop_threads,
+        },
+        "headline": _section(model.headline, HEADLINE_FEATURES),
+        "held_out": {k: round(v, 4) for k, v in held_out.items()},
+    }
+    return json.dumps(data, indent=1) + "\n"
+
+
+_TITLES: dict[str, str | None] = {}
+
+
+def html_titles(html: dict[str, str]) -> dict[str, str | None]:
+    """The title the HTML path of the stage finds on each page (None when it finds none); memoised."""
+    from schemas.raw import RawArticle
+    from workers.errors import PermanentError
+    from workers.stages.clean import clean
+
+    for key, body in html.items():
+        if key not in _TITLES:
+            try:
+                _TITLES[key] = clean(RawArticle(source="bench", body=body), "0" * 32).title
+            except PermanentError:
+                _TITLES[key] = None
+    return {key: _TITLES[key] for key in html}
+
+
 def kfold_models(
     renderings: dict[str, dict[str, str]], truth: dict[str, str], sites: dict[str, str]
 ) -> dict[int, LineModel]:
-    """Return one model per fold, each trained on the pages of the other folds' sites (all renderings)."""
-    prepared = {
-        name: {key: page_lines(key, body, truth[key]) for key, body in bodies.items()}
-        for name, bodies in renderings.items()
-    }
+    """Return one model bundle per fold, each trained on the pages of the other folds' sites (all renderings)."""
+    _truth, html, _sites = load_benchmark()
+    titles = html_titles({key: html[key] for key in truth if key in html})
     models = {}
     for fold in range(FOLDS):
-        train = [  # every rendering of the other folds' sites
-            page for pages in prepared.values() for key, page in pages.items() if fold_of(sites[key]) != fold
-        ]
-        models[fold] = fit(train, truth)
+        keys = {key for key in truth if fold_of(sites[key]) != fold}
+        models[fold] = fit_all(renderings, truth, titles, keys)
+        runs = models[fold].runs
         print(
-            f"fold {fold}: drop below {models[fold].drop_below}, add from {models[fold].add_from}",
+            f"fold {fold}: runs kept from {runs.keep_from if runs else '-'}, lines dropped below "
+            f"{models[fold].drop_below}, added from {models[fold].add_from}",
             flush=True,
         )
     return models
 
 
+def training_renderings(html: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The AEB pages in every training rendering: w3m (shared), lynx and html2text (rendered here)."""
+    renderings = {"w3m": load_w3m()}
+    for name in TRAIN_RENDERERS[1:]:
+        renderings[name] = render_with(name, "scrapinghub-aeb", html)
+    return renderings
+
+
 def main() -> None:
-    """Print k-fold held-out figures of the line model, then fit on everything and write the file."""
+    """Print k-fold held-out figures of the models, then fit on everything and write the files."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dry-run", action="store_true", help="do not write line_model.json")
+    parser.add_argument("--dry-run", action="store_true", help="do not write the model files")
     args = parser.parse_args()
     from bench.clean_eval import score_text_dumps  # the stage itself, scored the benchmark's way
 
     truth, html, sites = load_benchmark()
-    renderings = {"own": own_renderings(html), "w3m": load_w3m()}
+    renderings = training_renderings(html)
     models = kfold_models(renderings, truth, sites)
     held_out: dict[str, float] = {}
     for name, bodies in renderings.items():
         outputs = score_text_dumps(bodies, lambda key: CleanOptions(line_model=models[fold_of(sites[key])]))
         held_out[f"{name}_kfold"] = benchmark_f1([(truth[k], outputs[k]) for k in truth])
         print(f"held-out ({FOLDS}-fold over sites) F1, rendering {name}: {held_out[f'{name}_kfold']:.3f}")
-    everything = [
-        page_lines(key, body, truth[key]) for bodies in renderings.values() for key, body in bodies.items()
-    ]
-    final = fit(everything, truth)
-    print(f"final model: {len(FEATURES)} features, drop below {final.drop_below}, add from {final.add_from}")
+    final = fit_all(renderings, truth, html_titles(html), set(truth))
+    runs = final.runs
+    print(
+        f"final models: {len(RUN_FEATURES)} run features, runs kept from {runs.keep_from if runs else '-'}; "
+        f"{len(FEATURES)} line features, dropped below {final.drop_below}, added from {final.add_from}; "
+        f"{len(HEADLINE_FEATURES)} headline features"
+    )
     if not args.dry_run:
         MODEL_PATH.write_text(to_json(final, held_out), encoding="utf-8")
-        print(f"wrote {MODEL_PATH}")
+        RUN_MODEL_PATH.write_text(runs_to_json(final, held_out), encoding="utf-8")
+        print(f"wrote {MODEL_PATH} and {RUN_MODEL_PATH}")
 
 
 if __name__ == "__main__":

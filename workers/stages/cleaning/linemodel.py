@@ -1,11 +1,14 @@
-"""A small learned model over line features of text dumps: is this line article text?
+"""Small learned models over text dumps: which runs of lines are the article, which lines, which headline.
 
 The rules of `textdump` (prose lines, chrome cues, the densest run of prose) are features here,
-beside generic statistics of the line and its neighbourhood (length, punctuation, stopword share,
-capitalisation, digits, link-like tokens, position, repetition within the page). A logistic
-regression over them is trained by `bench/train_clean.py` on the benchmark's pages, rendered by
-more than one program, and shipped as plain JSON (`line_model.json`: feature names, scaling,
-coefficients, thresholds, the held-out score it reached): no pickle, loaded once per process.
+beside generic statistics that carry across renderers and eras (length, punctuation, stopword
+share, capitalisation, digits, link-like tokens, position, repetition within the page). Three
+logistic regressions over them are trained by `bench/train_clean.py` on the AEB pages rendered by
+w3m, lynx and html2text: the run model judges candidate runs of lines against the page's other runs,
+the line model corrects the chosen runs line by line, the headline model picks the headline among
+the lines before the body. They ship as plain JSON (`line_model.json`, `run_model.json`: feature
+names, scaling, coefficients, thresholds, the held-out score reached): no pickle, loaded once per
+process.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from workers.stages.cleaning.lines import LineInfo, fold, is_date_line
 
 MODEL_PATH = Path(__file__).with_name("line_model.json")
+RUN_MODEL_PATH = Path(__file__).with_name("run_model.json")
 
 # The commonest function words of English (and a few of French, Spanish, German, Italian,
 # Portuguese): their share tells running prose from lists of names, menus and headlines.
@@ -174,11 +178,68 @@ FEATURES = (
 
 
 @dataclass(frozen=True, slots=True)
+class Logistic:
+    """A logistic regression over standardised features: P(yes) of each feature row; pure."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def probabilities(self, rows: list[list[float]]) -> list[float]:
+        """Return P(yes) for each feature row."""
+        out = []
+        for row in rows:
+            z = self.intercept
+            for x, m, s, w in zip(row, self.mean, self.scale, self.coef, strict=True):
+                z += w * (x - m) / s
+            out.append(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))))
+        return out
+
+
+THREAD_RUNS = 2
+"""Later runs, each right after a comment header, that make a comment thread (see `RunModel.select`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunModel:
+    """Which candidate runs of a dump are the article: the most likely one, and any run at `keep_from`.
+
+    With `drop_threads`, runs after the most likely one that each follow a comment header (a short
+    line with a name and a date or time, see `_stamp`) are dropped when there are `THREAD_RUNS` or
+    more of them: reader comments are prose too, and an article run is not headed by a timestamp.
+    """
+
+    version: str
+    logistic: Logistic
+    keep_from: float
+    drop_threads: bool = True
+
+    def select(self, rows: list[list[float]], headed: list[bool] | None = None) -> list[int]:
+        """Return the indexes of the chosen runs (never empty when there is a run), in page order.
+
+        `headed[r]` is True when run r follows a comment header.
+        """
+        if not rows:
+            return []
+        p = self.logistic.probabilities(rows)
+        best = max(range(len(p)), key=p.__getitem__)
+        chosen = [i for i, v in enumerate(p) if v >= self.keep_from or i == best]
+        if self.drop_threads and headed is not None:
+            thread = [i for i in chosen if i > best and headed[i]]
+            if len(thread) >= THREAD_RUNS:
+                chosen = [i for i in chosen if i not in thread]
+        return chosen
+
+
+@dataclass(frozen=True, slots=True)
 class LineModel:
     """Logistic regression over `FEATURES`: standardisation, weights, bias and two thresholds.
 
-    The model corrects the rules rather than replacing them: a line the rules keep is dropped when
-    its probability is below `drop_below`, a line they drop is kept when it reaches `add_from`.
+    The model corrects the chosen runs rather than replacing them: a line inside them is dropped
+    when its probability is below `drop_below`, a line outside is kept when it reaches `add_from`.
+    `runs` (the run model) and `headline` (the headline model, over `HEADLINE_FEATURES`) travel
+    with it, so a benchmark swaps all three at once (`CleanOptions.line_model`).
     """
 
     version: str
@@ -188,9 +249,11 @@ class LineModel:
     intercept: float
     drop_below: float
     add_from: float
+    runs: RunModel | None = None
+    headline: Logistic | None = None
 
     def decide(self, rule_keep: list[bool], probabilities: list[float]) -> list[bool]:
-        """Return which lines are article text, from the rules' verdicts and the model's probabilities."""
+        """Return which lines are article text, from the runs' verdicts and the model's probabilities."""
         return [
             p >= self.drop_below if kept else p >= self.add_from
             for kept, p in zip(rule_keep, probabilities, strict=True)
@@ -198,13 +261,7 @@ class LineModel:
 
     def probabilities(self, rows: list[list[float]]) -> list[float]:
         """Return P(article line) for each feature row."""
-        out = []
-        for row in rows:
-            z = self.intercept
-            for x, m, s, w in zip(row, self.mean, self.scale, self.coef, strict=True):
-                z += w * (x - m) / s
-            out.append(1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))))
-        return out
+        return Logistic(self.mean, self.scale, self.coef, self.intercept).probabilities(rows)
 
 
 def model_from_json(data: dict[str, object]) -> LineModel:
@@ -229,10 +286,45 @@ def model_from_json(data: dict[str, object]) -> LineModel:
     )
 
 
+def logistic_from_json(data: dict[str, object], features: tuple[str, ...]) -> Logistic:
+    """Return the logistic regression of a parsed model section; ValueError if it does not fit `features`."""
+    if tuple(data.get("features", ())) != features:  # type: ignore[arg-type]
+        raise ValueError("model features differ from the code's feature list")
+
+    def floats(key: str) -> tuple[float, ...]:
+        values = data[key]
+        if not isinstance(values, list) or len(values) != len(features):
+            raise ValueError(f"model field {key} must list one number per feature")
+        return tuple(float(v) for v in values)
+
+    return Logistic(
+        mean=floats("mean"),
+        scale=tuple(s if s > 0 else 1.0 for s in floats("scale")),
+        coef=floats("coef"),
+        intercept=float(data["intercept"]),  # type: ignore[arg-type]
+    )
+
+
+def runs_from_json(data: dict[str, object]) -> tuple[RunModel, Logistic]:
+    """Return the run model and the headline model of a parsed `run_model.json`; ValueError if they do not fit."""
+    runs, headline = data.get("runs"), data.get("headline")
+    if not isinstance(runs, dict) or not isinstance(headline, dict):
+        raise ValueError("run model file needs a runs and a headline section")  # noqa: TRY004  # bad file content, not a caller's type error
+    run_model = RunModel(
+        version=str(data["version"]),
+        logistic=logistic_from_json(runs, RUN_FEATURES),
+        keep_from=float(runs["keep_from"]),
+        drop_threads=bool(runs.get("drop_threads", True)),
+    )
+    return run_model, logistic_from_json(headline, HEADLINE_FEATURES)
+
+
 @lru_cache(maxsize=1)
 def load_model() -> LineModel:
-    """Return the shipped line model, read once per process."""
-    return model_from_json(json.loads(MODEL_PATH.read_text(encoding="utf-8")))
+    """Return the shipped line model with its run and headline models, read once per process."""
+    lines = model_from_json(json.loads(MODEL_PATH.read_text(encoding="utf-8")))
+    runs, headline = runs_from_json(json.loads(RUN_MODEL_PATH.read_text(encoding="utf-8")))
+    return replace(lines, runs=runs, headline=headline)
 
 
 def _shares(text: str) -> tuple[float, float, float, float]:
@@ -245,16 +337,17 @@ def _shares(text: str) -> tuple[float, float, float, float]:
     return stop, capitalised, digits, commas
 
 
-def line_features(infos: list[LineInfo], scores: list[float], start: int, end: int) -> list[list[float]]:
+def line_features(infos: list[LineInfo], scores: list[float], body: list[bool]) -> list[list[float]]:
     """Return one feature row (in `FEATURES` order) per line of a text dump; pure.
 
-    `scores` are the rule scores of the lines and [start, end) the densest run they select.
+    `scores` are the rule scores of the lines and `body` marks the lines of the chosen runs.
     """
     n = len(infos)
     counts = Counter(fold(info.text) for info in infos)
     prose = [float(info.prose) for info in infos]
     chrome = [float(info.chrome is not None) for info in infos]
     logw = [math.log1p(info.words) for info in infos]
+    distance = _distances(body)
 
     def window(values: list[float], i: int, k: int) -> float:
         lo, hi = max(0, i - k), min(n, i + k + 1)
@@ -264,8 +357,6 @@ def line_features(infos: list[LineInfo], scores: list[float], start: int, end: i
     for i, info in enumerate(infos):
         text = info.text
         stop, capitalised, digits, commas = _shares(text)
-        in_run = start <= i < end
-        distance = 0 if in_run else (start - i if i < start else i - end + 1)
         rows.append(
             [
                 logw[i],
@@ -281,20 +372,346 @@ def line_features(infos: list[LineInfo], scores: list[float], start: int, end: i
                 capitalised,
                 digits,
                 commas,
-                float(bool(_URLISH.search(text))),
+                float(_link_like(text)),
                 float(bool(_BULLET.match(text))),
                 min(5, len(_SEPARATORS.findall(text))) / 5,
                 i / max(1, n - 1),
                 float(info.words <= 12 and is_date_line(text)),
                 float(counts[fold(text)] > 1 and info.words >= 1),
-                float(in_run),
-                min(distance, 50) / 50,
+                float(body[i]),
+                min(distance[i], 50) / 50,
                 max(-12.0, min(12.0, scores[i])) / 12,
                 window(prose, i, _WINDOW),
                 window(logw, i, _WINDOW),
                 window(prose, i, _WIDE),
                 window(chrome, i, _WINDOW),
                 float(text.startswith(("[", "(")) and text.endswith(("]", ")"))),
+            ]
+        )
+    return rows
+
+
+def _distances(body: list[bool]) -> list[int]:
+    """Lines from each line to the nearest body line (0 inside the body; large when there is none)."""
+    far = 10**6
+    out = [0 if b else far for b in body]
+    for i in range(1, len(out)):
+        out[i] = min(out[i], out[i - 1] + 1)
+    for i in range(len(out) - 2, -1, -1):
+        out[i] = min(out[i], out[i + 1] + 1)
+    return out
+
+
+# --- runs of lines -----------------------------------------------------------------------------
+
+RUN_GAP = 3
+"""Most non-prose lines between two prose lines of one candidate run."""
+
+RUN_FEATURES = (
+    "log_words",
+    "log_prose_words",
+    "log_prose_lines",
+    "prose_share",
+    "stopword_share",
+    "sentence_share",
+    "comma_per_word",
+    "capitalised_share",
+    "digit_share",
+    "chrome_share",
+    "link_share",
+    "date_lines",
+    "repeated_share",
+    "words_per_prose_line",
+    "start",
+    "end",
+    "relative_size",
+    "largest",
+    "in_rule_run",
+    "after_comments",
+    "index_from_largest",
+    "neighbour_size",
+    "before_share",
+    "stamp_share",
+    "stamps_before",
+)
+
+
+def candidate_runs(infos: list[LineInfo], gap: int = RUN_GAP) -> list[tuple[int, int]]:
+    """Return the candidate body runs of a dump, (start, end) with end exclusive; pure.
+
+    A run starts and ends on a prose (or credits) line; prose lines at most `gap` lines apart
+    belong to one run, so a caption, an ad or a subheading inside an article does not split it.
+    """
+    runs: list[tuple[int, int]] = []
+    start, last = -1, -(gap + 2)
+    for i, info in enumerate(infos):
+        if not (info.prose or info.credits):
+            continue
+        if start >= 0 and i - last <= gap:
+            last = i
+            continue
+        if start >= 0:
+            runs.append((start, last + 1))
+        start = last = i
+    if start >= 0:
+        runs.append((start, last + 1))
+    return runs
+
+
+_TIME_OR_DATE = re.compile(
+    r"\b\d{1,2}:\d{2}\b|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b|"
+    r"\b\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
+    re.I,
+)
+
+
+_SIGNED = re.compile(r"\s(?:says|said|wrote|commented)\s?:$|\bago$", re.I)
+
+
+def _stamp(info: LineInfo) -> bool:
+    """A short line with a date or a time: a comment's or a card's header ("Jon H 11.06.12 at 5:47 pm")."""
+    return info.words <= 15 and bool(_TIME_OR_DATE.search(info.text) or _SIGNED.search(info.text))
+
+
+def headed_runs(infos: list[LineInfo], runs: list[tuple[int, int]]) -> list[bool]:
+    """For each run, True when one of the three lines before it is a comment or card header."""
+    return [any(_stamp(info) for info in infos[max(0, start - 3) : start]) for start, _end in runs]
+
+
+def _link_like(text: str) -> bool:
+    return bool(_URLISH.search(text) or _BULLET.match(text) or _SEPARATORS.search(text) or "_" in text)
+
+
+def run_features(
+    infos: list[LineInfo], runs: list[tuple[int, int]], rule_span: tuple[int, int]
+) -> list[list[float]]:
+    """Return one feature row (in `RUN_FEATURES` order) per candidate run of a dump; pure.
+
+    The features describe the run's prose (density, punctuation, stopwords, link-like lines,
+    repetition) and its place among the page's other runs (position, size beside the largest
+    run, whether a comment thread opened before it); `rule_span` is the rules' densest run.
+    """
+    n = max(1, len(infos))
+    counts = Counter(fold(info.text) for info in infos)
+    prose_words = [sum(infos[i].words for i in range(s, e) if infos[i].prose) for s, e in runs]
+    largest = max(range(len(runs)), key=lambda r: prose_words[r]) if runs else 0
+    top = max(prose_words, default=1) or 1
+    total_prose = sum(prose_words) or 1
+    comments_at = next(
+        (
+            i
+            for i, info in enumerate(infos)
+            if info.chrome == "comments" and i > (runs[largest][0] if runs else 0)
+        ),
+        n + 1,
+    )
+    stamps = [_stamp(info) for info in infos]
+    stamps_before = [0] * (n + 1)
+    for i, stamp in enumerate(stamps):
+        stamps_before[i + 1] = stamps_before[i] + stamp
+    rows = []
+    for r, (s, e) in enumerate(runs):
+        lines = infos[s:e]
+        words = sum(info.words for info in lines) or 1
+        prose_lines = [info for info in lines if info.prose]
+        stop = capitalised = digits = commas = 0.0
+        for info in lines:
+            st, ca, di, co = _shares(info.text)
+            stop += st * info.words
+            capitalised += ca * info.words
+            digits += di * info.words
+            commas += co * info.words
+        overlap = max(0, min(e, rule_span[1]) - max(s, rule_span[0])) / (e - s)
+        neighbours = [prose_words[j] for j in (r - 1, r + 1) if 0 <= j < len(runs)]
+        rows.append(
+            [
+                math.log1p(words),
+                math.log1p(prose_words[r]),
+                math.log1p(len(prose_lines)),
+                prose_words[r] / words,
+                stop / words,
+                sum(info.sentence_end for info in lines) / len(lines),
+                commas / words,
+                capitalised / words,
+                digits / words,
+                sum(info.chrome is not None for info in lines) / len(lines),
+                sum(_link_like(info.text) for info in lines) / len(lines),
+                min(5, sum(info.words <= 12 and is_date_line(info.text) for info in lines)) / 5,
+                sum(counts[fold(info.text)] > 1 for info in lines) / len(lines),
+                math.log1p(prose_words[r] / max(1, len(prose_lines))),
+                s / n,
+                e / n,
+                prose_words[r] / top,
+                float(r == largest),
+                overlap,
+                float(s > comments_at),
+                min(5, abs(r - largest)) / 5,
+                max(neighbours, default=0) / top,
+                sum(prose_words[:r]) / total_prose,
+                (stamps_before[e] - stamps_before[max(0, s - 3)]) / (e - max(0, s - 3)),
+                min(10, stamps_before[s]) / 10,
+            ]
+        )
+    return rows
+
+
+# --- the headline --------------------------------------------------------------------------------
+
+HEADLINE_WINDOW = 40
+"""Lines before the body that may hold the headline; the first `HEADLINE_IN_BODY` body lines may too."""
+HEADLINE_IN_BODY = 2
+_BYLINE = re.compile(r"^(?:by|von|par|por|di|door|written by|posted by|posted|published|updated)\b", re.I)
+_MONTH = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b|"
+    r"\b\d{1,2}:\d{2}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}",
+    re.I,
+)
+_SMALL = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "up",
+        "via",
+        "vs",
+        "with",
+    ]
+)
+
+HEADLINE_FEATURES = (
+    "log_words",
+    "short",
+    "long",
+    "capitalised",
+    "starts_upper",
+    "ends_stop",
+    "ends_question",
+    "alpha_ratio",
+    "digit_share",
+    "chrome",
+    "prose",
+    "byline",
+    "date_like",
+    "link_like",
+    "repeated_in_page",
+    "stopword_share",
+    "before_body",
+    "distance",
+    "order_from_body",
+    "body_overlap",
+    "body_overlap_lead",
+    "longest_nearby",
+    "all_caps",
+    "nav_arrow",
+    "trimmed",
+)
+
+
+_LEADING_MARKS = re.compile(r"^(?:[•□■▪◦·*>›»‹«←→|-]+\s*)+")
+_CRUMBS = re.compile(r"\s(?:>|»|›|/|\\)\s")
+_TRAILING_BYLINE = re.compile(
+    r"\s+(?:by\s+\S.{0,50}?\s+on\s+\S.*|by\s+\S.{0,50}?\s·\s.*|comments?\s*\(\d+\).*|·\s.*|\|\s.*)$", re.I
+)
+
+
+def trim_headline(text: str) -> str:
+    """Return a headline line without a leading bullet or arrow, breadcrumbs, or a trailing byline.
+
+    Text browsers put inline neighbours on the headline's line: "Home > Title", "• Title",
+    "Title by Marie on October 30, 2012 · Leave a Comment". The rest is returned unchanged.
+    """
+    trimmed = _LEADING_MARKS.sub("", text).strip()
+    parts = [part for part in _CRUMBS.split(trimmed) if part.strip()]
+    if len(parts) > 1 and len(parts[-1].split()) >= 2:
+        trimmed = parts[-1].strip()
+    trimmed = _TRAILING_BYLINE.sub("", trimmed).strip()
+    return trimmed if len(trimmed.split()) >= 1 and fold(trimmed) else text
+
+
+def headline_candidates(infos: list[LineInfo], start: int, end: int) -> list[int]:
+    """Return the line indexes that may be the headline: the lines just before the body, and its first lines."""
+    lo = max(0, start - HEADLINE_WINDOW)
+    inside = range(start, min(end, start + HEADLINE_IN_BODY))
+    return [
+        i
+        for i in [*range(lo, start), *inside]
+        if 1 <= infos[i].words <= 40
+        and fold(infos[i].text)
+        and not (infos[i].prose and infos[i].text.endswith("."))  # a sentence of prose is no headline
+    ]
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.casefold()) if w not in _STOPWORDS and not w.isdigit()]
+
+
+def headline_features(
+    infos: list[LineInfo], candidates: list[int], start: int, body_text: str
+) -> list[list[float]]:
+    """Return one feature row (in `HEADLINE_FEATURES` order) per candidate line; pure.
+
+    The headline is a short title- or sentence-case line near the body, not a byline or a date,
+    not a menu or a line the page repeats, and its words come back in the article (its lead most).
+    """
+    counts = Counter(fold(infos[i].text) for i in candidates)
+    body_words = set(_content_words(body_text))
+    lead_words = set(_content_words(body_text[:600]))
+    longest = max((infos[i].words for i in candidates), default=1) or 1
+    rows = []
+    order_of = {i: k for k, i in enumerate(reversed([c for c in candidates if c < start]))}
+    for i in candidates:
+        info = infos[i]
+        text = info.text
+        words = [w for w in text.split() if w[:1].isalpha()]
+        significant = [w for w in words if w.lower() not in _SMALL] or words or [""]
+        capitalised = sum(w[:1].isupper() for w in significant) / len(significant)
+        stop, _cap, digits, _commas = _shares(text)
+        content = _content_words(text)
+        overlap = sum(w in body_words for w in content) / len(content) if content else 0.0
+        lead = sum(w in lead_words for w in content) / len(content) if content else 0.0
+        letters = [c for c in text if c.isalpha()]
+        rows.append(
+            [
+                math.log1p(info.words),
+                float(info.words < 3),
+                float(info.words > 25),
+                capitalised,
+                float(text[:1].isupper() or text[:1].isdigit() or text[:1] in "\"'‘“"),
+                float(text.endswith((".", ",", ";", ":")) and not text.endswith("...")),
+                float(text.endswith(("?", "!"))),
+                info.alpha_ratio,
+                digits,
+                float(info.chrome is not None),
+                float(info.prose),
+                float(bool(_BYLINE.match(text))),
+                float(bool(_MONTH.search(text)) or is_date_line(text)),
+                float(_link_like(text)),
+                float(counts[fold(text)] > 1),
+                stop,
+                float(i < start),
+                math.log1p(abs(start - i)),
+                min(order_of.get(i, 0), 20) / 20,
+                overlap,
+                lead,
+                info.words / longest,
+                float(bool(letters) and all(c.isupper() for c in letters)),
+                float(text[:1] in "«‹←<»›→>" or text.endswith(("»", "›", "→", ">"))),
+                float(trim_headline(text) != text),
             ]
         )
     return rows

@@ -1,4 +1,4 @@
-"""Text dumps (a page saved as text): find the body as the densest run of prose lines, and the title."""
+"""Text dumps (a page saved as text): find the body among candidate runs of prose lines, and the headline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ import re
 from dataclasses import dataclass, replace
 
 from workers.stages.cleaning.extraction import CleanOptions, Extraction
-from workers.stages.cleaning.linemodel import LineModel, line_features, load_model
+from workers.stages.cleaning.linemodel import (
+    LineModel,
+    candidate_runs,
+    headed_runs,
+    headline_candidates,
+    headline_features,
+    line_features,
+    load_model,
+    run_features,
+    trim_headline,
+)
 from workers.stages.cleaning.lines import (
     LineInfo,
     analyse,
@@ -31,6 +41,22 @@ def split_columns(text: str) -> str:
     if "   " not in text and "\t" not in text and " | " not in text:
         return text
     return "\n".join(_COLUMN_GAP.sub("\n", line) for line in text.split("\n"))
+
+
+_UNDERLINED = re.compile(r"(?<=[^\W_])_(?=[^\W_])")
+UNDERLINED_LINKS = 5
+"""Underscore-joined words (``Dow_Jones_Newswires``) from which a dump is taken as html2text's: links underlined."""
+
+
+def unline_links(text: str) -> str:
+    """Return a dump with underlined link text (html2text draws a link's spaces as ``_``) spelt with spaces.
+
+    Only when the dump has `UNDERLINED_LINKS` such joins or more: an identifier in an article
+    (``snake_case``) stays as it is in a dump from any other renderer.
+    """
+    if text.count("_") < UNDERLINED_LINKS or len(_UNDERLINED.findall(text)) < UNDERLINED_LINKS:
+        return text
+    return _UNDERLINED.sub(" ", text)
 
 
 _HEADLINE_END_OK = re.compile(r"""[?!"'”’)]$|[^.:;,]$""")
@@ -219,17 +245,27 @@ def reflow(lines: list[str]) -> list[str]:
 
 @dataclass(slots=True)
 class DumpLines:
-    """The lines of a text dump with their rule features, rule scores and the densest run."""
+    """The lines of a text dump with their rule features, rule scores, the densest run and the body.
+
+    `start`/`end` span the chosen body runs (the rules' densest run when no run model is given);
+    `body` marks the lines of the chosen runs.
+    """
 
     infos: list[LineInfo]
     scores: list[float]
     start: int
     end: int
+    body: list[bool]
+    rule_span: tuple[int, int]
 
 
-def dump_lines(text: str, chrome: frozenset[str] = frozenset()) -> DumpLines:
-    """Return the analysed lines of a normalised text dump and the run the rules select; pure."""
-    lines = reflow([line for line in text.split("\n") if line.strip()])
+def dump_lines(text: str, chrome: frozenset[str] = frozenset(), model: LineModel | None = None) -> DumpLines:
+    """Return the analysed lines of a normalised text dump and the body runs chosen; pure.
+
+    Without a run model (`model.runs`) the body is the rules' densest run of prose; with one, it is
+    the candidate runs (see `candidate_runs`) the model judges to be the article.
+    """
+    lines = reflow([line for line in unline_links(text).split("\n") if line.strip()])
     infos = [analyse(line) for line in lines]
     if chrome:
         infos = [
@@ -241,18 +277,62 @@ def dump_lines(text: str, chrome: frozenset[str] = frozenset()) -> DumpLines:
     scores = _damp_cards(_damp_comments([_score(info) for info in infos], infos), infos)
     start, end = _densest_run(scores)
     end = _cut_teaser_tail(scores, infos, start, end)
-    return DumpLines(infos=infos, scores=scores, start=start, end=end)
+    rule_span = (start, end)
+    body = [start <= i < end for i in range(len(infos))]
+    runs = candidate_runs(infos) if model is not None and model.runs is not None else []
+    if runs and model is not None and model.runs is not None:
+        rows = run_features(infos, runs, rule_span)
+        chosen = [runs[r] for r in model.runs.select(rows, headed_runs(infos, runs))]
+        # Headline + teaser pairs below a related-stories heading end a run, as they end the rules' run.
+        chosen = [(s, _cut_teaser_tail(scores, infos, s, e)) for s, e in chosen]
+        chosen = [(s, e) for s, e in chosen if e > s] or [rule_span]
+        body = [False] * len(infos)
+        for run_start, run_end in chosen:
+            body[run_start:run_end] = [True] * (run_end - run_start)
+        start, end = chosen[0][0], chosen[-1][1]
+    return DumpLines(infos=infos, scores=scores, start=start, end=end, body=body, rule_span=rule_span)
 
 
 def _keep(dump: DumpLines, model: LineModel | None) -> list[bool]:
-    """Which lines are article text: the rules' run, corrected by the learned model when there is one."""
-    rule_keep = [dump.start <= i < dump.end and info.chrome is None for i, info in enumerate(dump.infos)]
+    """Which lines are article text: the chosen runs' lines, corrected by the learned line model."""
+    run_keep = [b and info.chrome is None for b, info in zip(dump.body, dump.infos, strict=True)]
     if model is None:
-        return rule_keep
-    rows = line_features(dump.infos, dump.scores, dump.start, dump.end)
-    keep = model.decide(rule_keep, model.probabilities(rows))
+        return run_keep
+    rows = line_features(dump.infos, dump.scores, dump.body)
+    keep = model.decide(run_keep, model.probabilities(rows))
     # Wire credits inside the body stay: they are the article's, and `credits` is read from them.
-    return [k or (rule and info.credits) for k, rule, info in zip(keep, rule_keep, dump.infos, strict=True)]
+    return [k or (rule and info.credits) for k, rule, info in zip(keep, run_keep, dump.infos, strict=True)]
+
+
+STANDFIRST_WORDS = 10
+"""Words from which a line before the body that the body repeats is a standfirst, never the headline."""
+
+
+def _headline(dump: DumpLines, keep: list[bool], model: LineModel | None) -> int | None:
+    """Return the index of the headline line: the model's most likely candidate, else the rules' pick."""
+    infos, start = dump.infos, dump.start
+    if model is not None and model.headline is not None:
+        body_text = "\n".join(info.text for info, k in zip(infos, keep, strict=True) if k)
+        folded_body = fold(body_text)
+        candidates = [
+            i
+            for i in headline_candidates(infos, start, dump.end)
+            # A standfirst that the lead repeats word for word is a teaser, not the headline.
+            if not (
+                keep[i] is False and infos[i].words >= STANDFIRST_WORDS and fold(infos[i].text) in folded_body
+            )
+        ]
+        if not candidates:
+            return None
+        p = model.headline.probabilities(headline_features(infos, candidates, start, body_text))
+        return candidates[max(range(len(p)), key=p.__getitem__)]
+    scored = [(_headline_score(info), i) for i, info in enumerate(infos[:start])]
+    scored = [(s, i) for s, i in scored if s > 0]
+    if not scored:
+        return None
+    best = max(s for s, _ in scored)
+    # Several equally good candidates: the one nearest the body is the article's own.
+    return max(i for s, i in scored if s >= best - 1e-9)
 
 
 def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided in one pass over lines
@@ -268,14 +348,14 @@ def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided 
     Each line is then judged by the learned line model (see `linemodel`) over its features.
     """
     options = options or CleanOptions()
-    dump = dump_lines(text, chrome)
+    model = None
+    if options.use_line_model:
+        model = options.line_model if options.line_model is not None else load_model()
+    dump = dump_lines(text, chrome, model)
     infos, start, end = dump.infos, dump.start, dump.end
     extraction = Extraction(paragraphs=[])
     if start == end:
         return extraction
-    model = None
-    if options.use_line_model:
-        model = options.line_model if options.line_model is not None else load_model()
     keep = _keep(dump, model)
 
     head = infos[:start]
@@ -288,13 +368,11 @@ def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided 
                 break
         extraction.title = title_hint.strip() or None
     else:
-        scored = [(_headline_score(info), i) for i, info in enumerate(head)]
-        scored = [(s, i) for s, i in scored if s > 0]
-        if scored:
-            best = max(s for s, _ in scored)
-            # Several equally good candidates: the one nearest the body is the article's own.
-            title_index = max(i for s, i in scored if s >= best - 1e-9)
-            extraction.title = infos[title_index].text
+        title_index = _headline(dump, keep, model)
+        if title_index is not None:
+            extraction.title = (
+                infos[title_index].text if model is None else trim_headline(infos[title_index].text)
+            )
     if title_index is not None and title_index > 0:
         previous = infos[title_index - 1]
         if (
@@ -309,7 +387,7 @@ def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided 
 
     for i, info in enumerate(infos):
         if i == title_index:
-            if start <= i < end:
+            if keep[i] or start <= i < end:
                 extraction.removed.append(("title", info.text))
         elif keep[i]:
             extraction.paragraphs.append(info.text)
