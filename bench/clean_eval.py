@@ -11,11 +11,13 @@ Two dev sets, two eras. AEB (181 modern pages, 126 sites, MIT): "k-fold" scores 
 ensemble model fitted on the other folds' sites (`bench/train_ensemble.py`) and every switchable
 rule chosen on the other folds (the ablation table prints both). dragnet-dev (316 pages of 2012,
 223 sites, AGPL-3.0): nothing is fitted on it; the one choice made on it (which design) is made on
-half of its sites and measured on the other half, both ways. Text dumps are scored by their own
-bench (this script no longer reports them).
+half of its sites and measured on the other half, both ways. Text dumps (w3m, lynx, html2text on
+both dev sets, with headline accuracy) follow, from `bench/textdump_eval.py`.
 
-    .venv/bin/python bench/clean_eval.py            # everything
-    .venv/bin/python bench/clean_eval.py --worst 10 # also list the ten worst pages of ours
+    .venv/bin/python bench/clean_eval.py             # HTML, then text dumps
+    .venv/bin/python bench/clean_eval.py --html-only # HTML only
+    .venv/bin/python bench/clean_eval.py --text-only # text dumps only (same as bench/textdump_eval.py)
+    .venv/bin/python bench/clean_eval.py --worst 10  # also list the ten worst pages of ours
 """
 
 from __future__ import annotations
@@ -338,9 +340,23 @@ def main() -> None:  # one report, printed in order
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--worst", type=int, default=0, help="list the N worst pages of ours")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--html-only", action="store_true", help="skip the text-dump report")
+    only.add_argument("--text-only", action="store_true", help="only the text-dump report")
     args = parser.parse_args()
     if not BENCH.exists():
         sys.exit(f"benchmark not found at {BENCH}")
+    if not args.text_only:
+        html_report(args.worst)
+    if not args.html_only:
+        from bench.textdump_eval import report
+
+        print("\n== text dumps ==")
+        report(args.worst)
+
+
+def html_report(worst: int) -> None:
+    """Print the HTML figures: both dev sets beside the peers, the k-fold and held-out choices, targets."""
     from bench.train_ensemble import cached_pages, kfold_models, load_dragnet
     from workers.stages.cleaning.ensemble import load_model, model_from_json
 
@@ -419,9 +435,9 @@ def main() -> None:  # one report, printed in order
         with contextlib.suppress(PermanentError):
             silent += not clean(RawArticle(source="bench", body=body), "0" * 32).removed
     print(f"\naudit: AEB pages with nothing listed in `removed`: {silent} of {len(htmls)}")
-    if args.worst:
-        _worst("AEB, k-fold", args.worst, aeb_kfold, truth, sites)
-        _worst("dragnet-dev, shipped", args.worst, d_ours, d_truth, d_sites)
+    if worst:
+        _worst("AEB, k-fold", worst, aeb_kfold, truth, sites)
+        _worst("dragnet-dev, shipped", worst, d_ours, d_truth, d_sites)
 
     all_ms = aeb_ms + d_ms
     traf_ms = aeb_traf_ms + d_traf_ms
