@@ -20,7 +20,7 @@ from resiliparse.extract.html2text import extract_plain_text
 from trafilatura.readability_lxml import Document as TrafilaturaReadability
 
 from schemas.cleaned import RemovalReason
-from workers.stages.cleaning.ensemble import EnsembleModel, choose_blocks, page_blocks
+from workers.stages.cleaning.ensemble import BLOCK_TAGS, SKIP_TAGS, EnsembleModel, choose_blocks, page_blocks
 from workers.stages.cleaning.extraction import Extraction
 from workers.stages.cleaning.htmlmeta import extract_metadata
 from workers.stages.cleaning.merge import agreement, merge
@@ -206,54 +206,9 @@ def extract_html(
     )
 
 
-_BLOCK_TAGS = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "br",
-        "dd",
-        "details",
-        "dialog",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "summary",
-        "table",
-        "td",
-        "th",
-        "tr",
-        "ul",
-        "option",
-        "button",
-        "label",
-    ]
-)
-_SKIP_TAGS = frozenset(
-    ["script", "style", "noscript", "template", "svg", "iframe", "head", "object", "embed", "canvas"]
-)
+# The page's blocks are the ensemble's: one list of block elements and of elements never shown.
+_BLOCK_TAGS = BLOCK_TAGS
+_SKIP_TAGS = SKIP_TAGS
 
 
 def page_lines(body: str) -> list[str]:
