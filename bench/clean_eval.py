@@ -18,6 +18,9 @@ both dev sets, with headline accuracy) follow, from `bench/textdump_eval.py`.
     .venv/bin/python bench/clean_eval.py --html-only # HTML only
     .venv/bin/python bench/clean_eval.py --text-only # text dumps only (same as bench/textdump_eval.py)
     .venv/bin/python bench/clean_eval.py --worst 10  # also list the ten worst pages of ours
+
+The k-fold figures refit the models per fold: install the `train` extra first
+(`.venv/bin/pip install -e '.[train]'`, scikit-learn).
 """
 
 from __future__ import annotations
