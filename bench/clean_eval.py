@@ -248,36 +248,6 @@ def held_out_selection(
     return kfold
 
 
-def render_with(command: list[str], html: dict[str, str]) -> dict[str, str] | None:
-    """Render every page with an installed text browser (None when it is not installed)."""
-    import shutil
-    import subprocess
-
-    if shutil.which(command[0]) is None:
-        return None
-    out = {}
-    for key, body in html.items():
-        done = subprocess.run(
-            command, input=body.encode("utf-8"), capture_output=True, timeout=60, check=False
-        )
-        text = done.stdout.decode("utf-8", "replace")
-        out[key] = "\n".join(line.strip() for line in text.split("\n"))
-    return out
-
-
-LYNX = [
-    "lynx",
-    "-dump",
-    "-nolist",
-    "-width=4000",
-    "-force_html",
-    "-stdin",
-    "-assume_charset=utf-8",
-    "-display_charset=utf-8",
-]
-HTML2TEXT = ["html2text", "-utf8", "-nobs", "-width", "4000"]
-
-
 def resiliparse_main(body: str) -> str:
     """resiliparse's main-content extraction with its defaults."""
     from resiliparse.extract.html2text import extract_plain_text
