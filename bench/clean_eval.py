@@ -27,62 +27,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import statistics
 import sys
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.train_clean import (  # path set up above
-    FOLDS,
-    fold_of,
-    load_benchmark,
-)
+from bench.common import FOLDS, fold_of, load_benchmark, summarise, tp_fp_fn  # path set up above
 from schemas.raw import RawArticle
-from workers.errors import PermanentError
+from workers.core.errors import PermanentError
 from workers.stages.clean import clean
 from workers.stages.cleaning.extraction import CleanOptions
 
 BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "scrapinghub-aeb"
-_TOKEN = re.compile(r"\w+")
-Scores = tuple[float, float, float]
-
-
-def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
-    """Return the multiset of token n-gram shingles of a text (the benchmark's tokenisation)."""
-    tokens = _TOKEN.findall(text or "")
-    return Counter(tuple(tokens[i : i + n]) for i in range(max(1, len(tokens) - n + 1)) if tokens[i : i + n])
-
-
-def tp_fp_fn(true: str, pred: str) -> Scores:
-    """Return one page's shingle tp, fp, fn, normalised to sum 1 (all 0 when both are empty)."""
-    a, b = shingles(true), shingles(pred)
-    tp = sum((a & b).values())
-    fp = sum((b - a).values())
-    fn = sum((a - b).values())
-    total = tp + fp + fn
-    return (tp / total, fp / total, fn / total) if total else (0.0, 0.0, 0.0)
-
-
-def summarise(pages: list[Scores]) -> dict[str, float]:
-    """Return precision, recall, F1 as the benchmark computes them, plus mean per-page F1 (empty = 0)."""
-    precisions = [1.0 if fp == fn == 0 else tp / (tp + fp) for tp, fp, fn in pages if tp + fp > 0]
-    recalls = [1.0 if fp == fn == 0 else tp / (tp + fn) for tp, fp, fn in pages if tp + fn > 0]
-    p = sum(precisions) / len(precisions) if precisions else 0.0
-    r = sum(recalls) / len(recalls) if recalls else 0.0
-    per_page = [2 * tp / (2 * tp + fp + fn) if tp else 0.0 for tp, fp, fn in pages]
-    return {
-        "precision": p,
-        "recall": r,
-        "f1": 2 * p * r / (p + r) if p + r else 0.0,
-        "page_f1": sum(per_page) / len(per_page),
-        "empty": float(sum(1 for tp, fp, _ in pages if tp + fp == 0)),
-    }
 
 
 def ours(body: str, options: CleanOptions | None = None) -> str:
@@ -190,18 +150,6 @@ def _line(name: str, outputs: dict[str, str], truth: dict[str, str], extra: str 
         f"page-F1={m['page_f1']:.3f}  empty={int(m['empty'])}{extra}",
         flush=True,
     )
-
-
-def score_text_dumps(bodies: dict[str, str], options_for: Callable[[str], CleanOptions]) -> dict[str, str]:
-    """Run our stage on every text dump with the options `options_for(page id)` gives; text out."""
-    out = {}
-    for key, body in bodies.items():
-        try:
-            raw = RawArticle(source="bench", body=body, content_type="text/plain")
-            out[key] = clean(raw, "0" * 32, options=options_for(key)).text
-        except PermanentError:
-            out[key] = ""
-    return out
 
 
 Config = tuple[tuple[str, bool], ...]
@@ -330,7 +278,8 @@ def main() -> None:  # one report, printed in order
 
 def html_report(worst: int) -> None:
     """Print the HTML figures: both dev sets beside the peers, the k-fold and held-out choices, targets."""
-    from bench.train_ensemble import cached_pages, kfold_models, load_dragnet
+    from bench.common import load_dragnet
+    from bench.train_ensemble import cached_pages, kfold_models
     from workers.stages.cleaning.ensemble import load_model, model_from_json
 
     truth, htmls, sites = load_benchmark()

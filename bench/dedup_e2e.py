@@ -63,12 +63,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from schemas.raw import RawArticle  # noqa: E402
+from workers.core.errors import PermanentError  # noqa: E402
+from workers.core.ids import article_id  # noqa: E402
+from workers.core.settings import Settings  # noqa: E402
 from workers.db import repo  # noqa: E402
 from workers.db.dedup_index import ensure_verdict  # noqa: E402
 from workers.db.engine import get_engine, transaction, upgrade  # noqa: E402
-from workers.errors import PermanentError  # noqa: E402
-from workers.ids import article_id  # noqa: E402
-from workers.settings import Settings  # noqa: E402
 from workers.stages import clean as clean_stage  # noqa: E402
 from workers.stages.dedup import VERSION, DedupParams, raw_key  # noqa: E402
 from workers.stages.dedup import words as dedup_words  # noqa: E402
@@ -382,7 +382,7 @@ def run_half(name: str, pages: list[Page], params: DedupParams, seed: int, show:
         started = time.perf_counter()
         for item in items:
             try:
-                # as workers.pipeline.clean_step: learn the source's lines, then clean with its chrome
+                # as workers.runtime.pipeline.clean_step: learn the source's lines, then clean with its chrome
                 keys = clean_stage.line_keys(item.raw)
                 with transaction(url) as session:
                     (chrome,) = repo.learn_chrome(

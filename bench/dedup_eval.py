@@ -689,7 +689,7 @@ def run_scale(
             kinds: Counter[str] = Counter()
             busy = 0.0
             gc.collect()
-            gc.freeze()  # as worker children do at start (workers/celery_app.py)
+            gc.freeze()  # as worker children do at start (workers/runtime/celery_app.py)
             for cleaned in articles:
                 t = time.perf_counter()
                 fingerprint(cleaned, params)  # the pure stage alone: CPU, no database

@@ -331,7 +331,7 @@ def rss():
     return int(d['VmRSS'].split()[0]) // 1024, int(d['VmHWM'].split()[0]) // 1024
 from schemas.cleaned import CleanedArticle
 from workers.stages.tag import Taggers, tag_routed
-from workers.settings import Settings
+from workers.core.settings import Settings
 texts = json.load(sys.stdin)
 taggers = Taggers(Settings().tagger_model_map)
 before = rss()[0]

@@ -3,7 +3,7 @@
     .venv/bin/python bench/producer.py [--articles 5000] [--batch 500]
 
 Private Redis (append-only, fsync every second, like the deploy config) and PostgreSQL (tests/servers.py).
-Prints enqueues/s of the batched producer (`workers.producer.enqueue`: one multi-row insert-if-absent per
+Prints enqueues/s of the batched producer (`workers.ingest.producer.enqueue`: one multi-row insert-if-absent per
 batch, one broker connection for the batch's publishes) and of the per-article baseline (one transaction
 and one publish per article, the producer before issue 9.4), their ratio, and checks every raw article
 was persisted once and published once; a re-run of the same file must publish nothing.
@@ -47,7 +47,7 @@ def write_jsonl(path: Path, articles: list[RawArticle]) -> None:
 
 
 def _read(path: Path) -> list[RawArticle]:
-    from workers.readers import read_inputs
+    from workers.ingest.archives import read_inputs
 
     return [r.article for r in read_inputs([str(path)], source="local") if r.article is not None]
 
@@ -59,9 +59,9 @@ def bench_producer(
     database and an empty Redis; returns {"enqueues_per_s", "seconds", "new", "published", "rerun_published"}."""
     import redis
 
-    from workers.celery_app import create_app
-    from workers.producer import enqueue
-    from workers.settings import Settings
+    from workers.core.settings import Settings
+    from workers.ingest.producer import enqueue
+    from workers.runtime.celery_app import create_app
 
     settings = Settings(
         broker_url=broker_url, database_url=database_url, producer_batch=batch, high_water_mark=10 * articles
@@ -88,11 +88,11 @@ def bench_producer(
 
 def bench_baseline(broker_url: str, database_url: str, *, articles: int) -> float:
     """Enqueues/s of the per-article producer: one transaction and one publish (own connection) each."""
-    from workers.celery_app import create_app
+    from workers.core.ids import article_id, new_trace_id
     from workers.db import repo
     from workers.db.engine import transaction
-    from workers.ids import article_id, new_trace_id
-    from workers.producer import send
+    from workers.runtime.broker import send
+    from workers.runtime.celery_app import create_app
 
     app = create_app()
     app.conf.broker_url = broker_url
@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
+    from workers.core.logging import configure_logging
     from workers.db.engine import upgrade
-    from workers.logging import configure_logging
 
     configure_logging("json", "WARNING")
     with RedisServer(appendonly=True, appendfsync="everysec") as rds, PostgresServer() as pg:

@@ -122,11 +122,11 @@ def main() -> None:
     import sqlalchemy as sa
 
     from tests.integration.conftest import check_ledger
-    from workers.celery_app import create_app
+    from workers.core.logging import configure_logging
+    from workers.core.settings import Settings
     from workers.db.engine import upgrade
-    from workers.logging import configure_logging
-    from workers.producer import enqueue
-    from workers.settings import Settings
+    from workers.ingest.producer import enqueue
+    from workers.runtime.celery_app import create_app
 
     configure_logging("json", "WARNING")
     rng = random.Random(13)

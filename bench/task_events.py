@@ -5,7 +5,7 @@ Starts a private Redis and PostgreSQL (tests/servers.py) and, per batch, one rea
 (../shared/benchmarks/gum-ner/gum_news.jsonl) under new sources, so every copy runs all four
 stages; ROUNDS pairs of batches. It reads the main process's user+system CPU time from
 /proc before and after each batch. Each batch gets a fresh worker whose app has task events on
-(as `workers.celery_app` configures it) or off (`worker_send_task_events` and `task_send_sent_event`
+(as `workers.runtime.celery_app` configures it) or off (`worker_send_task_events` and `task_send_sent_event`
 False); batches alternate on, off, on, off in one run. (Celery's `disable_events` control command
 is not used: task events kept arriving after it, as the Redis event counter shows.) A counter
 subscribed to the event channels proves which batches really sent events.
@@ -36,7 +36,7 @@ GUM = ROOT.parent / "shared" / "benchmarks" / "gum-ner" / "gum_news.jsonl"
 
 
 if "BENCH_TASK_EVENTS" in os.environ:  # imported by the bench's worker: `celery -A task_events:app`
-    from workers.celery_app import app
+    from workers.runtime.celery_app import app
 
     app.conf.worker_send_task_events = app.conf.task_send_sent_event = os.environ["BENCH_TASK_EVENTS"] == "1"
 

@@ -37,19 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.clean_eval import summarise, tp_fp_fn  # path set up above
+from bench.common import FOLDS, fold_of, load_benchmark, summarise, tp_fp_fn  # path set up above
 from bench.textdump import render_with
-from bench.train_clean import (
-    FOLDS,
-    TRAIN_RENDERERS,
-    fold_of,
-    html_titles,
-    kfold_models,
-    load_benchmark,
-    training_renderings,
-)
+from bench.train_clean import TRAIN_RENDERERS, html_titles, kfold_models, training_renderings
 from schemas.raw import RawArticle
-from workers.errors import PermanentError
+from workers.core.errors import PermanentError
 from workers.stages.clean import clean
 from workers.stages.cleaning.extraction import CleanOptions
 from workers.stages.cleaning.linemodel import load_model

@@ -5,9 +5,9 @@
 
 Modes, all on the same corpus in the same run:
   floor       the pure stage functions in a plain loop, in-process, no database (an in-memory dedup index);
-  embedded    `newsflow run`'s path (workers.embedded.run) into SQLite, and into PostgreSQL;
+  embedded    `newsflow run`'s path (workers.runtime.embedded.run) into SQLite, and into PostgreSQL;
   worker -c N `newsflow worker -c N` (N = 1, 2) on a private Redis (append-only, fsync every second) and
-              PostgreSQL (durable defaults: fsync and full-page writes on), fed by workers.producer.enqueue;
+              PostgreSQL (durable defaults: fsync and full-page writes on), fed by workers.ingest.producer.enqueue;
   producer    `newsflow enqueue` on 5,000 small JSON lines, no workers running.
 CPU is read from /proc for every process (this one, worker main and children, Redis, PostgreSQL's
 postmaster and backends, the producer), so CPU ms per article counts all of them. Database statements and
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from schemas import RawArticle, StageMessage  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
-from workers.ids import article_id  # noqa: E402
+from workers.core.ids import article_id  # noqa: E402
 
 AEB = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -202,7 +202,7 @@ class Row:
 def floor(articles: list[RawArticle], settings: Any) -> Row:
     """The stage functions in a plain loop: clean, dedup against an in-memory index, tag, assemble."""
     from schemas import DedupVerdict
-    from workers.pipeline import _skip_tagging, dedup_params
+    from workers.runtime.pipeline import _skip_tagging, dedup_params
     from workers.stages import clean as clean_stage
     from workers.stages import store as store_stage
     from workers.stages import tag as tag_stage
@@ -291,10 +291,10 @@ class StatementCounter:
 
 
 def embedded(articles: list[RawArticle], settings: Any, url: str, label: str, servers: list[int]) -> Row:
-    """workers.embedded.run over the corpus into `url`; `servers` are database server pids to charge."""
-    import workers.embedded as emb
+    """workers.runtime.embedded.run over the corpus into `url`; `servers` are database server pids to charge."""
+    import workers.runtime.embedded as emb
     from workers.db.engine import get_engine, upgrade
-    from workers.pipeline import Context
+    from workers.runtime.pipeline import Context
 
     upgrade(url)
     counter = StatementCounter()
@@ -448,8 +448,8 @@ def distributed(
     """Feed the corpus to `newsflow worker -c N` and time it until every article is stored (or dead)."""
     from celery import Celery
 
-    from workers import producer
-    from workers.settings import Settings
+    from workers.core.settings import Settings
+    from workers.ingest import producer
 
     _reset(cluster)
     log = workdir / f"worker-c{concurrency}.log"
@@ -504,8 +504,8 @@ def latency(cluster: Cluster, articles: list[RawArticle], rate: float) -> dict[s
     (from just before enqueue to the store transaction's time)."""
     from celery import Celery
 
-    from workers import producer
-    from workers.settings import Settings
+    from workers.core.settings import Settings
+    from workers.ingest import producer
 
     _reset(cluster)
     settings = Settings(database_url=cluster.admin_url, broker_url=cluster.redis.url)
@@ -626,8 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     os.environ.setdefault("NEWSFLOW_LOG_LEVEL", "WARNING")
-    from workers.logging import configure_logging
-    from workers.settings import Settings
+    from workers.core.logging import configure_logging
+    from workers.core.settings import Settings
 
     configure_logging("json", "WARNING")
     articles = corpus(args.quick)

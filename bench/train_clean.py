@@ -26,15 +26,14 @@ import gzip
 import json
 import re
 import sys
-import zlib
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.textdump import render, render_with  # path set up above
+from bench.common import BENCH, FOLDS, fold_of, load_benchmark  # path set up above
+from bench.textdump import render, render_with
 from workers.stages.cleaning.extraction import CleanOptions
 from workers.stages.cleaning.guards import drop_huge_tokens
 from workers.stages.cleaning.linemodel import (
@@ -58,8 +57,6 @@ from workers.stages.cleaning.lines import fold as fold_text
 from workers.stages.cleaning.normalise import normalise_text
 from workers.stages.cleaning.textdump import _keep, dump_lines, split_columns
 
-BENCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "scrapinghub-aeb"
-FOLDS = 5
 MODEL_VERSION = "line-model-2"
 RUN_MODEL_VERSION = "run-model-1"
 KEEP_FROM = (0.4, 0.5, 0.6, 0.7, 0.8)
@@ -67,28 +64,6 @@ TRAIN_RENDERERS = ("w3m", "lynx", "html2text")
 _TOKEN = re.compile(r"\w+")
 DROP_BELOW = (0.0, 0.1, 0.2, 0.3)
 ADD_FROM = (0.8, 0.9, 0.95, 1.01)
-
-
-def site_of(url: str) -> str:
-    """The site of a page: its host without a leading www."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host.removeprefix("www.")
-
-
-def fold_of(site: str, folds: int = FOLDS) -> int:
-    """The fold a site belongs to (stable across runs and machines)."""
-    return zlib.crc32(site.encode("utf-8")) % folds
-
-
-def load_benchmark() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """Return (truth, html, site) keyed by page id."""
-    gt = json.loads((BENCH / "ground-truth.json").read_text(encoding="utf-8"))
-    truth = {key: item.get("articleBody", "") for key, item in gt.items()}
-    html = {
-        key: gzip.decompress((BENCH / "html" / f"{key}.html.gz").read_bytes()).decode("utf-8") for key in gt
-    }
-    sites = {key: site_of(item.get("url", "")) for key, item in gt.items()}
-    return truth, html, sites
 
 
 def load_w3m() -> dict[str, str]:
@@ -373,7 +348,7 @@ _TITLES: dict[str, str | None] = {}
 def html_titles(html: dict[str, str]) -> dict[str, str | None]:
     """The title the HTML path of the stage finds on each page (None when it finds none); memoised."""
     from schemas.raw import RawArticle
-    from workers.errors import PermanentError
+    from workers.core.errors import PermanentError
     from workers.stages.clean import clean
 
     for key, body in html.items():
@@ -419,7 +394,7 @@ def main() -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="do not write the model files")
     args = parser.parse_args()
-    from bench.clean_eval import score_text_dumps  # the stage itself, scored the benchmark's way
+    from bench.common import score_text_dumps  # the stage itself, scored the benchmark's way
 
     truth, html, sites = load_benchmark()
     renderings = training_renderings(html)

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.train_clean import FOLDS, fold_of, load_benchmark  # path set up above
+from bench.common import FOLDS, fold_of, load_benchmark  # path set up above
 from workers.stages.cleaning.ensemble import (
     FEATURES,
     MODEL_FORMAT,
@@ -63,18 +63,6 @@ GBT = {
 }
 
 Page = dict[str, Any]
-
-
-def load_dragnet() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """Return (truth, html, site) of dragnet-dev keyed by page id (for measuring only: AGPL data)."""
-    base = SHARED / "dragnet-dev"
-    gt = json.loads((base / "ground-truth.json").read_text(encoding="utf-8"))
-    truth = {key: item.get("articleBody", "") for key, item in gt.items()}
-    html = {
-        key: gzip.decompress((base / "html" / f"{key}.html.gz").read_bytes()).decode("utf-8") for key in gt
-    }
-    sites = {key: str(item.get("site", "")) for key, item in gt.items()}
-    return truth, html, sites
 
 
 def extract_page(body: str) -> Page:
@@ -191,7 +179,7 @@ def threshold_f1(
     threshold: float, scores: dict[str, Any], pages: dict[str, Page], truth: dict[str, str]
 ) -> float:
     """The benchmark F1 over these pages when the blocks scoring `threshold` or more are kept."""
-    from bench.clean_eval import summarise, tp_fp_fn
+    from bench.common import summarise, tp_fp_fn
 
     pages_scores = []
     for key, page_scores in scores.items():
@@ -223,7 +211,7 @@ def main() -> None:
     for fold, model in models.items():
         loaded = model_from_json(model)
         held.update({k: page_text(loaded, pages[k]) for k in truth if fold_of(sites[k]) == fold})
-    from bench.clean_eval import summarise, tp_fp_fn
+    from bench.common import summarise, tp_fp_fn
 
     m = summarise([tp_fp_fn(truth[k], held[k]) for k in truth])
     thresholds = sorted(model["threshold"] for model in models.values())

@@ -44,7 +44,7 @@ else
 fi
 # FLOWER_WAIT_ATTEMPTS: how many 5-second waits for a worker before starting anyway (default 60).
 for attempt in $(seq 1 "${FLOWER_WAIT_ATTEMPTS:-60}"); do
-  if "$bin/celery" -A workers.celery_app inspect ping --timeout 2 >/dev/null 2>&1; then
+  if "$bin/celery" -A workers.runtime.celery_app inspect ping --timeout 2 >/dev/null 2>&1; then
     break
   fi
   say flower_waiting_for_workers "waiting for workers ($attempt/${FLOWER_WAIT_ATTEMPTS:-60})"
@@ -54,6 +54,6 @@ done
 export FLOWER_BASIC_AUTH
 python=$bin/python
 [ -x "$python" ] || python=python3
-exec "$python" "$here/flower_onefile.py" -A workers.celery_app flower \
+exec "$python" "$here/flower_onefile.py" -A workers.runtime.celery_app flower \
     --address="${FLOWER_ADDRESS:-127.0.0.1}" --port="${FLOWER_PORT:-5555}" "${state[@]}" \
     --max_tasks="${FLOWER_MAX_TASKS:-10000}" --purge_offline_workers=3600 "$@"

@@ -5,7 +5,7 @@ gdbm writes the file as named, ndbm appends `.db`, and the fallback (dbm.dumb) w
 `.dir` and `.bak` beside it. Here the shelf is one pickled dict written atomically (a temporary
 file, then a rename), so FLOWER_DB names the one file there is, whatever the interpreter.
 Flower's log lines go through newsflow's logging (JSON lines off a terminal, as every process).
-deploy/flower.sh runs this as `python flower_onefile.py -A workers.celery_app flower ...`.
+deploy/flower.sh runs this as `python flower_onefile.py -A workers.runtime.celery_app flower ...`.
 """
 
 import os
@@ -48,8 +48,8 @@ if __name__ == "__main__":
     shelve.open = _open  # type: ignore[assignment]
     # Flower's own lines (and Tornado's, which adds no handler of its own once the root logger has
     # one) go through newsflow's logging: JSON lines like every other process, unless on a terminal.
-    from workers.logging import configure_logging
-    from workers.settings import get_settings
+    from workers.core.logging import configure_logging
+    from workers.core.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)

@@ -3,7 +3,7 @@
 import gzip
 import json
 
-from workers import archives
+from workers.ingest import archives
 
 
 def test_jsonl_gz_offsets_resume_after_the_last_item(tmp_path):
@@ -105,7 +105,7 @@ def test_the_files_after_a_cut_warc_are_read(tmp_path):
     _warc(full)
     (tmp_path / "a.warc.gz").write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.75)])
     (tmp_path / "b.jsonl").write_text(json.dumps({"source": "b.example", "body": "after the cut"}) + "\n")
-    from workers.readers import read_inputs
+    from workers.ingest.archives import read_inputs
 
     records = list(read_inputs([str(tmp_path)], source="x"))
     assert [r.article.body for r in records if r.article is not None][-1] == "after the cut"
@@ -118,11 +118,11 @@ def test_a_resumed_backfill_moves_past_a_cut_record(tmp_path, redis_url, postgre
     crash) moves past it and a second run says the file is already done."""
     from sqlalchemy import update
 
-    from workers import backfill
-    from workers.celery_app import create_app
+    from workers.core.settings import Settings
     from workers.db.engine import transaction, upgrade
     from workers.db.models import BackfillCheckpointRow
-    from workers.settings import Settings
+    from workers.ingest import backfill
+    from workers.runtime.celery_app import create_app
 
     upgrade(postgres_url)
     settings = Settings(broker_url=redis_url, database_url=postgres_url)
@@ -168,7 +168,7 @@ def test_run_reads_warc_archives_like_backfill(tmp_path, sqlite_url):
     from typer.testing import CliRunner
 
     from workers.cli import app
-    from workers.settings import get_settings
+    from workers.core.settings import get_settings
 
     full = tmp_path / "crawl.warc.gz"
     ends = _warc(full, pages=3)

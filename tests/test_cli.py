@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_LEAD, SAMPLE_TITLE, sample_page
 from workers.cli import app
-from workers.settings import get_settings
+from workers.core.settings import get_settings
 
 runner = CliRunner()
 

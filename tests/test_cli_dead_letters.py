@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from workers.cli import app
-from workers.settings import get_settings
+from workers.core.settings import get_settings
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tests.samples import EXAMPLES
 from workers.cli import app
 from workers.cli.base import EXIT_CONFIG, EXIT_SCHEMA, EXIT_UNREACHABLE, EXIT_USAGE, safe_block, safe_line
-from workers.settings import get_settings
+from workers.core.settings import get_settings
 
 runner = CliRunner()
 

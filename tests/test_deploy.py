@@ -157,7 +157,7 @@ def _yaml_documents(path):
 
 
 def _exported_names() -> set[str]:
-    from workers.metrics import METRICS
+    from workers.runtime.metrics import METRICS
 
     names = set(BUILTIN_METRICS) | EXPORTER_METRICS
     for name, (kind, _labels, _doc) in METRICS.items():
@@ -312,7 +312,7 @@ def test_deploy_files_name_only_real_commands():
 
 def test_deploy_files_name_only_real_settings():
     """Every NEWSFLOW_* variable in the deploy files is a setting, or a script variable the README documents."""
-    from workers.settings import Settings
+    from workers.core.settings import Settings
 
     settings = {f"NEWSFLOW_{name.upper()}" for name in Settings.model_fields}
     named = set()

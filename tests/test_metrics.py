@@ -1,18 +1,18 @@
-"""workers.metrics: the declared metrics are the exported ones; outcomes, labels and producer counts."""
+"""workers.runtime.metrics: the declared metrics are the exported ones; outcomes, labels and producer counts."""
 
 import pytest
 import redis
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from workers import metrics
+from workers.core.settings import Settings
 from workers.db.engine import upgrade
-from workers.readers import Problem, Record
-from workers.settings import Settings
+from workers.ingest.readers import Problem, Record
+from workers.runtime import metrics
 
 
 class _DeadLettered(Exception):
-    """Stands in for `workers.errors.DeadLettered` (being built by the runtime helper): stage and reason."""
+    """Stands in for `workers.core.errors.DeadLettered` (being built by the runtime helper): stage and reason."""
 
     def __init__(self, stage: str, reason: str) -> None:
         super().__init__(reason)

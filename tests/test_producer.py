@@ -5,8 +5,8 @@ import time
 
 import redis
 
-from workers import keys
-from workers.producer import queue_depth, wait_below_high_water
+from workers.core import keys
+from workers.runtime.broker import queue_depth, wait_below_high_water
 
 
 def test_producer_waits_while_the_first_queue_is_above_high_water(redis_url):
@@ -43,10 +43,10 @@ import threading as _threading  # noqa: E402
 import pytest  # noqa: E402
 
 from schemas import RawArticle  # noqa: E402
-from workers.celery_app import create_app  # noqa: E402
+from workers.core.settings import Settings  # noqa: E402
 from workers.db.engine import upgrade  # noqa: E402
-from workers.producer import enqueue  # noqa: E402
-from workers.settings import Settings  # noqa: E402
+from workers.ingest.producer import enqueue  # noqa: E402
+from workers.runtime.celery_app import create_app  # noqa: E402
 
 
 def _articles(n: int, start: int = 0) -> list[RawArticle]:
@@ -228,7 +228,7 @@ def test_rejections_move_the_producer_rejected_counter(redis_url, postgres_url, 
     import sys
 
     from tests.samples import ROOT
-    from workers.metrics import PRODUCER_COUNTS_KEY
+    from workers.runtime.metrics import PRODUCER_COUNTS_KEY
 
     env = _cli_env(redis_url, postgres_url)
     feed = tmp_path / "feed.jsonl"

@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from tests.servers import _descendants
 from tests.test_producer import _articles, _queued_articles, _raw_count, producer_env  # noqa: F401 -- fixture
-from workers import producer
+from workers.core.ids import article_id, new_trace_id
 from workers.db.engine import transaction
-from workers.ids import article_id, new_trace_id
-from workers.producer import enqueue, ensure_raw_batch
+from workers.db.repo import ensure_raw_batch
+from workers.ingest import producer
+from workers.ingest.producer import enqueue
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ import gzip
 import io
 import json
 
-from workers.readers import read_inputs, read_jsonl, read_path
+from workers.ingest.archives import read_inputs, read_path
+from workers.ingest.readers import read_jsonl
 
 
 def test_reads_text_html_jsonl_gzip_and_directories(tmp_path):
@@ -107,7 +108,7 @@ def test_gzip_bomb_in_jsonl_is_streamed_with_a_cap(tmp_path):
 
 def test_over_long_jsonl_line_is_rejected_and_the_next_record_read(tmp_path):
     """A line past MAX_RECORD_BYTES is rejected with its line number; the records after it still come."""
-    from workers.readers import MAX_RECORD_BYTES
+    from workers.ingest.readers import MAX_RECORD_BYTES
 
     path = tmp_path / "big.jsonl.gz"
     _gzip_bomb(path, b'{"source": "s", "body": "', MAX_RECORD_BYTES // (1024 * 1024) + 2, b'"}\n')
@@ -174,7 +175,7 @@ def test_corrupt_gzip_is_a_problem_not_a_traceback(tmp_path):
 
 def test_over_long_json_file_is_rejected(tmp_path, monkeypatch):
     """A .json file past MAX_RECORD_BYTES is rejected without being read whole."""
-    import workers.readers as readers
+    import workers.ingest.readers as readers
 
     monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 100)
     path = tmp_path / "one.json"
@@ -192,7 +193,7 @@ def test_fifo_and_symlink_loop_are_refused_with_one_line_each(tmp_path):
     (never opened: a FIFO would block), and the healthy file beside them is read."""
     import os
 
-    from workers.readers import read_inputs
+    from workers.ingest.archives import read_inputs
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -231,7 +232,7 @@ def test_unsupported_type_message_lists_extensions_in_a_stable_order(tmp_path):
 
     (tmp_path / "x.pdf").write_bytes(b"%PDF")
     code = (
-        "from workers.readers import read_inputs; import sys; "
+        "from workers.ingest.archives import read_inputs; import sys; "
         f"print(next(iter(read_inputs([{str(tmp_path / 'x.pdf')!r}], source='s'))).problems[0].reason)"
     )
     seen = {
@@ -278,7 +279,7 @@ def test_utf16_pages_decode_by_bom_and_by_declaration(tmp_path):
 
 def test_utf16_page_passes_the_clean_stage_binary_sniff(tmp_path):
     """A UTF-16 page read by the producer is cleaned as HTML, not refused as binary data."""
-    from workers.ids import article_id
+    from workers.core.ids import article_id
     from workers.stages import clean as clean_stage
 
     path = tmp_path / "declared.html"

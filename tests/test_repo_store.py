@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from schemas import Entity, Mention, RawArticle, StoredArticle, TaggedArticle
+from workers.core.ids import article_id
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.ids import article_id
 
 N_ENTITIES = 20_000
 

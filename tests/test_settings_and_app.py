@@ -9,11 +9,11 @@ import pytest
 import structlog
 
 from schemas import RawArticle
-from workers import keys
-from workers.celery_app import create_app
-from workers.ids import article_id
-from workers.logging import configure_logging
-from workers.settings import Settings
+from workers.core import keys
+from workers.core.ids import article_id
+from workers.core.logging import configure_logging
+from workers.core.settings import Settings
+from workers.runtime.celery_app import create_app
 
 
 def test_visibility_timeout_must_exceed_retry_delay_and_time_limit():

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from schemas.cleaned import CleanedArticle
 from tests.multilingual import ARTICLES, ENGLISH_NAMES, FRENCH_NAMES, write_feed
 from tests.samples import ROOT
-from workers.settings import Settings, parse_tagger_models
+from workers.core.settings import Settings, parse_tagger_models
 from workers.stages import tag as tag_stage
 from workers.stages.tagging import languages
 from workers.stages.tagging.rules import TokSpan, trim_fr
@@ -218,7 +218,7 @@ def test_tag_command_language_max_entities_and_long_text(monkeypatch: pytest.Mon
     without --language prints no entities and why, NEWSFLOW_MAX_ENTITIES caps the list, and text past
     100,000 characters is reported as untagged."""
     from workers.cli import app
-    from workers.settings import get_settings
+    from workers.core.settings import get_settings
 
     french = runner.invoke(app, ["tag", "-", "--json", "--language", "fr"], input=ARTICLES["fr"][1])
     assert french.exit_code == 0, french.stderr
@@ -247,7 +247,7 @@ def test_tagged_or_not_is_counted_by_language() -> None:
     the entities histogram observes tagged articles only."""
     from prometheus_client import REGISTRY
 
-    from workers import metrics
+    from workers.runtime import metrics
 
     m = metrics.worker_metrics()
 

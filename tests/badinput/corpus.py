@@ -1,6 +1,6 @@
 """The bad-input corpus: each case writes its input files and states the outcome it must have.
 
-A case is run by `test_embedded.py` (readers + `workers.embedded.run`, as `newsflow run` does) and,
+A case is run by `test_embedded.py` (readers + `workers.runtime.embedded.run`, as `newsflow run` does) and,
 when `distributed` is set, by `test_distributed.py` (`newsflow enqueue` + real workers). Either way
 it is run alone and next to a healthy article, and its `check` sees a `Result`: the producer's
 rejections (`FILE:LINE: FIELD: REASON`), the case's stored articles and dead letters, and every
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas import StoredArticle
-from workers.settings import Settings
+from workers.core.settings import Settings
 from workers.stages.tag import DEFAULT_MAX_ENTITIES, MAX_CANDIDATES
 
 SECRET = "c0ffee-SECRET-7f3a91-do-not-leak"
@@ -92,7 +92,7 @@ class Case:
     cli: bool = False
     """Also run through `newsflow run` (embedded CLI), whose output is checked."""
     backfill: bool = False
-    """Also run through `newsflow backfill` (`workers.backfill.backfill`) against the real workers."""
+    """Also run through `newsflow backfill` (`workers.ingest.backfill.backfill`) against the real workers."""
 
 
 # --- checks -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Embedded mode's per-step bounds (`workers.embedded.bounded`): time, memory, and their nesting."""
+"""Embedded mode's per-step bounds (`workers.runtime.embedded.bounded`): time, memory, and their nesting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from workers.embedded import StepTimeout, bounded
+from workers.runtime.embedded import StepTimeout, bounded
 
 
 def _spin() -> None:

@@ -1,7 +1,7 @@
 """The bad-input corpus through real workers on the private Redis and PostgreSQL.
 
 One worker pool (prefork, 2 children) serves the whole module. File cases are validated, persisted
-and enqueued by the producer (`workers.producer.enqueue`, what `newsflow enqueue` calls), alone and
+and enqueued by the producer (`workers.ingest.producer.enqueue`, what `newsflow enqueue` calls), alone and
 next to a healthy article; queue cases publish malformed messages straight onto a stage queue. Each
 case must end as its outcome says: nothing lost (every enqueued id stored or dead-lettered), the
 healthy neighbour stored promptly, the worker still alive.
@@ -30,11 +30,11 @@ from tests.badinput.conftest import MEASUREMENTS
 from tests.badinput.corpus import CASES, Case, Result, healthy_record
 from tests.integration.conftest import Worker, wait_for
 from tests.samples import ROOT
-from workers import keys
+from workers.core import keys
+from workers.core.settings import Settings, get_settings
 from workers.db import repo
 from workers.db.engine import dispose_all, transaction, upgrade
-from workers.readers import read_inputs
-from workers.settings import Settings, get_settings
+from workers.ingest.archives import read_inputs
 
 HISTORY_TABLES = {"alembic_version", "stage_journal"}
 """Tables that are history, not state: the stage journal gains a row per attempt, by design."""
@@ -119,7 +119,7 @@ def pool(redis_server: Any, postgres_server: Any, tmp_path_factory: pytest.TempP
             if key.startswith("NEWSFLOW_"):
                 mp.setenv(key, value)
         get_settings.cache_clear()
-        from workers.celery_app import create_app
+        from workers.runtime.celery_app import create_app
 
         settings = get_settings()
         app = create_app()
@@ -172,7 +172,7 @@ def _healthy(tmp: Path) -> Path:
 
 def _produce(pool: Pool, paths: list[str]) -> tuple[list[str], list[str]]:
     """Read, validate, persist and enqueue like `newsflow enqueue`: (sent ids, rejected lines)."""
-    from workers.producer import enqueue
+    from workers.ingest.producer import enqueue
 
     rejected: list[str] = []
     # The module shares one database: a per-run source gives each run's articles their own ids, so a
@@ -246,8 +246,8 @@ def test_bad_input_through_workers(case: Case, with_neighbour: bool, pool: Pool,
 
 def _backfill(pool: Pool, paths: list[str]) -> tuple[list[str], list[str]]:
     """Read, validate, persist and enqueue like `newsflow backfill` (checkpoints and all): (ids, rejected lines)."""
-    from workers.backfill import Feeder, backfill
-    from workers.ids import article_id
+    from workers.core.ids import article_id
+    from workers.ingest.backfill import Feeder, backfill
 
     rejected: list[str] = []
     backfill(
@@ -352,9 +352,7 @@ class QueueCase:
     xfail: str | None = None
 
 
-RUNTIME = (
-    "needs malformed-message handling in workers/tasks/base.py and workers/celery_app.py (owner: runtime)"
-)
+RUNTIME = "needs malformed-message handling in workers/runtime/tasks/base.py and workers/runtime/celery_app.py (owner: runtime)"
 
 QUEUE_CASES = [
     QueueCase(

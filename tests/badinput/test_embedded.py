@@ -1,4 +1,4 @@
-"""The bad-input corpus in embedded mode: the readers and `workers.embedded.run`, as `newsflow run`.
+"""The bad-input corpus in embedded mode: the readers and `workers.runtime.embedded.run`, as `newsflow run`.
 
 Every case runs alone and next to a healthy article (a page after it, so a bad input that hangs,
 crashes or swallows the run would hold the neighbour up). Besides the case's own outcome, each run
@@ -22,14 +22,15 @@ from schemas import RawArticle
 from tests.badinput.conftest import MEASUREMENTS, peak_rss_mb, peak_rss_reset
 from tests.badinput.corpus import CASES, Case, Result, settings_for
 from tests.samples import EXAMPLES
-from workers import embedded
+from workers.core.ids import article_id
+from workers.core.settings import Settings, get_settings
 from workers.db import repo
 from workers.db.engine import dispose_all, transaction, upgrade
 from workers.db.models import DeadLetterRow
-from workers.ids import article_id
-from workers.pipeline import Context
-from workers.readers import Record, read_inputs
-from workers.settings import Settings, get_settings
+from workers.ingest.archives import read_inputs
+from workers.ingest.readers import Record
+from workers.runtime import embedded
+from workers.runtime.pipeline import Context
 
 NEIGHBOUR = EXAMPLES / "valleypost-library.html"
 NEIGHBOUR_SECONDS = 10.0

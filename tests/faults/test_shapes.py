@@ -2,7 +2,7 @@
 
 import pytest
 
-from workers.tasks.strategy import shape_problem
+from workers.runtime.tasks.strategy import shape_problem
 
 GOOD = {"article_id": "a" * 32, "trace_id": "t"}
 

@@ -11,7 +11,7 @@ Tasks are caught in flight deterministically rather than by timing: the test hol
 
 The last two tests found real bugs when first written: Celery's default cap of three retries
 (a longer PostgreSQL outage lost articles) and the next stage's publish giving up while Redis was
-down; both are fixed in `workers/tasks/base.py` and `workers/celery_app.py`.
+down; both are fixed in `workers/runtime/tasks/base.py` and `workers/runtime/celery_app.py`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from tests.integration.conftest import Worker, check_ledger, run_cli, wait_for
 from tests.samples import EXAMPLES, sample_page
 from tests.servers import libpq_url
-from workers import keys
-from workers.pipeline import STAGE_NAMES
+from workers.core import keys
+from workers.runtime.pipeline import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -414,7 +414,7 @@ def test_same_message_published_ten_times_concurrently_is_stored_once(pipeline_e
     import threading
 
     from schemas import StageMessage
-    from workers.celery_app import create_app
+    from workers.runtime.celery_app import create_app
 
     worker = start_worker(concurrency=2)
     db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
@@ -437,7 +437,7 @@ def test_same_message_published_ten_times_concurrently_is_stored_once(pipeline_e
         t.start()
     for t in threads:
         t.join()
-    from workers.producer import send
+    from workers.runtime.broker import send
 
     for article in ids:  # a backfill rerun over stored articles, each stage on its own
         for stage in STAGE_NAMES:
@@ -460,7 +460,7 @@ def test_malformed_messages_never_stop_the_worker(pipeline_env, start_worker):
     of healthy articles: each is an invalid_message dead letter, the worker stays up and the healthy are stored."""
     from kombu import Connection
 
-    from workers.celery_app import create_app
+    from workers.runtime.celery_app import create_app
 
     db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
     bodies = [{"not": "a list"}, [1, 2], "text", [[{"article_id": "a" * 32, "trace_id": "t"}], {}, "x"]]

@@ -57,7 +57,7 @@ def test_flower_shows_each_dead_letter_of_a_batch_by_id_and_reason_and_no_health
     log_path = tmp_path / "flower.log"
     with log_path.open("wb") as handle:
         flower = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower", "--address=127.0.0.1",
+            [sys.executable, "-m", "celery", "-A", "workers.runtime.celery_app", "flower", "--address=127.0.0.1",
              f"--port={port}", "--persistent=False"],
             env={**pipeline_env, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=ROOT, stdout=handle,
             stderr=subprocess.STDOUT,

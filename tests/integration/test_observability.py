@@ -14,7 +14,7 @@ import redis
 from tests.integration.conftest import WORKER_START_TIMEOUT_S, run_cli, wait_for
 from tests.samples import EXAMPLES, ROOT
 from tests.servers import free_port
-from workers import health, metrics
+from workers.runtime import health, metrics
 
 pytestmark = pytest.mark.integration
 

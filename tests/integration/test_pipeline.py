@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.integration.conftest import run_cli, wait_for
 from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_TITLE, sample_page
-from workers import keys
+from workers.core import keys
 
 HISTORY_TABLES = {"alembic_version", "stage_journal"}
 """Tables that are history, not state: the stage journal gains a row per attempt, by design."""
@@ -92,8 +92,8 @@ def test_same_file_enqueued_twice_is_stored_once(pipeline_env, start_worker):
 def test_message_delivered_twice_changes_nothing(pipeline_env, start_worker):
     """Delivering every stage's message a second time leaves every row exactly as it was."""
     from schemas import StageMessage
-    from workers.celery_app import create_app
-    from workers.producer import send
+    from workers.runtime.broker import send
+    from workers.runtime.celery_app import create_app
 
     worker = start_worker()
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
@@ -169,7 +169,7 @@ def test_poison_record_lands_in_dead_letters(pipeline_env, start_worker, tmp_pat
 
 def test_invalid_message_is_dead_lettered_not_dropped(pipeline_env, start_worker):
     """A message that is not a valid StageMessage is kept as a dead letter with its payload."""
-    from workers.celery_app import create_app
+    from workers.runtime.celery_app import create_app
 
     worker = start_worker()
     app = create_app()

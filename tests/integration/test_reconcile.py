@@ -14,14 +14,14 @@ from schemas import RawArticle, StageMessage
 from tests.integration.conftest import check_ledger, run_cli, wait_for
 from tests.samples import EXAMPLES
 from tests.servers import libpq_url
-from workers import keys
-from workers.celery_app import create_app
+from workers.core import keys
+from workers.core.ids import article_id
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction
-from workers.ids import article_id
-from workers.pipeline import STAGE_NAMES
-from workers.reconcile import LOCK_KEY, find_stuck, first_missing, reconcile
-from workers.settings import Settings
+from workers.ops.reconcile import LOCK_KEY, find_stuck, first_missing, reconcile
+from workers.runtime.celery_app import create_app
+from workers.runtime.pipeline import STAGE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +125,7 @@ def test_articles_stuck_mid_pipeline_are_finished_within_the_deadline(
     """F8: articles left after clean, after tag and never published are found by the reconciler loop and
     stored within its deadline; re-sending every stage for them afterwards changes no row."""
     from tests.integration.test_pipeline import snapshot
-    from workers.tasks import clean, dedup, tag
+    from workers.runtime.tasks import clean, dedup, tag
 
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     raws = [
@@ -147,7 +147,7 @@ def test_articles_stuck_mid_pipeline_are_finished_within_the_deadline(
             ids.append(article_id(raw))
             repo.ensure_raw(session, ids[-1], raw, f"trace-{n}")
     monkeypatch.setenv("NEWSFLOW_DATABASE_URL", db)
-    from workers.settings import get_settings
+    from workers.core.settings import get_settings
 
     get_settings.cache_clear()
     try:
@@ -170,7 +170,7 @@ def test_articles_stuck_mid_pipeline_are_finished_within_the_deadline(
     before = snapshot(db)
     app = create_app()
     app.conf.broker_url = pipeline_env["NEWSFLOW_BROKER_URL"]
-    from workers.producer import send
+    from workers.runtime.broker import send
 
     for article in ids:
         for stage in STAGE_NAMES:

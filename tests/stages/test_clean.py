@@ -11,7 +11,7 @@ import pytest
 
 from schemas.cleaned import RemovalReason
 from schemas.raw import RawArticle
-from workers.errors import NoContent, NotHtml, PermanentError, TooDeep, TooLarge
+from workers.core.errors import NoContent, NotHtml, PermanentError, TooDeep, TooLarge
 from workers.stages.clean import VERSION, clean, line_keys
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -772,7 +772,7 @@ def test_control_characters_never_reach_title_or_text() -> None:
 
 def test_latin1_page_declared_utf8_keeps_accents(tmp_path: Path) -> None:
     """A Latin-1 page that says UTF-8 keeps its accents when read from a file."""
-    from workers.readers import read_path
+    from workers.ingest.archives import read_path
 
     page = f'<html><head><meta charset="utf-8"></head><body><p>Café à Genève. {_FERRY}</p></body></html>'
     path = tmp_path / "page.html"

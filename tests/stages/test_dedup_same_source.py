@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import RawArticle
-from workers import embedded
+from workers.core.ids import article_id
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.ids import article_id
-from workers.pipeline import Context
-from workers.settings import Settings
+from workers.runtime import embedded
+from workers.runtime.pipeline import Context
 
 SOURCE = "citydesk.example"
 T0 = datetime(2026, 4, 1, 8, tzinfo=UTC)

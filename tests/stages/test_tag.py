@@ -13,7 +13,7 @@ from spacy.tokens import Doc, Span
 import workers.stages.tag as tag_module
 from schemas.cleaned import CleanedArticle
 from schemas.tagged import Entity
-from workers.errors import PermanentError
+from workers.core.errors import PermanentError
 from workers.stages.tag import DEFAULT_MODEL, VERSION, load_model, model_info, tag, tag_many, tag_text
 from workers.stages.tagging import rules
 from workers.stages.tagging.normalise import CharSpan, build_entities

@@ -1,4 +1,4 @@
-"""Batch steps (workers.pipeline.*_batch) on SQLite and PostgreSQL: one bad article fails alone, a batch
+"""Batch steps (workers.runtime.pipeline.*_batch) on SQLite and PostgreSQL: one bad article fails alone, a batch
 run twice changes no byte, and the single-article steps are the batch of one."""
 
 from collections.abc import Iterator
@@ -9,13 +9,13 @@ import sqlalchemy as sa
 
 from schemas import CleanedArticle, RawArticle, StageMessage, TaggedArticle
 from tests.samples import EXAMPLES
+from workers.core.errors import MissingInput, PermanentError
+from workers.core.ids import article_id
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.errors import MissingInput, PermanentError
-from workers.ids import article_id
-from workers.pipeline import STAGES, Context, clean_batch, dedup_batch, store_batch, tag_batch
-from workers.readers import read_path
-from workers.settings import Settings
+from workers.ingest.archives import read_path
+from workers.runtime.pipeline import STAGES, Context, clean_batch, dedup_batch, store_batch, tag_batch
 
 HISTORY_TABLES = {"alembic_version", "stage_journal"}
 """Tables that are history, not state: the stage journal gains a row per attempt, by design."""
@@ -166,8 +166,8 @@ def test_a_stage_error_in_one_article_leaves_the_others(url: str, monkeypatch: p
 
 def test_run_batch_turns_a_database_outage_into_one_transient_error(tmp_path: Any) -> None:
     """A batch whose database cannot be opened fails as a whole with TransientError (retried), not per article."""
-    from workers.errors import TransientError
-    from workers.pipeline import run_batch
+    from workers.core.errors import TransientError
+    from workers.runtime.pipeline import run_batch
 
     ctx = Context(Settings(database_url=f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"))
     msgs = [StageMessage(article_id=f"{i:032x}", trace_id="t") for i in range(3)]

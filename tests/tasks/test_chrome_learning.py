@@ -4,11 +4,11 @@ import sqlalchemy as sa
 
 from schemas import CleanedArticle, RawArticle, StageMessage
 from tests.stages.test_clean import _CHROME_LINES, _COMMON_SENTENCE, _SYNDICATED, _synthetic_article
+from workers.core.ids import article_id
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.ids import article_id
-from workers.pipeline import Context, clean_step
-from workers.settings import Settings
+from workers.runtime.pipeline import Context, clean_step
 
 SOURCE = "bayside.example"
 

@@ -6,12 +6,12 @@ import pytest
 
 from schemas import RawArticle
 from tests.samples import EXAMPLES
-from workers import embedded
+from workers.core.ids import article_id
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.ids import article_id
-from workers.pipeline import Context
-from workers.settings import Settings
+from workers.runtime import embedded
+from workers.runtime.pipeline import Context
 
 BODY = (EXAMPLES / "harbourtimes-wind-farm.txt").read_text()
 

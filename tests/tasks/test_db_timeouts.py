@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from schemas import RawArticle, StageMessage
 from tests.samples import EXAMPLES
 from tests.servers import libpq_url
+from workers.core.errors import TransientError, db_timeout
+from workers.core.ids import article_id
+from workers.core.settings import Settings, get_settings
 from workers.db import repo
 from workers.db.engine import get_engine, transaction, upgrade
-from workers.errors import TransientError, db_timeout
-from workers.ids import article_id
-from workers.settings import Settings, get_settings
-from workers.tasks import clean, dedup, store, tag
+from workers.runtime.tasks import clean, dedup, store, tag
 
 ARTICLE = RawArticle(
     source="valleypost.example",

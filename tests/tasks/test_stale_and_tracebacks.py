@@ -13,12 +13,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from schemas import RawArticle, StageMessage
 from tests.integration.conftest import run_cli
 from tests.samples import EXAMPLES
+from workers.core.errors import DeadLettered
+from workers.core.ids import article_id
+from workers.core.settings import get_settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.errors import DeadLettered
-from workers.ids import article_id
-from workers.settings import get_settings
-from workers.tasks import base, clean, store
+from workers.runtime.tasks import base, clean, store
 
 HEALTHY = RawArticle(
     source="valleypost.example",
@@ -89,7 +89,7 @@ def test_a_stored_article_never_keeps_an_attempt_dead_letter(database_url, monke
     closed by that store (noted, journaled), so no article is both stored and dead-lettered."""
     (message,) = _persist(database_url, HEALTHY)
     for stage in ("clean", "dedup", "tag"):
-        getattr(__import__("workers.tasks", fromlist=[stage]), stage)(message)
+        getattr(__import__("workers.runtime.tasks", fromlist=[stage]), stage)(message)
     with transaction(database_url) as session:
         repo.record_dead_letter(
             session,

@@ -10,12 +10,12 @@ from structlog.testing import capture_logs
 
 from schemas import RawArticle, StageMessage
 from tests.samples import EXAMPLES
+from workers.core.errors import DeadLettered, TransientError
+from workers.core.ids import article_id
+from workers.core.settings import get_settings
 from workers.db import repo
 from workers.db.engine import transaction, upgrade
-from workers.errors import DeadLettered, TransientError
-from workers.ids import article_id
-from workers.settings import get_settings
-from workers.tasks import clean, dedup, store, tag
+from workers.runtime.tasks import clean, dedup, store, tag
 
 TASKS = (clean, dedup, tag, store)
 ARTICLE = RawArticle(
@@ -157,7 +157,7 @@ def test_dead_letter_survives_celery_json_serialisation():
     """DeadLettered round-trips through Celery's JSON exception encoding with stage, reason and id intact."""
     from celery.utils.serialization import create_exception_cls  # noqa: F401 -- Celery's own machinery
 
-    from workers.celery_app import app
+    from workers.runtime.celery_app import app
 
     backend = app.backend
     encoded = backend.prepare_exception(DeadLettered("tag", "timeout", 7), serializer="json")
@@ -170,7 +170,7 @@ def test_concurrent_dead_letters_for_one_article_stage_leave_one_open_row(databa
     """Eight threads recording the same (article, stage) failure at once leave exactly one open dead letter."""
     import threading
 
-    from workers.pipeline import Context, dead_letter
+    from workers.runtime.pipeline import Context, dead_letter
 
     message = _persist(database_url, ARTICLE)
     msg = StageMessage.model_validate(message)
@@ -231,8 +231,8 @@ def test_concurrent_dead_letters_for_one_article_stage_leave_one_open_row(databa
 )
 def test_deterministic_database_errors_are_permanent(monkeypatch, make, permanent):
     """A statement the database will refuse again is DatabaseRejected (permanent); an outage stays transient."""
-    from workers import pipeline
-    from workers.errors import DatabaseRejected
+    from workers.core.errors import DatabaseRejected
+    from workers.runtime import pipeline
 
     def failing(_ctx: Any, _msg: Any) -> Any:
         raise make()
@@ -253,7 +253,7 @@ def _statement_error(cls: type[sa.exc.DBAPIError], text: str) -> sa.exc.DBAPIErr
 
 def test_unexpected_error_log_line_has_no_sql_parameters(database_url, monkeypatch):
     """An unexpected database error is logged with its class and a cleaned message, never the SQL parameters."""
-    from workers import pipeline
+    from workers.runtime import pipeline
 
     def failing(_ctx: Any, _msg: Any) -> Any:
         raise sa.exc.StatementError(

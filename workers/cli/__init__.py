@@ -15,7 +15,7 @@ Adding a command is a one-file change: create `workers/cli/NAME.py` that does
 `from workers.cli.base import app` and decorates its functions with `@app.command()` (or builds a
 `typer.Typer()` group and calls `app.add_typer(group, name=...)`). Every module of this package is
 imported below, so the new command appears in `newsflow --help` without touching another file. Keep
-the logic in a module outside the CLI (as `workers/ops.py` or `workers/backfill.py` do) and the
+the logic in a module outside the CLI (as `workers/ops/selection.py` or `workers/ingest/backfill.py` do) and the
 command thin.
 """
 

@@ -140,8 +140,8 @@ def trace(article_id: IdArg, json_out: JsonOpt = False, db: DbOpt = None) -> Non
     and reprocess runs. Read from durable records (the stage journal), not from logs.
     """
     from workers.db.engine import transaction
-    from workers.trace import timeline
-    from workers.trace import trace as trace_article
+    from workers.ops.trace import timeline
+    from workers.ops.trace import trace as trace_article
 
     settings = settings_for(db)
     with transaction(settings.database_url) as session:

@@ -42,7 +42,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from schemas import RawArticle
-from workers.readers import Record
+from workers.ingest.readers import Record
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -311,8 +311,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object pe
 
 def settings_for(db: str | None = None, **overrides: object) -> Any:
     """The settings (with --db and other overrides applied), logging configured for a CLI process."""
-    from workers.logging import configure_logging
-    from workers.settings import Settings, get_settings
+    from workers.core.logging import configure_logging
+    from workers.core.settings import Settings, get_settings
 
     settings = get_settings()
     if db is not None or overrides:

@@ -57,7 +57,8 @@ def _filter(
     limit: int,
     include_closed: bool = False,
 ) -> Any:
-    from workers.ops import DeadLetterFilter, check_stage, filter_time
+    from workers.ops.dead_letters import DeadLetterFilter, check_stage
+    from workers.ops.selection import filter_time
 
     try:
         check_stage(stage)
@@ -112,7 +113,7 @@ def list_command(
 ) -> None:
     """List dead letters, oldest first: id, stage, reason, error, article, source, attempts, last seen."""
     from workers.db.engine import transaction
-    from workers.ops import dead_letter_dict, dead_letter_query, notes_for
+    from workers.ops.dead_letters import dead_letter_dict, dead_letter_query, notes_for
 
     settings = settings_for(db)
     flt = _filter(None, stage, reason, error_class, source, since, until, limit, include_closed)
@@ -152,7 +153,7 @@ def show_command(
 
     from workers.db.engine import transaction
     from workers.db.models import DeadLetterRow, RawArticleRow, StageJournalRow
-    from workers.ops import dead_letter_dict, notes_for
+    from workers.ops.dead_letters import dead_letter_dict, notes_for
 
     settings = settings_for(db)
     with transaction(settings.database_url) as session:
@@ -216,7 +217,7 @@ def discard_command(
     Give ids or at least one filter; --note is required.
     """
     from workers.db.engine import transaction
-    from workers.ops import close_dead_letters, dead_letter_query
+    from workers.ops.dead_letters import close_dead_letters, dead_letter_query
 
     if not note_text.strip():
         fail("discard needs --note TEXT saying why (it is kept with the dead letter)", EXIT_USAGE)
@@ -276,15 +277,15 @@ def retry(
     In-process, the failures are counted at once; to the workers, --wait SECONDS waits for the
     outcome. Exit code 1 if any failed again.
     """
+    from workers.core.ids import new_trace_id
     from workers.db.engine import transaction
-    from workers.ids import new_trace_id
-    from workers.ops import (
+    from workers.ops.dead_letters import (
         PERMANENT_REASONS,
-        Replayer,
         close_dead_letters,
         dead_letter_query,
         wait_for_outcome,
     )
+    from workers.ops.selection import Replayer
 
     settings = settings_for(db)
     flt = _filter(ids, stage, reason, error_class, source, since, until, limit)

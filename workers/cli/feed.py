@@ -77,8 +77,8 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
 def _feeder(
     verb: str, high_water: int | None, reprocess: bool, rate: float | None, ignore_unknown: bool = False
 ) -> Any:
-    from workers.backfill import Feeder
-    from workers.celery_app import app as celery_app
+    from workers.ingest.backfill import Feeder
+    from workers.runtime.celery_app import app as celery_app
 
     settings = settings_for() if high_water is None else settings_for(None, high_water_mark=high_water)
 
@@ -119,7 +119,7 @@ def enqueue(
     persisted but never sent is sent. Prints one article id per line. Exit code 1 if any record was
     rejected.
     """
-    from workers import backfill
+    from workers.ingest import backfill
 
     feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown)
     with progress() as bar:
@@ -171,9 +171,9 @@ def backfill_command(
     high-water mark. A progress bar on a terminal, `backfill_progress` log events otherwise; a summary
     of this run at the end (read, new, already stored, rejected, skipped by kind).
     """
-    from workers import archives, readers
-    from workers import backfill as backfill_module
-    from workers.logging import get_logger
+    from workers.core.logging import get_logger
+    from workers.ingest import archives, readers
+    from workers.ingest import backfill as backfill_module
 
     if rate is not None and rate <= 0:
         fail("--rate must be above 0", EXIT_USAGE)
@@ -189,7 +189,7 @@ def backfill_command(
     total = sum(
         p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
     )
-    log = get_logger("workers.backfill")
+    log = get_logger("workers.ingest.backfill")
     last = {"at": time.monotonic(), "bytes": 0}
     interrupted = False
     with progress(total_bytes=True) as bar:
@@ -238,22 +238,22 @@ def worker(
 ) -> None:
     """Start a Celery worker on the stage queues.
 
-    Execs `celery -A workers.celery_app worker --include workers.journal` (the journal records each
+    Execs `celery -A workers.runtime.celery_app worker --include workers.runtime.journal` (the journal records each
     stage attempt for `newsflow trace`).
 
     Any further options go to celery unchanged (e.g. `--hostname`, `--max-tasks-per-child`).
     """
-    from workers import keys
-    from workers.pipeline import STAGE_NAMES
+    from workers.core import keys
+    from workers.runtime.pipeline import STAGE_NAMES
 
     stages = [q.strip().removeprefix("newsflow.") for q in queues.split(",") if q.strip()]
     unknown = sorted(set(stages) - set(STAGE_NAMES))
     if unknown:
         fail(f"unknown stage(s): {', '.join(unknown)}; stages are {', '.join(STAGE_NAMES)}")
     argv = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "workers.runtime.celery_app", "worker",
         "-Q", ",".join(keys.queue_name(s) for s in stages), "--loglevel", loglevel,
-        "--include", "workers.journal",
+        "--include", "workers.runtime.journal",
     ]  # fmt: skip
     if concurrency:
         argv += ["--concurrency", str(concurrency)]

@@ -1,4 +1,4 @@
-"""`health` and `metrics`: probes and the Prometheus exporter (logic in `workers/health.py`, `workers/metrics.py`)."""
+"""`health` and `metrics`: probes and the Prometheus exporter (logic in `workers/runtime/health.py`, `workers/runtime/metrics.py`)."""
 
 from typing import Annotated
 
@@ -35,8 +35,8 @@ def health(
     process touched its heartbeat file (NEWSFLOW_HEARTBEAT_FILE) in the last --max-age seconds, so
     a database or Redis outage never restarts a worker.
     """
-    from workers import health as checks
-    from workers.pipeline import STAGE_NAMES
+    from workers.runtime import health as checks
+    from workers.runtime.pipeline import STAGE_NAMES
 
     if live:
         text, code = checks.report([checks.check_alive(max_age)], as_json=json_out)
@@ -69,8 +69,8 @@ def metrics_command(
     Queue depths (waiting, unacked, scheduled retries), open dead letters, stored articles and
     producer counts; the workers serve their own stage counters on NEWSFLOW_METRICS_PORT.
     """
-    from workers import metrics
-    from workers.logging import configure_logging
+    from workers.core.logging import configure_logging
+    from workers.runtime import metrics
 
     settings = settings_for()
     configure_logging(settings.log_format, settings.log_level)  # a service: its start is an info line

@@ -29,7 +29,8 @@ from workers.cli.base import (
     settings_for,
     valid,
 )
-from workers.readers import Record, read_inputs
+from workers.ingest.archives import read_inputs
+from workers.ingest.readers import Record
 
 TOP_ENTITIES = 4
 
@@ -85,10 +86,10 @@ def run(
     and migrated on first use. Exit code 1 if any input was rejected or any article failed
     (failures are kept as dead letters for `newsflow retry`).
     """
-    from workers import embedded
     from workers.db import repo
     from workers.db.engine import transaction, upgrade
-    from workers.pipeline import Context
+    from workers.runtime import embedded
+    from workers.runtime.pipeline import Context
 
     settings = settings_for(db)
     upgrade(settings.database_url)
@@ -158,8 +159,8 @@ def clean_command(paths: Paths, json_out: JsonOpt = False, source: SourceOpt = "
 
     Prints, per input, its path (and URL), title, metadata and text.
     """
-    from workers.errors import PermanentError
-    from workers.ids import article_id
+    from workers.core.errors import PermanentError
+    from workers.core.ids import article_id
     from workers.stages import clean as clean_stage
 
     settings_for()

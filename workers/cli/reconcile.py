@@ -1,4 +1,4 @@
-"""`reconcile`: re-send articles whose message was lost (logic in `workers/reconcile.py`)."""
+"""`reconcile`: re-send articles whose message was lost (logic in `workers/ops/reconcile.py`)."""
 
 import json
 import time
@@ -25,10 +25,10 @@ def run_loop(
     an alert fires when passes stop; a failed pass is logged and the next one tries again, and a pass
     locked out by another reconciler records nothing (that one records its own).
     """
-    from workers import metrics
-    from workers import reconcile as reconciler
-    from workers.errors import describe
-    from workers.logging import configure_logging, get_logger
+    from workers.core.errors import describe
+    from workers.core.logging import configure_logging, get_logger
+    from workers.ops import reconcile as reconciler
+    from workers.runtime import metrics
 
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("workers.cli.reconcile")
@@ -88,7 +88,7 @@ def reconcile(
     JSON lines (one per pass) and records each finished pass for the exporter
     (newsflow_reconcile_last_pass_timestamp_seconds), so an alert fires when passes stop.
     """
-    from workers import reconcile as reconciler
+    from workers.ops import reconcile as reconciler
 
     settings = settings_for(db)
     if loop:

@@ -12,7 +12,7 @@ from workers.cli.base import EXIT_USAGE, DbOpt, JsonOpt, app, fail, note, out, p
 
 
 def _pct(value: float | None) -> str:
-    from workers.report import percent
+    from workers.ops.report import percent
 
     return percent(value)
 
@@ -48,8 +48,8 @@ def report(
     A layout change at one site shows up the day it happens. Exit code 0 (flags are findings, not errors).
     """
     from workers.db.engine import transaction
-    from workers.ops import filter_time
-    from workers.report import ReportParams, build, flag_line, to_html
+    from workers.ops.report import ReportParams, build, flag_line, to_html
+    from workers.ops.selection import filter_time
 
     settings = settings_for(db)
     try:

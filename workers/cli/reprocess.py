@@ -98,8 +98,8 @@ def reprocess(
     while the stage's queue is above the high-water mark. Stages are idempotent, so reprocessing an
     up-to-date article is harmless.
     """
-    from workers.ids import new_trace_id
-    from workers.ops import (
+    from workers.core.ids import new_trace_id
+    from workers.ops.selection import (
         Replayer,
         Selection,
         count_selected,
@@ -110,7 +110,7 @@ def reprocess(
         select_articles,
         verdicts,
     )
-    from workers.pipeline import stages_from
+    from workers.runtime.pipeline import stages_from
 
     settings = settings_for(db)
     try:

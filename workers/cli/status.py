@@ -22,7 +22,7 @@ from workers.cli.base import (
 def _broker(settings: Any) -> tuple[dict[str, dict[str, int]] | None, Any]:
     import redis
 
-    from workers.ops import broker_figures
+    from workers.ops.selection import broker_figures
 
     try:
         client = redis.Redis.from_url(

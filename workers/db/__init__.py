@@ -1,1 +1,5 @@
-"""Storage: SQLAlchemy tables, the engine, and the repository functions stages persist through."""
+"""Storage: SQLAlchemy tables, the engine, the repository functions stages persist through, the dedup
+index and the Alembic migrations.
+
+May import `stages`, `core` and `schemas`; never `runtime`, `ingest`, `ops` or `cli`.
+"""

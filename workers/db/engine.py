@@ -53,7 +53,7 @@ def get_engine(url: str, *, bounded: bool = True) -> Engine:
         else:
             connect_args: dict[str, object] = {}
             if bounded:
-                from workers.settings import get_settings
+                from workers.core.settings import get_settings
 
                 settings = get_settings()
                 connect_args["options"] = session_options(settings.db_timeouts_ms())

@@ -252,7 +252,7 @@ class DeadLetterRow(Base):
 
 class ReconcileRow(Base):
     """When the reconciler last re-enqueued an article, and from which stage: it counts as progress, so an
-    article is re-sent at most once per deadline (the reconciler's own ledger, see `workers.reconcile`)."""
+    article is re-sent at most once per deadline (the reconciler's own ledger, see `workers.ops.reconcile`)."""
 
     __tablename__ = "reconcile_marks"
 

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Insert, case, delete, func, literal, select, union_all, update
+from sqlalchemy import Insert, case, delete, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from schemas import RawArticle, StageMessage, StoredArticle, StoredEntity, StoredMention, TaggedArticle
+from workers.core.errors import MissingInput
 from workers.db.models import (
     ArticleRow,
     DeadLetterRow,
@@ -27,7 +28,6 @@ from workers.db.models import (
     SourceLineRow,
     StageResultRow,
 )
-from workers.errors import MissingInput
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -531,7 +531,7 @@ def record_dead_letter(
     """Keep a message a stage could not process; returns its id. Idempotent and race-free: one atomic
     upsert on the unique index of open dead letters per (article, stage), so the same open failure
     recorded twice, even concurrently, updates one row."""
-    from workers.errors import describe, traceback_head
+    from workers.core.errors import describe, traceback_head
 
     article_id = message.article_id if message else None
     now = datetime.now(UTC)
@@ -660,3 +660,52 @@ def sources_of(session: Session, article_ids: Sequence[str]) -> dict[str, str]:
         select(RawArticleRow.id, RawArticleRow.source).where(RawArticleRow.id.in_(sorted(set(article_ids))))
     )
     return {row.id: row.source for row in rows}
+
+
+def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str]]) -> set[str]:
+    """Insert the raw articles `(id, raw, trace_id)` that are absent, in one statement; returns the ids
+    that were new. Idempotent: an id already stored (or twice in the batch) is inserted once."""
+    unique = {aid: (aid, raw, trace) for aid, raw, trace in rows}
+    if not unique:
+        return set()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = [
+        {
+            "id": aid,
+            "source": raw.source,
+            "url": raw.url,
+            "content_type": raw.content_type,
+            "payload": raw.model_dump_json(),
+            "trace_id": trace,
+        }
+        for aid, raw, trace in unique.values()
+    ]
+    # One statement compiled once (and cached): SQLAlchemy sends the rows as multi-row VALUES pages.
+    stmt = dialect.insert(RawArticleRow).on_conflict_do_nothing(index_elements=["id"])
+    return set(session.scalars(stmt.returning(RawArticleRow.id), values))
+
+
+def mark_published(session: Session, ids: Iterable[str]) -> None:
+    """Record that the articles' first message went out (kept if already set). Idempotent."""
+    wanted = list(ids)
+    if wanted:
+        session.execute(
+            update(RawArticleRow)
+            .where(RawArticleRow.id.in_(wanted), RawArticleRow.published_at.is_(None))
+            .values(published_at=func.now())
+        )
+
+
+def never_published(session: Session, ids: Iterable[str]) -> set[str]:
+    """Of the given stored ids, those persisted but never published: no publish recorded, no stage result,
+    no dead letter (an article the reconciler sent has a result or is in the queue with a recent mark)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    stmt = select(RawArticleRow.id).where(
+        RawArticleRow.id.in_(wanted),
+        RawArticleRow.published_at.is_(None),
+        ~exists().where(StageResultRow.article_id == RawArticleRow.id),
+        ~exists().where(DeadLetterRow.article_id == RawArticleRow.id),
+    )
+    return set(session.scalars(stmt))

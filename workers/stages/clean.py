@@ -13,7 +13,7 @@ import py3langid
 from schemas.cleaned import CleanedArticle, Removal, RemovalReason
 from schemas.limits import MAX_TEXT_CHARS
 from schemas.raw import RawArticle
-from workers.errors import NoContent
+from workers.core.errors import NoContent
 from workers.stages.cleaning.extraction import CleanOptions, Extraction
 from workers.stages.cleaning.guards import drop_huge_tokens, prepare_html, sniff
 from workers.stages.cleaning.html import extract_html, page_lines

@@ -21,7 +21,7 @@ from spacy.tokens import Doc
 
 from schemas.cleaned import CleanedArticle
 from schemas.tagged import Entity, TaggedArticle
-from workers.errors import ModelUnavailable
+from workers.core.errors import ModelUnavailable
 from workers.stages.tagging import languages
 from workers.stages.tagging.languages import Profile
 from workers.stages.tagging.normalise import CharSpan, build_entities

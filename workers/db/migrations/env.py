@@ -4,7 +4,7 @@ from alembic import context
 
 from workers.db.engine import get_engine
 from workers.db.models import Base
-from workers.settings import get_settings
+from workers.core.settings import get_settings
 
 config = context.config
 url = config.attributes.get("url") or get_settings().database_url

@@ -6,7 +6,7 @@ import itertools
 import re
 
 from schemas.raw import RawArticle
-from workers.errors import NotHtml, TooDeep, TooLarge
+from workers.core.errors import NotHtml, TooDeep, TooLarge
 
 MAX_HTML_BYTES = 2 * 1024 * 1024
 """Largest HTML the clean stage parses, counted after scripts, styles and comments are stripped;

@@ -13,7 +13,7 @@ A stage task is three lines (STYLE.md 1); this base class holds the policy:
   handled by the same rules: a batch is split, one article is retried, dead-lettered (`timeout`) when its
   retries run out;
 - on success the task itself publishes the next stage, after its result is durably recorded, with a
-  short bounded retry; if the broker is away the article is left to the reconciler (`workers.reconcile`),
+  short bounded retry; if the broker is away the article is left to the reconciler (`workers.ops.reconcile`),
   which finds it from the database. No Celery chain: nothing runs outside this policy.
 
 A message may carry a micro-batch of articles (`schemas.StageBatch`, STYLE.md 17): the stage reads, runs and
@@ -45,11 +45,12 @@ from celery.utils.time import get_exponential_backoff_interval
 from celery.worker.request import Request
 
 from schemas import StageBatch, StageMessage
-from workers import keys
-from workers.errors import DeadLettered, PermanentError, TransientError, describe, traceback_head
-from workers.journal import ArticleEnd
-from workers.logging import get_logger
-from workers.pipeline import (
+from workers.core import keys
+from workers.core.errors import DeadLettered, PermanentError, TransientError, describe, traceback_head
+from workers.core.logging import get_logger
+from workers.core.settings import get_settings
+from workers.runtime.journal import ArticleEnd
+from workers.runtime.pipeline import (
     STAGE_NAMES,
     BatchOutcome,
     Context,
@@ -58,8 +59,7 @@ from workers.pipeline import (
     run_batch,
     run_step,
 )
-from workers.settings import get_settings
-from workers.tasks.strategy import DELIVERY_HEADER
+from workers.runtime.tasks.strategy import DELIVERY_HEADER
 
 log = get_logger(__name__)
 
@@ -116,8 +116,8 @@ class StageTask(Task):  # type: ignore[misc]
     # A dead letter is an expected end: Celery logs it at INFO without a traceback, marks the task FAILURE.
     throws = (DeadLettered,)
     # The shape guard in front of Celery's strategy: a malformed message never stops the worker.
-    Strategy = "workers.tasks.strategy:guarded"
-    Request = "workers.tasks.base:StageRequest"
+    Strategy = "workers.runtime.tasks.strategy:guarded"
+    Request = "workers.runtime.tasks.base:StageRequest"
     _redis: ClassVar[redis.Redis | None] = None
     last_outcomes: dict[str, ArticleEnd] | None = None
     """How each article of the last task ended, with its own error, for the journal (`ArticleEnd`)."""
@@ -366,7 +366,7 @@ class StageTask(Task):  # type: ignore[misc]
 
     def _send(self, what: StageMessage | list[StageMessage], stage: str, settings: Any) -> bool:
         """Publish one article or a batch to `stage` with the short retry; False if the broker refused."""
-        from workers.producer import send, send_batch
+        from workers.runtime.broker import send, send_batch
 
         policy = {
             "max_retries": settings.next_stage_publish_retries,
@@ -400,7 +400,7 @@ class StageTask(Task):  # type: ignore[misc]
 
     def _already_done(self, ctx: Context, msg: StageMessage) -> bool:
         from workers.db.engine import transaction
-        from workers.reconcile import stage_done
+        from workers.runtime.pipeline import stage_done
 
         try:
             with transaction(ctx.database_url) as session:
@@ -496,8 +496,8 @@ def record_hard_kill(task: Any, args: Any, *, retries: int, timeout: float) -> N
     spent (quietly not, if another attempt finished the stage). Idempotent enough: a re-send changes no row."""
     from billiard.exceptions import TimeLimitExceeded
 
-    from workers.journal import write_many
-    from workers.producer import send
+    from workers.runtime.broker import send
+    from workers.runtime.journal import write_many
 
     settings = get_settings()
     body = args[0] if args else None
@@ -601,7 +601,7 @@ def _log_dead_letter(exc: BaseException, reason: str, dead_id: int, started: flo
 
 def _reason(exc: BaseException) -> str:
     """The dead-letter reason of an article that failed alone in a batch (an unexpected one is logged)."""
-    from workers.errors import reason_of
+    from workers.core.errors import reason_of
 
     reason = reason_of(exc)
     if reason == "unexpected":

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.worker.strategy import default
 
-from workers.logging import get_logger
+from workers.core.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -56,9 +56,9 @@ def guarded(task: Any, app: Any, consumer: Any, **options: Any) -> Any:
 
 
 def _record_invalid(task: Any, message: Any, problem: str) -> None:
-    from workers.errors import InvalidMessage
-    from workers.pipeline import Context, dead_letter
-    from workers.settings import get_settings
+    from workers.core.errors import InvalidMessage
+    from workers.core.settings import get_settings
+    from workers.runtime.pipeline import Context, dead_letter
 
     payload = _excerpt(message.payload)
     task_id = message.headers.get("id") if isinstance(message.headers, dict) else None

@@ -1,6 +1,6 @@
 """Feeding archives to the workers: `newsflow backfill` (resumable) and `newsflow enqueue` (one pass).
 
-Each input file is read as positioned items (`workers.archives`). For every valid raw article the
+Each input file is read as positioned items (`workers.ingest.archives`). For every valid raw article the
 producer's contract holds: persist once (`repo.ensure_raw`), then publish (`producer.send`). An
 article whose raw record already exists is counted as already stored and NOT published again
 unless `reprocess=True`, so re-running a dump re-runs no stage.
@@ -14,7 +14,7 @@ Throttled by `rate` (articles per second) and by the clean queue's high-water ma
 A process stopped (Ctrl-C, also while it waits for a full Redis) or killed (SIGKILL, power loss)
 between persisting articles and publishing them leaves them persisted with no stage and no
 `raw_articles.published_at`: the next run over the same input (its checkpoint is kept before them)
-sends them ("unsent", not "already stored"), and the reconciler (`workers.reconcile`) finds them from
+sends them ("unsent", not "already stored"), and the reconciler (`workers.ops.reconcile`) finds them from
 the database meanwhile. While Redis is away, full or frozen, publishing waits and says so
 (`producer._Outage`).
 
@@ -34,15 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from schemas import RawArticle, StageMessage
-from workers import archives
-from workers.archives import Item
+from workers.core.ids import article_id, new_trace_id
+from workers.core.logging import get_logger
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction
 from workers.db.models import BackfillCheckpointRow
-from workers.ids import article_id, new_trace_id
-from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES
-from workers.settings import Settings
+from workers.ingest import archives
+from workers.ingest.archives import Item
+from workers.runtime.pipeline import STAGE_NAMES
 
 log = get_logger(__name__)
 
@@ -155,8 +155,8 @@ class Feeder:
     def feed(self, raw: RawArticle) -> tuple[str, str]:
         """Persist one article and publish it if new, never published before, or `reprocess`; returns
         (id, new|unsent|already_stored|resent)."""
-        from workers.ops import wait_below
-        from workers.producer import never_published
+        from workers.db.repo import never_published
+        from workers.runtime.broker import wait_below
 
         if self._client is None:
             import redis
@@ -201,7 +201,7 @@ class Feeder:
 
     @property
     def _outage(self) -> Any:
-        from workers.producer import _Outage
+        from workers.ingest.producer import _Outage
 
         if self._waiter is None:
             self._waiter = _Outage(self.say, stop=stop_requested)
@@ -210,7 +210,8 @@ class Feeder:
     def flush_once(self) -> None:
         """One attempt to publish what is pending, no waiting (on the way out after Ctrl-C): what cannot go
         out now stays pending, persisted and unsent."""
-        from workers.producer import _mark, send_batch
+        from workers.ingest.producer import _mark
+        from workers.runtime.broker import send_batch
 
         try:
             while self._pending:
@@ -226,7 +227,8 @@ class Feeder:
         message each), and record them as published. While Redis is away or full it waits and says so;
         if it is stopped meanwhile, those articles are persisted and unsent: the next run over the same
         input and the reconciler (`newsflow reconcile`) send them."""
-        from workers.producer import _mark, send_batch
+        from workers.ingest.producer import _mark
+        from workers.runtime.broker import send_batch
 
         # A Ctrl-C ends a wait for a full or away Redis at once (`stop_requested`). What is left pending stays
         # persisted and unsent, and the checkpoint stays before it (`backfill`), so it is sent next run.
@@ -251,8 +253,8 @@ class Feeder:
 
 def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> None:
     """Count a rejected item: in the report, in `newsflow_producer_rejected_total` (by field), to the caller."""
-    from workers.metrics import counted
-    from workers.readers import Problem, Record
+    from workers.ingest.readers import Problem, Record
+    from workers.runtime.metrics import counted
 
     feeder.report.rejected += 1
     # The metric's labels are bare names: "(record)" is counted as `record`, "(file)"/"(archive)" as other.
@@ -326,7 +328,7 @@ def _enqueue_batched(
     import redis
     from sqlalchemy import text
 
-    from workers.producer import enqueue as produce
+    from workers.ingest.producer import enqueue as produce
 
     # Fail fast, in one line, when a service is down or refuses us at the start; an outage that begins
     # once articles are flowing is waited out by the producer (and said so).

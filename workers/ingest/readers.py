@@ -2,7 +2,7 @@
 
 Supported: `.txt` text dumps, `.html`/`.htm` pages, `.jsonl`/`.ndjson` (one raw article per line)
 and `.json` (one object), each optionally gzipped (`.gz`); WARC and ARC archives (`.warc`,
-`.warc.gz`, `.arc`, `.arc.gz`, read by `workers.archives`); directories are read recursively; `-`
+`.warc.gz`, `.arc`, `.arc.gz`, read by `workers.ingest.archives`); directories are read recursively; `-`
 reads JSON lines from stdin. Every record comes back as a `Record`: either a valid article or the
 place (`file:line`, `file@offset`) and the reasons why it is not one. `newsflow run`, `enqueue` and
 `backfill` all read through this module, so they accept and refuse the same inputs.
@@ -23,7 +23,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -275,7 +275,7 @@ def html_problem(article: RawArticle) -> Problem | None:
     body = article.body
     if len(body) * 4 <= MAX_HTML_BYTES or len(body.encode("utf-8", "surrogatepass")) <= MAX_HTML_BYTES:
         return None
-    from workers.errors import NotHtml
+    from workers.core.errors import NotHtml
     from workers.stages.cleaning import guards
 
     try:
@@ -455,23 +455,6 @@ def read_file(path: Path, *, source: str, ignore_unknown: bool = False) -> Itera
         yield Record(f"{path}:1", None, _problems(exc))
         return
     yield checked(f"{path}:1", article)
-
-
-def read_path(
-    path: Path, *, source: str, ignore_unknown: bool = False, skipped: dict[str, int] | None = None
-) -> Iterator[Record]:
-    """Records from one file or, recursively, a directory's files (sorted, deterministic), archives
-    included. `skipped` counts what is passed over by kind (WARC revisits, files of unknown type)."""
-    yield from read_inputs([str(path)], source=source, ignore_unknown=ignore_unknown, skipped=skipped)
-
-
-def read_inputs(
-    paths: Iterable[str], *, source: str, ignore_unknown: bool = False, skipped: dict[str, int] | None = None
-) -> Iterator[Record]:
-    """Records from every path in order, every format (WARC/ARC too); `-` reads JSON lines from stdin."""
-    from workers import archives
-
-    yield from archives.read_all(paths, source=source, skipped=skipped, ignore_unknown=ignore_unknown)
 
 
 def read_stdin(*, ignore_unknown: bool = False) -> Iterator[Record]:

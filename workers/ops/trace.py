@@ -20,7 +20,7 @@ from workers.db.models import (
     StageJournalRow,
     StageResultRow,
 )
-from workers.pipeline import STAGE_NAMES
+from workers.runtime.pipeline import STAGE_NAMES
 
 ACTIONS = ("retried", "discarded", "reprocess", "reconciled", "superseded")
 """Journal events that are not stage attempts: operator actions and the reconciler's re-sends."""
@@ -34,7 +34,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def trace(session: Session, article_id: str) -> dict[str, Any] | None:
     """Everything recorded about one article, or None if no raw article has this id. Read-only."""
-    from workers.ops import dead_letter_dict, notes_for
+    from workers.ops.dead_letters import dead_letter_dict, notes_for
 
     raw = session.get(RawArticleRow, article_id)
     if raw is None:

@@ -3,8 +3,8 @@
 from typing import Any
 
 import workers.stages.tag  # noqa: F401 -- imported once in the worker's main process, shared by its children
-from workers.celery_app import app
-from workers.tasks.base import StageTask
+from workers.runtime.celery_app import app
+from workers.runtime.tasks.base import StageTask
 
 
 class TagTask(StageTask):

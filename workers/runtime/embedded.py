@@ -26,12 +26,12 @@ from types import FrameType
 import structlog
 
 from schemas import RawArticle, StageMessage
-from workers import journal
+from workers.core.errors import PermanentError, TransientError, describe, reason_of
+from workers.core.ids import article_id, new_trace_id
+from workers.core.logging import get_logger
 from workers.db.engine import transaction
-from workers.errors import PermanentError, TransientError, describe, reason_of
-from workers.ids import article_id, new_trace_id
-from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, Context, dead_letter, run_batch, run_step, stages_from
+from workers.runtime import journal
+from workers.runtime.pipeline import STAGE_NAMES, Context, dead_letter, run_batch, run_step, stages_from
 
 log = get_logger(__name__)
 
@@ -315,7 +315,7 @@ def run(
     the outcome of its first run, so 100,000 copies of one line cost one pipeline run, not 100,000."""
     from itertools import islice
 
-    from workers.producer import ensure_raw_batch
+    from workers.db.repo import ensure_raw_batch
 
     report = EmbeddedReport()
     outcomes: dict[str, Failure | None] = {}

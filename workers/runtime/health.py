@@ -31,10 +31,10 @@ from typing import Any
 import redis
 from celery import signals
 
-from workers import keys
-from workers.logging import configure_logging, get_logger, json_output
-from workers.pipeline import STAGE_NAMES
-from workers.settings import Settings, get_settings
+from workers.core import keys
+from workers.core.logging import configure_logging, get_logger, json_output
+from workers.core.settings import Settings, get_settings
+from workers.runtime.pipeline import STAGE_NAMES
 
 log = get_logger(__name__)
 
@@ -132,7 +132,7 @@ def check_model(name: str, *, load: bool) -> Check:
             "/" not in name and importlib.util.find_spec(name.replace("-", "_")) is not None
         )
         return Check("tagger_model", found, f"{name} {'installed' if found else 'not installed'}")
-    from workers.errors import ModelUnavailable
+    from workers.core.errors import ModelUnavailable
     from workers.stages import tag as tag_stage
 
     try:
@@ -145,7 +145,7 @@ def check_model(name: str, *, load: bool) -> Check:
 
 def check_alive(max_age: float) -> Check:
     """The worker's main process touched its heartbeat file at most `max_age` seconds ago (liveness)."""
-    from workers.metrics import heartbeat_file
+    from workers.runtime.metrics import heartbeat_file
 
     path = heartbeat_file()
     try:

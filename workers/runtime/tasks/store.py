@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from workers.celery_app import app
-from workers.tasks.base import StageTask
+from workers.runtime.celery_app import app
+from workers.runtime.tasks.base import StageTask
 
 
 class StoreTask(StageTask):

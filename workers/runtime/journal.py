@@ -1,8 +1,8 @@
 """The stage journal: one durable row per stage attempt and per operator action, for `newsflow trace`.
 
 Workers write it through Celery signals (connected when this module is imported: `newsflow worker`
-passes `--include workers.journal`, and `workers.celery_app` should import it for workers started
-with plain `celery -A workers.celery_app worker`). `task_prerun` only remembers the start time in
+passes `--include workers.runtime.journal`, and `workers.runtime.celery_app` should import it for workers started
+with plain `celery -A workers.runtime.celery_app worker`). `task_prerun` only remembers the start time in
 memory; `task_retry` and `task_failure` remember the error; `task_postrun` writes the one row. So an
 attempt costs one INSERT, and a journal that cannot be written never fails a task (it is logged).
 
@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 from celery import signals
 from sqlalchemy import insert
 
-from workers.errors import TRACEBACK_LINES, traceback_head
-from workers.logging import get_logger
+from workers.core.errors import TRACEBACK_LINES, traceback_head
+from workers.core.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -210,8 +210,8 @@ def _on_postrun(
         exc = exc.__cause__ or exc.__context__ or exc
     request = getattr(task, "request", None)
     try:
-        from workers.pipeline import current_version
-        from workers.settings import get_settings
+        from workers.core.settings import get_settings
+        from workers.runtime.pipeline import current_version
 
         stage_version = current_version(task.stage)
         database_url = get_settings().database_url

@@ -2,7 +2,7 @@
 
 A step is what a task does around its pure stage function: load the article's input records,
 call the stage, persist its output record (with the stage version), all keyed by article id.
-The Celery tasks (`workers.tasks`) and the embedded runner (`workers.embedded`) both call these
+The Celery tasks (`workers.runtime.tasks`) and the embedded runner (`workers.runtime.embedded`) both call these
 steps, so the two modes share one code path. Every step is idempotent: running it again for the
 same article leaves the same rows.
 """
@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.exceptions
 import sqlalchemy.exc
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from schemas import CleanedArticle, DedupVerdict, RawArticle, StageMessage, TaggedArticle
+from workers.core.errors import TransientError
+from workers.core.settings import Settings
 from workers.db import repo
 from workers.db.engine import transaction
-from workers.errors import TransientError
-from workers.settings import Settings
+from workers.db.models import ArticleRow, StageResultRow
 from workers.stages import store as store_stage
 
 # The clean, dedup and tag stages import trafilatura, numpy and spaCy (seconds of start-up), so
@@ -369,7 +372,7 @@ DataError, which are not listed."""
 def run_step(stage: str, ctx: Context, msg: StageMessage) -> Outcome:
     """Run one stage for one article: an outage becomes `TransientError`, a statement the database
     refuses deterministically becomes `DatabaseRejected` (permanent, never retried)."""
-    from workers.errors import DatabaseRejected, db_timeout, describe, is_deterministic_db_error
+    from workers.core.errors import DatabaseRejected, db_timeout, describe, is_deterministic_db_error
 
     try:
         return BY_NAME[stage].step(ctx, msg)
@@ -390,7 +393,7 @@ def run_batch(stage: str, ctx: Context, msgs: Sequence[StageMessage]) -> list[Ba
     try:
         return BY_NAME[stage].batch(ctx, msgs)
     except Exception as exc:
-        from workers.errors import db_timeout, describe, is_deterministic_db_error
+        from workers.core.errors import db_timeout, describe, is_deterministic_db_error
 
         if db_timeout(exc) or (isinstance(exc, TRANSIENT) and not is_deterministic_db_error(exc)):
             raise TransientError(describe(exc)) from exc
@@ -475,3 +478,12 @@ def current_version(stage: str) -> str:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
     version: str = import_module(f"workers.stages.{stage}").VERSION
     return version
+
+
+def stage_done(session: Session, article_id: str, stage: str) -> bool:
+    """True if `stage`'s durable result for the article exists (for store: the stored article)."""
+    if stage == STAGE_NAMES[-1]:
+        query = select(exists().where(ArticleRow.id == article_id))
+    else:
+        query = select(exists().where(StageResultRow.article_id == article_id, StageResultRow.stage == stage))
+    return bool(session.scalar(query))

@@ -1,6 +1,6 @@
 """The Celery application: Redis broker, JSON only, one queue per stage, late acks.
 
-Start a worker with `newsflow worker` (or `celery -A workers.celery_app worker`).
+Start a worker with `newsflow worker` (or `celery -A workers.runtime.celery_app worker`).
 """
 
 import gc
@@ -10,20 +10,20 @@ from typing import Any
 import structlog
 from celery import Celery, signals
 
-from workers import keys
+from workers.core import keys
+from workers.core.logging import configure_logging
+from workers.core.settings import get_settings
 from workers.db.engine import dispose_all
-from workers.logging import configure_logging
-from workers.pipeline import STAGE_NAMES
-from workers.settings import get_settings
+from workers.runtime.pipeline import STAGE_NAMES
 
 SHORT_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 """At most about 2 s of publish attempts (kombu's retry policy)."""
 
 
 def create_app() -> Celery:
-    """A Celery app configured from `Settings`; tasks are registered from `workers.tasks`."""
+    """A Celery app configured from `Settings`; tasks are registered from `workers.runtime.tasks`."""
     settings = get_settings()
-    app = Celery("newsflow", include=["workers.tasks"])
+    app = Celery("newsflow", include=["workers.runtime.tasks"])
     app.conf.update(
         broker_url=str(settings.broker_url),
         # Outages of any length: the consumer reconnects with backoff for as long as it takes, it never
@@ -49,7 +49,7 @@ def create_app() -> Celery:
         task_ignore_result=True,
         # A publish from a task (the next stage, a retry) tries a few seconds, not minutes: a task must
         # not hold a pool process through an outage. What could not be published is found again from the
-        # database by the reconciler (`workers.reconcile`), whose deadline bounds the recovery time.
+        # database by the reconciler (`workers.ops.reconcile`), whose deadline bounds the recovery time.
         task_publish_retry_policy=SHORT_PUBLISH_RETRY,
         # Every task is idempotent, so a message is acknowledged only after it was processed and
         # is redelivered if the worker dies mid-task (STYLE.md 5).
@@ -123,4 +123,4 @@ def _propagate_trace(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 # Worker metrics, start-up checks and log hygiene connect their Celery signal handlers on import.
-from workers import health, journal, metrics  # noqa: E402, F401
+from workers.runtime import health, journal, metrics  # noqa: E402, F401

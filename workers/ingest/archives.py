@@ -6,13 +6,13 @@
   record cut short (a truncated file: its content shorter than its Content-Length, its gzip member
   unfinished, or headers warcio cannot parse) is rejected with the file, its offset and the reason,
   and the reading of that file ends there (nothing after a cut can be read); the next files go on.
-- `.jsonl`/`.ndjson` (optionally `.gz`): one raw article per line, through `workers.readers.lines`
+- `.jsonl`/`.ndjson` (optionally `.gz`): one raw article per line, through `workers.ingest.readers.lines`
   (each line capped, a longer one skipped to its newline and rejected with its size).
-- everything else `workers.readers` supports (`.txt`, `.html`, `.json`...) as one item per file.
+- everything else `workers.ingest.readers` supports (`.txt`, `.html`, `.json`...) as one item per file.
 
 Every item carries the offset where the next item starts (bytes into the WARC file, or into the
 decompressed JSON lines stream), so `items(path, start=offset)` continues exactly after it.
-Directories are walked recursively in sorted order (`workers.readers.walk`): files of unknown type
+Directories are walked recursively in sorted order (`workers.ingest.readers.walk`): files of unknown type
 are counted as skipped (`unsupported_file`), FIFOs, sockets, devices and symlink loops are refused
 with one line each; nothing is passed over silently.
 """
@@ -29,8 +29,8 @@ import pydantic
 
 from schemas import RawArticle
 from schemas.limits import MAX_BODY_BYTES
-from workers import readers
-from workers.readers import Problem, Record
+from workers.ingest import readers
+from workers.ingest.readers import Problem, Record
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
@@ -49,7 +49,7 @@ class Item:
 
     @property
     def record(self) -> Record:
-        """The `workers.readers.Record` view of this item."""
+        """The `workers.ingest.readers.Record` view of this item."""
         return Record(self.origin, self.article, self.problems)
 
 
@@ -73,7 +73,7 @@ def files(paths: Iterable[str]) -> Iterator[Path]:
 
 
 def entries(paths: Iterable[str]) -> Iterator[readers.Entry]:
-    """Every entry the input arguments name (`workers.readers.walk`), `-` excluded."""
+    """Every entry the input arguments name (`workers.ingest.readers.walk`), `-` excluded."""
     for item in paths:
         if item != "-":
             yield from readers.walk(item)
@@ -289,3 +289,18 @@ def read_all(
                 skipped[entry.skipped] = skipped.get(entry.skipped, 0) + 1
             continue
         yield entry.record
+
+
+def read_path(
+    path: Path, *, source: str, ignore_unknown: bool = False, skipped: dict[str, int] | None = None
+) -> Iterator[Record]:
+    """Records from one file or, recursively, a directory's files (sorted, deterministic), archives
+    included. `skipped` counts what is passed over by kind (WARC revisits, files of unknown type)."""
+    yield from read_inputs([str(path)], source=source, ignore_unknown=ignore_unknown, skipped=skipped)
+
+
+def read_inputs(
+    paths: Iterable[str], *, source: str, ignore_unknown: bool = False, skipped: dict[str, int] | None = None
+) -> Iterator[Record]:
+    """Records from every path in order, every format (WARC/ARC too); `-` reads JSON lines from stdin."""
+    yield from read_all(paths, source=source, skipped=skipped, ignore_unknown=ignore_unknown)

@@ -33,6 +33,8 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
 from schemas import StageMessage
+from workers.core.logging import get_logger
+from workers.core.settings import Settings
 from workers.db.engine import get_engine, transaction
 from workers.db.models import (
     ArticleRow,
@@ -43,9 +45,7 @@ from workers.db.models import (
     StageJournalRow,
     StageResultRow,
 )
-from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES
-from workers.settings import Settings
+from workers.runtime.pipeline import STAGE_NAMES
 
 log = get_logger(__name__)
 
@@ -92,15 +92,6 @@ class ReconcileReport:
         for item in self.found:
             counts[item.stage] += 1
         return {k: v for k, v in counts.items() if v}
-
-
-def stage_done(session: Session, article_id: str, stage: str) -> bool:
-    """True if `stage`'s durable result for the article exists (for store: the stored article)."""
-    if stage == STAGE_NAMES[-1]:
-        query = select(exists().where(ArticleRow.id == article_id))
-    else:
-        query = select(exists().where(StageResultRow.article_id == article_id, StageResultRow.stage == stage))
-    return bool(session.scalar(query))
 
 
 def first_missing(done: set[str]) -> str:
@@ -192,7 +183,7 @@ def task_rate(session: Session) -> float:
 def backlog(client: Any, settings: Settings) -> int:
     """Stage messages queued in Redis plus those delivered and not yet acknowledged that may still run (held
     no longer than a task's time limit and the longest retry delay; older ones belonged to a dead worker)."""
-    from workers import keys
+    from workers.core import keys
 
     pipe = client.pipeline(transaction=False)
     for stage in STAGE_NAMES:
@@ -212,7 +203,7 @@ def drain_time(session: Session, client: Any, settings: Settings) -> float:
     try:
         waiting = backlog(client, settings)
     except Exception as exc:
-        from workers.errors import describe
+        from workers.core.errors import describe
 
         log.warning("reconcile_backlog_unknown", error=describe(exc))
         return 0.0
@@ -341,21 +332,21 @@ class _Sender:
 
     def __init__(self, settings: Settings, app: Any) -> None:
         if app is None:
-            from workers.celery_app import app as celery_app
+            from workers.runtime.celery_app import app as celery_app
 
             app = celery_app
         self.settings, self.app, self.count = settings, app, 0
         self.client = _redis(settings)
 
     def send(self, item: Stuck) -> bool:
-        from workers.producer import send, wait_below_high_water
+        from workers.runtime.broker import send, wait_below_high_water
 
         try:
             if self.count % 100 == 0:
                 wait_below_high_water(self.client, self.settings.high_water_mark, stage=item.stage)
             send(self.app, StageMessage(article_id=item.article_id, trace_id=item.trace_id), item.stage)
         except Exception as exc:  # the broker is away: the next pass tries again
-            from workers.errors import describe
+            from workers.core.errors import describe
 
             log.warning("reconcile_send_failed", article_id=item.article_id, error=describe(exc))
             return False
@@ -380,7 +371,7 @@ def loop(
         try:
             reconcile(settings, older_than=older_than)
         except Exception as exc:
-            from workers.errors import describe
+            from workers.core.errors import describe
 
             log.warning("reconcile_pass_failed", error=describe(exc))
         done += 1

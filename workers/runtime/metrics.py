@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Any
 import redis
 from celery import signals
 
-from workers import errors, keys
-from workers.logging import add_event_hook, get_logger
-from workers.pipeline import STAGE_NAMES
-from workers.settings import Settings, get_settings
+from workers.core import errors, keys
+from workers.core.logging import add_event_hook, get_logger
+from workers.core.settings import Settings, get_settings
+from workers.runtime.pipeline import STAGE_NAMES
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from workers.readers import Record
+    from workers.ingest.readers import Record
 
 log = get_logger(__name__)
 

@@ -11,32 +11,29 @@ writes (a full Redis: `maxmemory` with `noeviction`) or does not answer (frozen)
 and says so in one line, and goes on when it is back. Each raw row records when its first message
 went out (`raw_articles.published_at`): an article persisted but never published (the producer was
 stopped while it waited) is sent by the next run over the same input, not called "already stored",
-and found by the reconciler (`workers.reconcile`) meanwhile, so nothing is lost if it is stopped.
+and found by the reconciler (`workers.ops.reconcile`) meanwhile, so nothing is lost if it is stopped.
 """
 
 import functools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 import redis
-from celery import Celery, Signature
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from celery import Celery
 
-from schemas import RawArticle, StageBatch, StageMessage
-from workers import keys
+from schemas import RawArticle, StageMessage
+from workers.core.ids import article_id, new_trace_id
+from workers.core.logging import get_logger
+from workers.core.settings import Settings
 from workers.db.engine import transaction
-from workers.db.models import DeadLetterRow, RawArticleRow, StageResultRow
-from workers.ids import article_id, new_trace_id
-from workers.logging import get_logger
-from workers.pipeline import STAGE_NAMES, TRANSIENT, stages_from
-from workers.settings import Settings
+from workers.db.repo import ensure_raw_batch, mark_published, never_published
+from workers.runtime.broker import send_batch, wait_below_high_water
+from workers.runtime.pipeline import TRANSIENT
 
 log = get_logger(__name__)
 
@@ -58,142 +55,6 @@ class EnqueueReport:
     published: int = 0
     waited_s: float = 0.0
     outage_s: float = 0.0
-
-
-def stage_signature(app: Celery, msg: StageMessage, stage: str = STAGE_NAMES[0]) -> Signature:
-    """The task message that runs `stage` for one article; each stage task publishes the next itself."""
-    stages_from(stage)  # validates the name
-    return app.signature(keys.task_name(stage), args=(msg.model_dump(),), queue=keys.queue_name(stage))
-
-
-pipeline_signature = stage_signature
-"""Older name: the pipeline from `start` is now started by its first stage's message alone."""
-
-
-def queue_depth(client: redis.Redis, stage: str = STAGE_NAMES[0]) -> int:
-    """Messages waiting in a stage's queue."""
-    return int(client.llen(keys.queue_name(stage)))
-
-
-def wait_below_high_water(
-    client: redis.Redis,
-    high_water: int,
-    *,
-    stage: str = STAGE_NAMES[0],
-    poll_s: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-    on_wait: Callable[[str], None] | None = None,
-    shown: int | None = None,
-) -> float:
-    """Block while `stage`'s queue holds more than `high_water` messages; returns seconds waited.
-    `shown` is the mark the operator set, for the message (`high_water` may leave room for a batch)."""
-    waited = 0.0
-    while queue_depth(client, stage) > high_water:
-        if waited == 0.0:
-            mark = high_water if shown is None else shown
-            log.info("backpressure_wait", high_water=mark, stage=stage)
-            if on_wait is not None:
-                on_wait(f"queue {keys.queue_name(stage)} above {mark} messages: waiting for the workers")
-        sleep(poll_s)
-        waited += poll_s
-    return waited
-
-
-def send(
-    app: Celery,
-    msg: StageMessage,
-    start: str = STAGE_NAMES[0],
-    *,
-    producer: Any = None,
-    retry_policy: dict[str, float] | None = None,
-    retry: bool = True,
-) -> None:
-    """Publish the message that starts the pipeline for one persisted article at stage `start`, its trace
-    id in the message headers. Raises if the broker stays unreachable through the retry policy."""
-    options: dict[str, Any] = {"headers": {"trace_id": msg.trace_id}, "retry": retry}
-    if producer is not None:
-        options["producer"] = producer
-    if retry_policy is not None:
-        options["retry_policy"] = retry_policy
-    stage_signature(app, msg, start).apply_async(**options)
-
-
-def batch_signature(app: Celery, msgs: Sequence[StageMessage], stage: str = STAGE_NAMES[0]) -> Signature:
-    """The task message that runs `stage` for a micro-batch of articles (`schemas.StageBatch`)."""
-    stages_from(stage)
-    body = StageBatch(articles=list(msgs)).model_dump()
-    return app.signature(keys.task_name(stage), args=(body,), queue=keys.queue_name(stage))
-
-
-def send_batch(
-    app: Celery,
-    msgs: Sequence[StageMessage],
-    start: str = STAGE_NAMES[0],
-    *,
-    producer: Any = None,
-    retry_policy: dict[str, float] | None = None,
-    retry: bool = True,
-) -> None:
-    """Publish one message that runs stage `start` for several persisted articles (one article: `send`).
-    Raises if the broker stays unreachable through the retry policy."""
-    if len(msgs) == 1:
-        send(app, msgs[0], start, producer=producer, retry_policy=retry_policy, retry=retry)
-        return
-    options: dict[str, Any] = {"retry": retry}
-    if producer is not None:
-        options["producer"] = producer
-    if retry_policy is not None:
-        options["retry_policy"] = retry_policy
-    batch_signature(app, msgs, start).apply_async(**options)
-
-
-def ensure_raw_batch(session: Session, rows: Sequence[tuple[str, RawArticle, str]]) -> set[str]:
-    """Insert the raw articles `(id, raw, trace_id)` that are absent, in one statement; returns the ids
-    that were new. Idempotent: an id already stored (or twice in the batch) is inserted once."""
-    unique = {aid: (aid, raw, trace) for aid, raw, trace in rows}
-    if not unique:
-        return set()
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    values = [
-        {
-            "id": aid,
-            "source": raw.source,
-            "url": raw.url,
-            "content_type": raw.content_type,
-            "payload": raw.model_dump_json(),
-            "trace_id": trace,
-        }
-        for aid, raw, trace in unique.values()
-    ]
-    # One statement compiled once (and cached): SQLAlchemy sends the rows as multi-row VALUES pages.
-    stmt = dialect.insert(RawArticleRow).on_conflict_do_nothing(index_elements=["id"])
-    return set(session.scalars(stmt.returning(RawArticleRow.id), values))
-
-
-def mark_published(session: Session, ids: Iterable[str]) -> None:
-    """Record that the articles' first message went out (kept if already set). Idempotent."""
-    wanted = list(ids)
-    if wanted:
-        session.execute(
-            update(RawArticleRow)
-            .where(RawArticleRow.id.in_(wanted), RawArticleRow.published_at.is_(None))
-            .values(published_at=func.now())
-        )
-
-
-def never_published(session: Session, ids: Iterable[str]) -> set[str]:
-    """Of the given stored ids, those persisted but never published: no publish recorded, no stage result,
-    no dead letter (an article the reconciler sent has a result or is in the queue with a recent mark)."""
-    wanted = list(set(ids))
-    if not wanted:
-        return set()
-    stmt = select(RawArticleRow.id).where(
-        RawArticleRow.id.in_(wanted),
-        RawArticleRow.published_at.is_(None),
-        ~exists().where(StageResultRow.article_id == RawArticleRow.id),
-        ~exists().where(DeadLetterRow.article_id == RawArticleRow.id),
-    )
-    return set(session.scalars(stmt))
 
 
 def _batches(
@@ -338,7 +199,7 @@ class _Outage:
                     raise
                 if started is None:
                     started = began
-                    from workers.errors import describe
+                    from workers.core.errors import describe
 
                     log.info("producer_waiting", target=what, error=describe(exc))
                     self._tell(line)
