@@ -8,7 +8,7 @@ import redis
 import sqlalchemy as sa
 
 from tests.integration.conftest import run_cli, wait_for
-from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_TITLE, sample_page
+from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_PERSONS, SAMPLE_TITLE, sample_page
 from workers.core import keys
 
 HISTORY_TABLES = {"alembic_version", "stage_journal"}
@@ -64,7 +64,7 @@ def test_sample_and_examples_are_stored_by_workers(pipeline_env, start_worker):
     assert article["text"].startswith(SAMPLE_FIRST)
     assert article["text"].endswith(SAMPLE_LAST)
     names = {(e["name"], e["label"]) for e in article["entities"]}
-    for person in ("Rex Tillerson", "Xi Jinping", "Kim Jong Un", "Donald Trump"):
+    for person in SAMPLE_PERSONS:
         assert (person, "PERSON") in names
     assert {"clean", "dedup", "tag", "store"} <= set(article["versions"])
 
