@@ -203,8 +203,36 @@ _state: dict[str, str] = {}
 """The database URL the running command uses, for error messages (never with its password)."""
 
 
+def _metavar(param: Any) -> str:
+    """The placeholder help shows for an option's value or an argument: its name (`--limit N` style),
+    never a Python type such as `<list[str]>`."""
+    name = (param.name or "value").upper()
+    return {"IDS": "ID", "PATHS": "PATH"}.get(name, name)
+
+
+def name_values(command: Any) -> None:
+    """Give every option that takes a value, and every argument, a metavar named for what it holds,
+    in `command` and all its subcommands (Typer would show the annotation's type name)."""
+    for param in command.params:
+        if (
+            param.metavar is None
+            and not getattr(param, "is_flag", False)
+            and not getattr(param, "count", False)
+        ):
+            param.metavar = _metavar(param)
+        if param.param_type_name == "argument":
+            # Typer appends the annotation's type to an argument's help line whatever its metavar.
+            param.display_type_rich = lambda ctx: ""
+    for sub in getattr(command, "commands", {}).values():
+        name_values(sub)
+
+
 class Group(TyperGroup):
     """The root group: every command's configuration and connection errors become one line and an exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_values(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -243,6 +271,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: docstring paragraphs are rewrapped to the terminal
 )
