@@ -58,7 +58,8 @@ def test_command_reference_holds_every_command_and_its_help(site):
             continue
         names.append(f"newsflow {name}")
         names += [f"newsflow {name} {sub}" for sub in getattr(command, "commands", {})]
-    assert "newsflow purge" in names and "newsflow dead-letters retry" not in names
+    assert "newsflow purge" in names
+    assert "newsflow dead-letters retry" not in names
     for name in names:
         assert f">{name}<" in page, f"{name} missing from the built command reference"
         assert f"Usage: {name} " in page, f"{name}: no --help text in the command reference"
@@ -90,7 +91,8 @@ def test_readme_is_short_and_points_into_the_docs():
     sentences = _sentences(readme)
     assert sum(len(s.split()) for s in sentences) / len(sentences) <= 25
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
-    assert "docs/tutorial.md" in links and "docs/guide/index.md" in links
+    assert "docs/tutorial.md" in links
+    assert "docs/guide/index.md" in links
     for link in links:
         if not link.startswith("http"):
             assert (ROOT / link).exists(), link
