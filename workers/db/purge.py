@@ -15,9 +15,9 @@ The dedup index's tables are deleted here by article id; their module (`dedup_in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Delete, Exists, Select, delete, exists, func, select
 from sqlalchemy.orm import Session
@@ -138,7 +138,7 @@ def _statements(ids: Sequence[str]) -> list[tuple[str, Delete]]:
 def _count(session: Session, statement: Delete) -> int:
     where = statement.whereclause
     assert where is not None  # every purge statement names its rows
-    query: Select[tuple[int]] = select(func.count()).select_from(statement.table).where(where)
+    query: Select[int] = select(func.count()).select_from(statement.table).where(where)
     return int(session.execute(query).scalar_one())
 
 
