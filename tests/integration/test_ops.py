@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -153,10 +154,10 @@ def test_status_counts_scheduled_retries_and_fails_when_redis_is_down(pipeline_e
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    wait_for(lambda: figures()["scheduled_retries"]["clean"] == 1, message="a scheduled retry")
-    now = figures()
-    assert now["queues"]["clean"] == 0
-    assert now["in_flight"]["clean"] == 0
+    wait_for(lambda: figures()["stages"]["clean"]["scheduled_retries"] == 1, message="a scheduled retry")
+    now = figures()["stages"]["clean"]
+    assert (now["queued"], now["in_progress"], now["workers"]) == (0, 0, 1)
+    assert now["messages"] == {"queued": 0, "in_flight": 0, "scheduled_retries": 1}
     down = run_cli({**pipeline_env, "NEWSFLOW_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "status")
     assert down.returncode == 4
     assert "Redis unreachable" in down.stderr
@@ -299,8 +300,13 @@ def test_warc_backfill_interrupted_and_resumed_stores_each_article_once(
         assert not checkpoint.done
         assert checkpoint.offset > 0
 
-    second = run_cli(pipeline_env, "backfill", str(tmp_path), "--json")
+    second = run_cli(pipeline_env, "backfill", str(tmp_path), "--json", "--wait", "--timeout", "150")
     assert second.returncode == 0, second.stderr
+    # --wait follows the articles this run sent until each is stored, a duplicate or dead-lettered.
+    waited = re.search(r"(\d+) of (\d+) done \(stored (\d+), duplicate 0, dead_lettered 0\)", second.stderr)
+    assert waited, second.stderr
+    assert waited.group(1) == waited.group(2) == waited.group(3) != "0"
+    assert _stored(postgres_url) == 10
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     assert summary["resumed"] == 1
     # This run's counts only: the interrupted run's articles are not new again (issue 19.12).
@@ -332,9 +338,21 @@ def test_warc_backfill_interrupted_and_resumed_stores_each_article_once(
     assert fetched.startswith("https://b.example/story/")
 
     since = datetime.now(UTC)
-    reprocessed = run_cli(pipeline_env, "reprocess", "--source", "b.example", "--from", "clean", "--json")
+    reprocessed = run_cli(
+        pipeline_env,
+        "reprocess",
+        "--source",
+        "b.example",
+        "--from",
+        "clean",
+        "--json",
+        "--wait",
+        "--timeout",
+        "120",
+    )
     assert reprocessed.returncode == 0, reprocessed.stderr
     assert json.loads(reprocessed.stdout)["enqueued"] == 4
+    assert "4 of 4 done (stored 4, duplicate 0, dead_lettered 0)" in reprocessed.stderr
 
     def rerun_done() -> bool:
         with transaction(postgres_url) as session:

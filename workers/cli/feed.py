@@ -3,7 +3,7 @@
 import os
 import sys
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +13,11 @@ from workers.cli.base import (
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    DbOpt,
     Paths,
     SourceOpt,
+    TimeoutOpt,
+    WaitOpt,
     app,
     backpressure_notice,
     echo,
@@ -24,7 +27,9 @@ from workers.cli.base import (
     plain,
     print_json,
     progress,
+    require_paths,
     settings_for,
+    wait_for_articles,
 )
 
 HighWaterOpt = Annotated[
@@ -75,12 +80,17 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
 
 
 def _feeder(
-    verb: str, high_water: int | None, reprocess: bool, rate: float | None, ignore_unknown: bool = False
+    verb: str,
+    high_water: int | None,
+    reprocess: bool,
+    rate: float | None,
+    ignore_unknown: bool = False,
+    db: str | None = None,
 ) -> Any:
     from workers.ingest.backfill import Feeder
     from workers.runtime.celery_app import app as celery_app
 
-    settings = settings_for() if high_water is None else settings_for(None, high_water_mark=high_water)
+    settings = settings_for(db) if high_water is None else settings_for(db, high_water_mark=high_water)
 
     def say(line: str) -> None:
         err.print(plain(f"newsflow {verb}: {line}"), highlight=False)
@@ -106,6 +116,9 @@ def enqueue(
         bool, typer.Option("--json", help="Print one JSON summary (with the article ids) instead.")
     ] = False,
     ignore_unknown: IgnoreUnknownOpt = False,
+    db: DbOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Validate, persist and enqueue raw articles on Redis.
 
@@ -121,7 +134,9 @@ def enqueue(
     """
     from workers.ingest import backfill
 
-    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown)
+    require_paths(paths)
+    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown, db)
+    started = datetime.now(UTC)
     with progress() as bar:
         task = bar.add_task("enqueue", total=None)
 
@@ -135,8 +150,13 @@ def enqueue(
     if json_out:
         print_json({**summary, "article_ids": report.article_ids})
     note(_summary_line("enqueue", summary))
-    if report.rejected:
-        raise typer.Exit(EXIT_PARTIAL)
+    code = EXIT_PARTIAL if report.rejected else 0
+    if wait:
+        # Articles already stored and not sent again are at their end; with --reprocess, each must end anew.
+        since = started if reprocess else None
+        code = max(code, wait_for_articles(feeder.settings, report.article_ids, timeout, since))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("backfill")
@@ -156,6 +176,9 @@ def backfill_command(
         float, typer.Option(help="Seconds between progress events when stderr is not a terminal.")
     ] = 10.0,
     ignore_unknown: IgnoreUnknownOpt = False,
+    db: DbOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Feed archives and dumps to the workers, resumably.
 
@@ -171,7 +194,7 @@ def backfill_command(
     high-water mark. A progress bar on a terminal, `backfill_progress` log events otherwise; a summary
     of this run at the end (read, new, already stored, rejected, skipped by kind).
     """
-    from workers.core.logging import get_logger
+    from workers.core.logging import configure_logging, get_logger
     from workers.ingest import archives, readers
     from workers.ingest import backfill as backfill_module
 
@@ -183,9 +206,22 @@ def backfill_command(
                 "backfill reads files (it checkpoints offsets); pipe stdin to `newsflow enqueue -`",
                 EXIT_USAGE,
             )
-        if readers.path_problem(Path(path)) == "no such file or directory":
-            fail(f"{path}: no such file or directory", EXIT_USAGE)
-    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown)
+    require_paths(paths, stdin=False)
+    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown, db)
+    started = datetime.now(UTC)
+    sent: list[str] = []
+    feed = feeder.feed
+
+    def feed_and_note(raw: Any) -> tuple[str, str]:
+        found, outcome = feed(raw)
+        if outcome != "already_stored":
+            sent.append(found)
+        return found, outcome
+
+    feeder.feed = feed_and_note  # --wait follows the articles this run sent
+    if not err.is_terminal:
+        # Progress goes to the log (a file or journald): info events at the configured level.
+        configure_logging(feeder.settings.log_format, feeder.settings.log_level)
     total = sum(
         p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
     )
@@ -200,7 +236,7 @@ def backfill_command(
             last["bytes"] += done
             if not err.is_terminal and time.monotonic() - last["at"] >= progress_every:
                 last["at"] = time.monotonic()
-                log.warning(
+                log.info(
                     "backfill_progress",
                     bytes_done=last["bytes"],
                     bytes_total=total,
@@ -223,8 +259,11 @@ def backfill_command(
     if interrupted:
         note("interrupted; run the same command again to continue from the checkpoints")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if report.rejected:
-        raise typer.Exit(EXIT_PARTIAL)
+    code = EXIT_PARTIAL if report.rejected else 0
+    if wait:
+        code = max(code, wait_for_articles(feeder.settings, sent, timeout, started if reprocess else None))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
