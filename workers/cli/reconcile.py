@@ -30,9 +30,6 @@ def run_loop(
 
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("workers.cli.reconcile")
-    log.info(
-        "reconcile_loop_started", every_s=every, older_than_s=older_than or settings.reconcile_older_than
-    )
 
     def stop(signum: int, _frame: object) -> None:
         raise _Stopped(signal.Signals(signum).name)
@@ -41,6 +38,9 @@ def run_loop(
     # "Terminated" from the shell that started it.
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        log.info(
+            "reconcile_loop_started", every_s=every, older_than_s=older_than or settings.reconcile_older_than
+        )
         _passes(settings, log, every=every, older_than=older_than, limit=limit, passes=passes, sleep=sleep)
     except (_Stopped, KeyboardInterrupt) as exc:
         log.info("reconcile_loop_stopped", signal=str(exc) if isinstance(exc, _Stopped) else "SIGINT")
