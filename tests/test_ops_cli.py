@@ -9,37 +9,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from typer.testing import CliRunner
 
+from tests import test_cli
 from tests.samples import ROOT
-from workers.cli import app
 from workers.core import keys
 from workers.core.settings import get_settings
 from workers.db.engine import transaction, upgrade
 from workers.db.models import ArticleRow, DeadLetterRow, RawArticleRow
 
-runner = CliRunner()
 DEEP = "<html><body>" + "<div>" * 5000 + "x" + "</div>" * 5000 + "</body></html>"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("NEWSFLOW_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), input=stdin)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+_fresh_settings = test_cli._fresh_settings  # autouse here too: settings read afresh per test
+_run = test_cli._run
 
 
 # --- CLI consistency ------------------------------------------------------------------------------------

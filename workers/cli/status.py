@@ -24,7 +24,8 @@ from workers.cli.base import (
 def _broker(settings: Any) -> tuple[dict[str, dict[str, int]] | None, Any]:
     import redis
 
-    from workers.ops.selection import broker_figures, live_workers
+    from workers.ops.selection import broker_figures
+    from workers.runtime.metrics import live_workers
 
     try:
         client = redis.Redis.from_url(

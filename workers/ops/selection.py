@@ -21,6 +21,7 @@ from workers.db.models import (
     RawArticleRow,
     StageResultRow,
 )
+from workers.ops.trace import parse_time
 from workers.runtime import embedded
 from workers.runtime.broker import wait_below
 from workers.runtime.pipeline import STAGE_NAMES, Context, current_version
@@ -85,7 +86,7 @@ def broker_figures(client: Any) -> dict[str, dict[str, int]]:
         if stage not in STAGE_NAMES:
             continue
         eta = headers.get("eta")
-        kind = "scheduled_retries" if eta and _parse_time(eta) > now else "in_flight"
+        kind = "scheduled_retries" if eta and parse_time(eta) > now else "in_flight"
         figures[stage][kind] += 1
         figures[stage][f"{kind}_articles"] += articles_in(message)
     fields = ("queued", "in_flight", "scheduled_retries")
@@ -93,32 +94,6 @@ def broker_figures(client: Any) -> dict[str, dict[str, int]]:
         stage: {key: counts[key] for name in fields for key in (name, f"{name}_articles")}
         for stage, counts in figures.items()
     }
-
-
-def live_workers(client: Any) -> dict[str, int]:
-    """Per stage, the workers consuming it whose heartbeat key (`newsflow:worker:NAME`, its stages,
-    expiring 60 s after the last beat) is alive."""
-    from workers.runtime.metrics import WORKER_KEY_PREFIX
-
-    alive = dict.fromkeys(STAGE_NAMES, 0)
-    names = list(client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=500))
-    for raw in client.mget(names) if names else []:
-        try:
-            stages = json.loads(raw or "")["stages"]
-        except (TypeError, ValueError, KeyError):
-            continue
-        for stage in stages:
-            if stage in alive:
-                alive[stage] += 1
-    return alive
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- dead letters ------------------------------------------------------------------------------------

@@ -152,11 +152,13 @@ def timeline(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         untagged = f", untagged: {stored['untagged']}" if stored.get("untagged") else ""
         rows.append((stored["stored_at"] or "", "stored", f"{stored['verdict']}{untagged}"))
     return [
-        (_shown(when), what, detail) for when, what, detail in sorted(rows, key=lambda row: _when(row[0]))
+        (_shown(when), what, detail)
+        for when, what, detail in sorted(rows, key=lambda row: parse_time(row[0]))
     ]
 
 
-def _when(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
+    """An ISO time as an aware datetime (UTC when it names no zone); `datetime.min` (UTC) when unreadable."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -166,7 +168,7 @@ def _when(value: str) -> datetime:
 
 def _shown(value: str) -> str:
     """`2026-03-14 09:30:05.123` (UTC, milliseconds) for an ISO time; the value itself otherwise."""
-    parsed = _when(value)
+    parsed = parse_time(value)
     if parsed.year == 1:
         return value
     return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
