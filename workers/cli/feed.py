@@ -69,7 +69,8 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     resent = "" if not summary["resent"] else ", re-sent " + str(summary["resent"])
     line = (
         f"{verb}: {summary['files']} file(s), read {summary['read']}; enqueued {sent} ({detail}), "
-        f"rejected {summary['rejected']}, already stored {summary['already_stored']} (not sent again{resent}), "
+        f"rejected {summary['rejected']}, sent by an earlier run {summary['already_stored']} "
+        f"(not sent again{resent}; `newsflow status` shows how far they got), "
         f"skipped {skipped}"
     )
     if summary["waited_s"]:
@@ -123,7 +124,7 @@ def enqueue(
     """Validate, persist and enqueue raw articles on Redis.
 
     Distributed mode: the workers (`newsflow worker`) run the pipeline. Reads every format `run`
-    reads, WARC archives too. Articles already stored are counted and not sent again (unless
+    reads, WARC archives too. Articles an earlier run already sent are counted and not sent again (unless
     --reprocess), so re-running a dump re-runs no stage.
 
     Invalid records are reported as FILE:LINE: FIELD: REASON and skipped; valid ones are still
@@ -189,10 +190,10 @@ def backfill_command(
     next files go on.
 
     A checkpoint per file is kept in the database: after a crash or Ctrl-C the same command continues
-    where it stopped, and articles already stored are not sent again unless --reprocess. A file an
+    where it stopped, and articles an earlier run sent are not sent again unless --reprocess. A file an
     earlier run finished is "already done" (--restart reads it again). Throttled by --rate and the
     high-water mark. A progress bar on a terminal, `backfill_progress` log events otherwise; a summary
-    of this run at the end (read, new, already stored, rejected, skipped by kind).
+    of this run at the end (read, new, sent by an earlier run, rejected, skipped by kind).
     """
     from workers.core.logging import configure_logging, get_logger
     from workers.ingest import archives, readers
