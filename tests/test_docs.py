@@ -104,3 +104,14 @@ def test_guide_and_tutorial_sentences_are_short():
         sentences = _sentences(path.read_text(encoding="utf-8"))
         if sentences:
             assert sum(len(s.split()) for s in sentences) / len(sentences) <= 25, path.name
+
+
+def test_ci_builds_the_site_strictly_after_the_lints_and_before_the_tests():
+    """.ci/run runs `mkdocs build --strict` (without --quiet, which would hide the warnings strict counts)
+    after the import contracts and before pytest."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [line for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    build = next(i for i, line in enumerate(commands) if "mkdocs build --strict" in line)
+    assert "--quiet" not in commands[build]
+    assert next(i for i, line in enumerate(commands) if "lint-imports" in line) < build
+    assert build < next(i for i, line in enumerate(commands) if "-m pytest" in line)
