@@ -50,6 +50,30 @@ STAGES = ("clean", "dedup", "tag", "store")
 # ---------------------------------------------------------------------------------------------- corpus
 
 
+def repo_corpus() -> list[RawArticle]:
+    """The pages the repository ships (examples/, tests/pages/, the clean stage's golden dump) and a
+    syndicated copy of each: a smoke corpus that needs nothing outside the checkout."""
+    from workers.ingest.archives import read_inputs
+
+    paths = [
+        ROOT / "examples",
+        ROOT / "tests" / "pages",
+        ROOT / "tests" / "stages" / "golden" / "harbour-ferry-strike.txt",
+    ]
+    found = [r.article for r in read_inputs([str(p) for p in paths], source="repo.example") if r.article]
+    copies = [
+        a.model_copy(
+            update={
+                "source": "wire.example",
+                "url": f"https://wire.example/story/{n}",
+                "body": a.body + "\n\nDistributed by Example Wire Service.",
+            }
+        )
+        for n, a in enumerate(found)
+    ]
+    return found + copies
+
+
 def corpus(quick: bool) -> list[RawArticle]:
     """The AEB pages, text dumps of 100 of them and 20 syndicated copies (a few of each with --quick)."""
     with gzip.open(AEB / "textdumps-w3m.jsonl.gz", "rt") as handle:
@@ -613,6 +637,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: a few articles, one worker process")
     parser.add_argument("--json", action="store_true", help="also print the rows as one JSON object")
+    parser.add_argument(
+        "--repo-corpus",
+        action="store_true",
+        help="use the pages the repository ships instead of AEB (the smoke test: no ../shared needed)",
+    )
     parser.add_argument("--producer-articles", type=int, default=None, help="default 5000 (200 with --quick)")
     parser.add_argument(
         "--latency-articles",
@@ -621,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         help="articles fed at half capacity for the latency figure",
     )
     args = parser.parse_args(argv)
-    if not AEB.exists():
+    if not args.repo_corpus and not AEB.exists():
         print(f"benchmark data not found at {AEB}", file=sys.stderr)
         return 2
 
@@ -630,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     from workers.core.settings import Settings
 
     configure_logging("json", "WARNING")
-    articles = corpus(args.quick)
+    articles = repo_corpus() if args.repo_corpus else corpus(args.quick)
     settings = Settings()
     rows: list[Row] = []
     lat = None

@@ -18,3 +18,10 @@ if [ ! -x "$bin/newsflow" ]; then
   echo "NEWSFLOW_BIN_DIR=$bin holds no newsflow executable" >&2
   exit 127
 fi
+# A virtualenv links to the Python that created it: one under /root (a pyenv build) cannot be run by the
+# worker user, and exec would fail with "bad interpreter: Permission denied". Say it in one line instead.
+interp=$(head -n 1 "$bin/newsflow" 2>/dev/null | sed -n 's/^#![[:space:]]*\([^[:space:]]*\).*/\1/p')
+if [ -n "$interp" ] && ! "$interp" -c '' >/dev/null 2>&1; then
+  echo "newsflow's Python ($(readlink -f "$interp" 2>/dev/null || echo "$interp")) cannot be run by user $(id -un): a virtualenv made from a Python under /root (pyenv)? Recreate it from one every user can run: /usr/bin/python3.11 -m venv /opt/newsflow" >&2
+  exit 126
+fi

@@ -1,22 +1,32 @@
-"""Paths to test inputs: the shared sample page (when ../shared exists) and the project's examples."""
+"""Paths to test inputs the repository ships: the sample news page (tests/pages/) and the examples.
+
+The sample page is an original article written for these tests (a text dump: the story wrapped in a
+news site's chrome), so a fresh clone runs every test with no data from outside the repository.
+"""
 
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-SHARED = ROOT.parent / "shared"
-SAMPLE_PAGE = SHARED / "corpus" / "ctnnews-tillerson-china.txt"
+PAGES = ROOT / "tests" / "pages"
+SAMPLE_PAGE = PAGES / "tidewater-fishing-quotas.txt"
+SAMPLE_SOURCE = "tidewaterpost.com"
 
-SAMPLE_TITLE = "U.S. Secretary of State Rex Tillerson in China to Discuss North Korea"
-SAMPLE_FIRST = "BEIJING –"
+SAMPLE_TITLE = "Ministers Meet in Lisbon to Settle Atlantic Fishing Quotas"
+SAMPLE_FIRST = "LISBON –"
 SAMPLE_LAST = "contributed to this story."
-SAMPLE_LEAD = "Tillerson is making his second visit as secretary of state to the world’s No. 2 economy"
+SAMPLE_LEAD = "Ministers are meeting for the third time this year to divide the mackerel and hake catch"
+SAMPLE_CHROME = (
+    "Skip to main content",
+    "Avatar of Tidewater Post",
+    "412 3",
+    "Continue Reading",
+    "Tidewater Post App",
+)
+SAMPLE_PERSONS = ("Helena Carvalho", "Declan Brophy", "Anna Lindberg", "Inês Duarte", "Pablo Ferreira")
+SAMPLE_PLACES = ("Lisbon", "Portugal", "Spain", "Ireland", "Norway", "Vigo")
 
 
 def sample_page() -> Path:
-    """The shared sample page; skips the test where ../shared is not beside the checkout."""
-    if not SAMPLE_PAGE.exists():
-        pytest.skip("../shared/corpus is not available in this checkout")
+    """The sample page shipped in tests/pages/."""
     return SAMPLE_PAGE

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_LEAD, SAMPLE_TITLE, sample_page
+from tests.samples import (
+    EXAMPLES,
+    SAMPLE_CHROME,
+    SAMPLE_FIRST,
+    SAMPLE_LAST,
+    SAMPLE_LEAD,
+    SAMPLE_PERSONS,
+    SAMPLE_PLACES,
+    SAMPLE_TITLE,
+    sample_page,
+)
 from workers.cli import app
 from workers.core.settings import get_settings
 
@@ -85,7 +95,7 @@ def test_a_piped_table_keeps_every_cell_whole(sqlite_url, monkeypatch):
 
 
 def test_run_sample_page_is_one_clean_tagged_article(sqlite_url):
-    """The shared sample page comes out as one article: exact title, body bounds, lead once, key entities."""
+    """The sample page comes out as one article: exact title, body bounds, lead once, key entities."""
     code, stdout, stderr = _run("run", str(sample_page()), "--db", sqlite_url, "--json")
     assert code == 0, stderr
     [article] = _stored(stdout)
@@ -93,13 +103,13 @@ def test_run_sample_page_is_one_clean_tagged_article(sqlite_url):
     assert article["text"].startswith(SAMPLE_FIRST)
     assert article["text"].endswith(SAMPLE_LAST)
     assert article["text"].count(SAMPLE_LEAD) == 1
-    for chrome in ("Connect with us", "Avatar of CTN News", "800 1", "Continue Reading", "CTN News App"):
+    for chrome in SAMPLE_CHROME:
         assert chrome not in article["text"]
     entities = {(e["name"], e["label"]) for e in article["entities"]}
-    for person in ("Rex Tillerson", "Xi Jinping", "Yang Jiechi", "Wang Yi", "Kim Jong Un", "Donald Trump"):
+    for person in SAMPLE_PERSONS:
         assert (person, "PERSON") in entities
     places = {name for name, label in entities if label in {"GPE", "LOC"}}
-    assert {"China", "Beijing", "North Korea", "Pyongyang", "Washington"} <= places
+    assert set(SAMPLE_PLACES) <= places
     for entity in article["entities"]:
         for mention in entity["mentions"]:
             assert article["text"][mention["start"] : mention["end"]] == mention["text"]

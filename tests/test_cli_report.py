@@ -64,9 +64,8 @@ def test_a_layout_change_at_one_site_is_flagged_the_day_it_happens(sqlite_url, t
     assert latest["change"]["missing_title_rate"] == 1.0
     assert latest["median_words"] == 30
     text = page.read_text()
-    assert (
-        text.count("<svg") == 2 * 8
-    )  # every metric (seven rates, median words) of both sources, flagged or not
+    # Every metric with more than one point, of both sources, flagged or not (text removed has no data).
+    assert text.count("<svg") == 2 * 7
     assert text.count('class="point flag"') == 3  # the three flags, drawn red
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
 
@@ -153,7 +152,7 @@ def test_the_html_report_renders_in_a_real_browser_with_charts_and_flags(sqlite_
     result = runner.invoke(app, ["report", "--db", sqlite_url, *window, "--html", str(page)])
     assert result.exit_code == 0, result.stderr
     text = page.read_text()
-    assert text.count("<svg") == 2 * 8  # a chart per metric (seven rates, median words) per source
+    assert text.count("<svg") == 2 * 7  # a chart per metric with data (text removed has none) per source
     assert "<script" not in text.lower()
     assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "no title: 0% → 100% (+100 points)" in text
@@ -185,3 +184,67 @@ def test_the_html_report_renders_in_a_real_browser_with_charts_and_flags(sqlite_
     red = sum(near((0xD4, 0x11, 0x1E), px) for px in pixels)
     assert blue > 500, f"chart lines: {blue} blue pixels"
     assert red > 100, f"flags: {red} red pixels"
+
+
+def _dead(session, n: int, source: str, day: datetime) -> None:
+    """A raw article of `source` received on `day` that ended as a dead letter."""
+    from workers.db.models import DeadLetterRow
+
+    article_id = f"{n:032x}"
+    session.add(
+        RawArticleRow(id=article_id, source=source, url=None, content_type="text/html", payload="{}",
+                      trace_id="t", received_at=day)
+    )  # fmt: skip
+    session.add(
+        DeadLetterRow(article_id=article_id, stage="clean", error_class="NotHtml", reason="not_html",
+                      message="m", attempts=1, payload="{}", first_failed_at=day, last_failed_at=day)
+    )  # fmt: skip
+
+
+def test_a_new_source_all_dead_letters_is_flagged_and_the_page_starts_with_the_worst(sqlite_url, tmp_path):
+    """A source whose every article is dead-lettered on its first (only) day gets an absolute flag; the HTML
+    page opens with an overview table, worst source first; a source with one period gets no charts
+    (one-dot charts say nothing); dates are days, not ISO timestamps with microseconds."""
+    import re
+
+    upgrade(sqlite_url)
+    day1 = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    with transaction(sqlite_url) as session:
+        n = 0
+        for source in ("aaa.example", "zzz.example"):
+            for offset in (0, 1):
+                for _ in range(5):
+                    n += 1
+                    _article(session, n, source, day1 + timedelta(days=offset), title="T", words=300)
+        for _ in range(4):
+            n += 1
+            _dead(session, n, "new.example", day1 + timedelta(days=1))
+    page = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--db", sqlite_url, "--days", "4", "--json", "--html", str(page)])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    [flag] = data["flagged"]
+    assert (flag["source"], flag["metric"], flag["kind"], flag["to"]) == (
+        "new.example",
+        "dead_letter_rate",
+        "absolute",
+        1.0,
+    )
+    assert [row["source"] for row in data["overview"]] == ["new.example", "aaa.example", "zzz.example"]
+    text = page.read_text()
+    assert (
+        text.index("<h2>Overview</h2>")
+        < text.index("id='source-new-example'")
+        < text.index("id='source-aaa-example'")
+    )
+    assert "dead letters: 100% (above 20%)" in text
+    new_section = text[text.index("id='source-new-example'") : text.index("id='source-aaa-example'")]
+    assert "<svg" not in new_section
+    assert (
+        text.count("<svg") == 2 * 7
+    )  # two sources with two days each: every metric but text removed (no data)
+    header = text[text.index("<p>") : text.index("</p>")]
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d+|T\d{2}:", header), header
+    terminal = runner.invoke(app, ["report", "--db", sqlite_url, "--days", "4"])
+    assert terminal.stdout.index("new.example") < terminal.stdout.index("aaa.example")  # worst first here too
+    assert "flag: new.example" in terminal.stderr

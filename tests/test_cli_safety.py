@@ -135,19 +135,6 @@ def test_enqueue_with_redis_down_is_one_line(sqlite_url, monkeypatch):
     assert stdout == ""
 
 
-def test_every_command_has_a_readme_entry():
-    """The README's CLI reference names every command and dead-letters subcommand."""
-    import typer.main
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    group = typer.main.get_command(app)
-    names = [n for n, c in group.commands.items() if not c.hidden]  # type: ignore[attr-defined]
-    for name in names:
-        assert f"`newsflow {name}" in readme, name
-    for sub in ("list", "show", "discard"):
-        assert f"`newsflow dead-letters {sub}" in readme, sub
-
-
 @pytest.mark.parametrize(
     ("message", "code"),
     [

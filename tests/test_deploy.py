@@ -132,7 +132,7 @@ def test_flower_from_deploy_requires_basic_auth(redis_url, tmp_path):
 # --- every deploy file parses and names only real commands, settings and metrics ------------------
 
 SCRIPT_VARIABLES = {"NEWSFLOW_QUEUES", "NEWSFLOW_WORKER_NAME", "NEWSFLOW_BIN_DIR", "NEWSFLOW_IMAGE"}
-"""NEWSFLOW_* variables read by the deploy scripts and files, not by `Settings` (README lists them)."""
+"""NEWSFLOW_* variables read by the deploy scripts and files, not by `Settings` (the settings reference lists them)."""
 DOCKERFILE_INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
     "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
@@ -311,7 +311,7 @@ def test_deploy_files_name_only_real_commands():
 
 
 def test_deploy_files_name_only_real_settings():
-    """Every NEWSFLOW_* variable in the deploy files is a setting, or a script variable the README documents."""
+    """Every NEWSFLOW_* variable in the deploy files is a setting, or a script variable the settings reference documents."""
     from workers.core.settings import Settings
 
     settings = {f"NEWSFLOW_{name.upper()}" for name in Settings.model_fields}
@@ -320,9 +320,11 @@ def test_deploy_files_name_only_real_settings():
         named |= set(re.findall(r"NEWSFLOW_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
     unknown = named - settings - SCRIPT_VARIABLES
     assert not unknown, f"not settings: {sorted(unknown)}"
-    readme = (ROOT / "README.md").read_text()
+    import mkdocs_hooks
+
+    reference = mkdocs_hooks.render("reference/settings.md")
     for variable in SCRIPT_VARIABLES & named:
-        assert f"`{variable}`" in readme, f"README does not document {variable}"
+        assert f"`{variable}`" in reference, f"docs/reference/settings.md does not document {variable}"
     assert {"NEWSFLOW_METRICS_PORT", "NEWSFLOW_BROKER_URL", "NEWSFLOW_DATABASE_URL"} <= named
 
 

@@ -74,15 +74,3 @@ def test_control_characters_cannot_forge_a_log_line(fmt, monkeypatch):
     else:
         assert "\\x0a" in lines[0]
         assert "\x1b[2J" not in lines[0]
-
-
-def test_readme_documents_every_setting_with_its_default():
-    """The README's configuration table lists every setting with its actual default."""
-    from tests.samples import ROOT
-
-    readme = (ROOT / "README.md").read_text()
-    for name, field in Settings.model_fields.items():
-        default = (
-            field.default.unicode_string() if hasattr(field.default, "unicode_string") else field.default
-        )
-        assert f"| `NEWSFLOW_{name.upper()}` | `{default}` |" in readme, name

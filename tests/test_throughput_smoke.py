@@ -4,19 +4,14 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from tests.samples import ROOT, SHARED
-
-AEB = SHARED / "benchmarks" / "scrapinghub-aeb"
+from tests.samples import ROOT
 
 
-@pytest.mark.skipif(not AEB.exists(), reason="../shared/benchmarks is not available in this checkout")
 def test_quick_throughput_bench_reports_every_mode_against_the_floor() -> None:
     """The quick bench prints one table whose rows (floor, embedded, one worker, producer) carry rates,
     CPU of every process, per-stage times, round trips and ratios against the floor of the same run."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "throughput.py"), "--quick", "--json"],
+        [sys.executable, str(ROOT / "bench" / "throughput.py"), "--quick", "--repo-corpus", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import redis
 import sqlalchemy as sa
 
 from tests.integration.conftest import run_cli, wait_for
-from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_TITLE, sample_page
+from tests.samples import EXAMPLES, SAMPLE_FIRST, SAMPLE_LAST, SAMPLE_PERSONS, SAMPLE_TITLE, sample_page
 from workers.core import keys
 
 HISTORY_TABLES = {"alembic_version", "stage_journal"}
@@ -51,12 +51,21 @@ def _queues_empty(broker_url: str) -> bool:
 def test_sample_and_examples_are_stored_by_workers(pipeline_env, start_worker):
     """The sample page and the examples go through real workers into PostgreSQL as clean, tagged articles."""
     start_worker()
-    result = run_cli(pipeline_env, "enqueue", str(sample_page()), str(EXAMPLES))
+    result = run_cli(pipeline_env, "enqueue", str(sample_page()), str(EXAMPLES), "--wait", "--timeout", "240")
     assert result.returncode == 0, result.stderr
     ids = result.stdout.split()
     assert len(ids) == 5
+    # --wait returned once each article reached its end: the syndicated copy is the one duplicate.
+    assert "5 of 5 done (stored 4, duplicate 1, dead_lettered 0)" in result.stderr
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
-    wait_for(lambda: _count(db, "articles") == 5, message="5 stored articles")
+    assert _count(db, "articles") == 5
+    status = json.loads(run_cli(pipeline_env, "status", "--json").stdout)
+    assert status["terminal"] == {"stored": 4, "duplicate": 1, "dead_lettered": 0}
+    assert status["oldest_waiting_s"] is None
+    assert {
+        stage: (row["queued"], row["in_progress"]) for stage, row in status["stages"].items()
+    } == dict.fromkeys(("clean", "dedup", "tag", "store"), (0, 0))
+    assert all(row["workers"] == 1 for row in status["stages"].values())
     shown = run_cli(pipeline_env, "show", ids[0], "--json")
     assert shown.returncode == 0, shown.stderr
     article = json.loads(shown.stdout)
@@ -64,7 +73,7 @@ def test_sample_and_examples_are_stored_by_workers(pipeline_env, start_worker):
     assert article["text"].startswith(SAMPLE_FIRST)
     assert article["text"].endswith(SAMPLE_LAST)
     names = {(e["name"], e["label"]) for e in article["entities"]}
-    for person in ("Rex Tillerson", "Xi Jinping", "Kim Jong Un", "Donald Trump"):
+    for person in SAMPLE_PERSONS:
         assert (person, "PERSON") in names
     assert {"clean", "dedup", "tag", "store"} <= set(article["versions"])
 
@@ -187,7 +196,9 @@ def test_invalid_message_is_dead_lettered_not_dropped(pipeline_env, start_worker
     status = run_cli(pipeline_env, "status", "--json")
     figures = json.loads(status.stdout)
     assert figures["dead_letters"] == 1
-    assert figures["queues"] == {"clean": 0, "dedup": 0, "tag": 0, "store": 0}
+    assert {stage: row["queued"] for stage, row in figures["stages"].items()} == {
+        "clean": 0, "dedup": 0, "tag": 0, "store": 0
+    }  # fmt: skip
     [dead] = [e for e in worker.log_events() if e.get("outcome") == "dead_letter"]
     assert dead["trace_id"] == "trace-from-header"  # the producer's trace, carried in the message headers
 

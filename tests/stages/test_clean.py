@@ -11,11 +11,19 @@ import pytest
 
 from schemas.cleaned import RemovalReason
 from schemas.raw import RawArticle
+from tests.samples import (
+    SAMPLE_CHROME,
+    SAMPLE_FIRST,
+    SAMPLE_LAST,
+    SAMPLE_LEAD,
+    SAMPLE_PAGE,
+    SAMPLE_SOURCE,
+    SAMPLE_TITLE,
+)
 from workers.core.errors import NoContent, NotHtml, PermanentError, TooDeep, TooLarge
 from workers.stages.clean import VERSION, clean, line_keys
 
 GOLDEN = Path(__file__).parent / "golden"
-SHARED = Path(__file__).parents[2] / ".." / "shared"
 AID = "0" * 32
 
 
@@ -34,35 +42,26 @@ def _expected_slice(text: str, first: str, last: str) -> str:
 
 
 def test_sample_text_dump_is_exact() -> None:
-    """The CTN News sample dump yields its title, the body from the dateline to the credits, no chrome."""
-    path = SHARED / "corpus" / "ctnnews-tillerson-china.txt"
-    if not path.exists():
-        pytest.skip("shared corpus not available")
-    body = path.read_text(encoding="utf-8")
-    article = clean(_raw(body, source="ctnnews.com"), AID)
-    assert article.title == "U.S. Secretary of State Rex Tillerson in China to Discuss North Korea"
-    assert article.text == _expected_slice(body, "BEIJING –", "contributed to this story.")
-    assert article.text.startswith("BEIJING –")
-    assert article.text.count("Tillerson is making his second visit") == 1
+    """The sample dump (tests/pages/) yields its title, the body from the dateline to the credits, no chrome."""
+    body = SAMPLE_PAGE.read_text(encoding="utf-8")
+    article = clean(_raw(body, source=SAMPLE_SOURCE), AID)
+    assert article.title == SAMPLE_TITLE
+    assert article.text == _expected_slice(body, SAMPLE_FIRST, SAMPLE_LAST)
+    assert article.text.startswith(SAMPLE_FIRST)
+    assert article.text.count(SAMPLE_LEAD) == 1
     for chrome in (
-        "Connect with us",
-        "World News",
-        "Avatar of",
-        "800 1",
-        "Continue Reading",
-        "CTN News App",
-        "Recent News",
+        *SAMPLE_CHROME,
+        "Latest Stories",
         "Advertise",
-        "Jooble",
+        "Marine jobs board",
         "editorial team",
     ):
         assert chrome not in article.text
-    assert article.dateline == "BEIJING –"
+    assert article.dateline == SAMPLE_FIRST
     assert article.credits == (
-        "Associated Press writers Joe McDonald in Beijing and Mathew Pennington in Washington "
-        "contributed to this story.",
+        "Reuters writers Inês Duarte in Lisbon and Pablo Ferreira in Vigo contributed to this story.",
     )
-    assert article.section == "World News"
+    assert article.section == "Europe"
     assert article.language == "en"
     assert article.version == VERSION
     reasons = Counter(r.reason for r in article.removed)

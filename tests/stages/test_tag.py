@@ -19,7 +19,6 @@ from workers.stages.tagging import rules
 from workers.stages.tagging.normalise import CharSpan, build_entities
 
 GOLDEN = Path(__file__).parent / "golden"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 TITLE = "U.S. Secretary of State Rex Tillerson in China to Discuss North Korea"
 AID = "a" * 32
 
@@ -49,13 +48,7 @@ ORGS = {"United Nations", "Associated Press", "Communist Party"}
 
 
 def _sample_body() -> str:
-    """The sample article body: from the shared dump when present, else the golden copy."""
-    path = SHARED / "corpus" / "ctnnews-tillerson-china.txt"
-    if path.exists():
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").split("\n")]
-        start = next(i for i, line in enumerate(lines) if line.startswith("BEIJING \u2013"))
-        end = next(i for i, line in enumerate(lines) if line.endswith("contributed to this story."))
-        return "\n\n".join(line for line in lines[start : end + 1] if line)
+    """The sample article body kept in the repo (tests/stages/golden/tag_tillerson.txt)."""
     return (GOLDEN / "tag_tillerson.txt").read_text(encoding="utf-8").rstrip("\n")
 
 
@@ -83,13 +76,6 @@ def _occurrences(text: str, pattern: str) -> int:
 
 
 # --- golden ---------------------------------------------------------------------------------
-
-
-def test_golden_copy_matches_shared_sample() -> None:
-    """The golden body kept in the repo is the same text as the shared corpus slice."""
-    if not (SHARED / "corpus" / "ctnnews-tillerson-china.txt").exists():
-        pytest.skip("shared corpus not available")
-    assert (GOLDEN / "tag_tillerson.txt").read_text(encoding="utf-8").rstrip("\n") == _sample_body()
 
 
 def test_sample_has_every_expected_entity_once(tagged: dict[str, Entity]) -> None:

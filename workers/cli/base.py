@@ -27,7 +27,6 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
@@ -203,8 +202,36 @@ _state: dict[str, str] = {}
 """The database URL the running command uses, for error messages (never with its password)."""
 
 
+def _metavar(param: Any) -> str:
+    """The placeholder help shows for an option's value or an argument: its name (`--limit N` style),
+    never a Python type such as `<list[str]>`."""
+    name = (param.name or "value").upper()
+    return {"IDS": "ID", "PATHS": "PATH"}.get(name, name)
+
+
+def name_values(command: Any) -> None:
+    """Give every option that takes a value, and every argument, a metavar named for what it holds,
+    in `command` and all its subcommands (Typer would show the annotation's type name)."""
+    for param in command.params:
+        if (
+            param.metavar is None
+            and not getattr(param, "is_flag", False)
+            and not getattr(param, "count", False)
+        ):
+            param.metavar = _metavar(param)
+        if param.param_type_name == "argument":
+            # Typer appends the annotation's type to an argument's help line whatever its metavar.
+            param.display_type_rich = lambda ctx: ""
+    for sub in getattr(command, "commands", {}).values():
+        name_values(sub)
+
+
 class Group(TyperGroup):
     """The root group: every command's configuration and connection errors become one line and an exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_values(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -243,6 +270,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: docstring paragraphs are rewrapped to the terminal
 )
@@ -320,6 +348,21 @@ def settings_for(db: str | None = None, **overrides: object) -> Any:
     _state["database_url"] = settings.database_url
     configure_logging(settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level)
     return settings
+
+
+def require_paths(paths: list[str], *, stdin: bool = True) -> None:
+    """Exit 2 (a usage error) naming the first path that does not exist, before anything is read; `-`
+    (stdin) is accepted when `stdin`. Other unreadable inputs (a FIFO, a broken link) are reported as
+    rejected records by the readers."""
+    from pathlib import Path
+
+    from workers.ingest import readers
+
+    for path in paths:
+        if path == "-" and stdin:
+            continue
+        if readers.path_problem(Path(path)) == "no such file or directory":
+            fail(f"{path}: no such file or directory", EXIT_USAGE)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -405,10 +448,22 @@ def report_rejected(record: Record) -> None:
 
 
 class _RateColumn(ProgressColumn):
-    """Items per second, once rich has measured a speed."""
+    """Items per second over the whole run, shown once a second has passed and two items are done (the
+    rate of the first two items, microseconds apart, is noise: "376704.6/s")."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.1f}/s" if task.speed else "")
+        elapsed = task.elapsed or 0.0
+        if elapsed < 1.0 or task.completed < 2:
+            return Text("")
+        return Text(f"{task.completed / elapsed:.1f}/s")
+
+
+class _CountColumn(ProgressColumn):
+    """`12/40` when the total is known, `12` while it is not (never `0/?`)."""
+
+    def render(self, task: Task) -> Text:
+        done = int(task.completed)
+        return Text(f"{done}/{int(task.total)}" if task.total is not None else str(done))
 
 
 def progress(*, total_bytes: bool = False) -> Progress:
@@ -417,8 +472,46 @@ def progress(*, total_bytes: bool = False) -> Progress:
     if total_bytes:
         columns += [TaskProgressColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
     else:
-        columns += [MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        columns += [_CountColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+
+
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Then wait until every article sent reached an end (stored, duplicate or dead-lettered), "
+        "with a progress bar in articles.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", help="With --wait: give up after this many seconds (exit 1).", min=0),
+]
+
+
+def wait_for_articles(
+    settings: Any, ids: list[str], timeout: float | None, since: Any = None, label: str = "done"
+) -> int:
+    """Wait (--wait) until `ids` reached a terminal state, showing a bar in articles on a terminal and one
+    line at the end; the exit code: 0 when all did, 1 when the timeout came first."""
+    from workers.db.engine import transaction
+    from workers.ops.progress import wait
+
+    with progress() as bar:
+        task = bar.add_task(label, total=len(set(ids)))
+        result = wait(
+            lambda: transaction(settings.database_url),
+            ids,
+            since=since,
+            timeout=timeout,
+            on_progress=lambda p: bar.update(task, completed=p.done),
+        )
+    note(result.line())
+    if result.pending:
+        note(f"gave up waiting after {timeout:g}s; the workers go on (newsflow status)")
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def backpressure_notice(stage: str) -> Callable[[float], None]:

@@ -313,10 +313,14 @@ def retry(
         "not_found": [i for i, _ in missing],
     }
     if dry_run or not replayable:
-        for d in replayable:
-            echo(f"{d.id}\t{d.stage}\t{d.article_id}")
+        if not json_out:
+            for d in replayable:
+                echo(f"{d.id}\t{d.stage}\t{d.article_id}")
         summary["would_retry"] = len(replayable)
         if json_out:
+            summary["dead_letters"] = [
+                {"id": d.id, "stage": d.stage, "article_id": d.article_id} for d in replayable
+            ]
             print_json(summary)
         note(f"{len(replayable)} dead letter(s) to retry" + _extras(summary))
         if missing or (refused and not dry_run):

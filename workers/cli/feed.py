@@ -3,7 +3,7 @@
 import os
 import sys
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +13,11 @@ from workers.cli.base import (
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    DbOpt,
     Paths,
     SourceOpt,
+    TimeoutOpt,
+    WaitOpt,
     app,
     backpressure_notice,
     echo,
@@ -24,7 +27,9 @@ from workers.cli.base import (
     plain,
     print_json,
     progress,
+    require_paths,
     settings_for,
+    wait_for_articles,
 )
 
 HighWaterOpt = Annotated[
@@ -64,7 +69,8 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     resent = "" if not summary["resent"] else ", re-sent " + str(summary["resent"])
     line = (
         f"{verb}: {summary['files']} file(s), read {summary['read']}; enqueued {sent} ({detail}), "
-        f"rejected {summary['rejected']}, already stored {summary['already_stored']} (not sent again{resent}), "
+        f"rejected {summary['rejected']}, sent by an earlier run {summary['already_stored']} "
+        f"(not sent again{resent}; `newsflow status` shows how far they got), "
         f"skipped {skipped}"
     )
     if summary["waited_s"]:
@@ -75,12 +81,17 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
 
 
 def _feeder(
-    verb: str, high_water: int | None, reprocess: bool, rate: float | None, ignore_unknown: bool = False
+    verb: str,
+    high_water: int | None,
+    reprocess: bool,
+    rate: float | None,
+    ignore_unknown: bool = False,
+    db: str | None = None,
 ) -> Any:
     from workers.ingest.backfill import Feeder
     from workers.runtime.celery_app import app as celery_app
 
-    settings = settings_for() if high_water is None else settings_for(None, high_water_mark=high_water)
+    settings = settings_for(db) if high_water is None else settings_for(db, high_water_mark=high_water)
 
     def say(line: str) -> None:
         err.print(plain(f"newsflow {verb}: {line}"), highlight=False)
@@ -106,11 +117,14 @@ def enqueue(
         bool, typer.Option("--json", help="Print one JSON summary (with the article ids) instead.")
     ] = False,
     ignore_unknown: IgnoreUnknownOpt = False,
+    db: DbOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Validate, persist and enqueue raw articles on Redis.
 
     Distributed mode: the workers (`newsflow worker`) run the pipeline. Reads every format `run`
-    reads, WARC archives too. Articles already stored are counted and not sent again (unless
+    reads, WARC archives too. Articles an earlier run already sent are counted and not sent again (unless
     --reprocess), so re-running a dump re-runs no stage.
 
     Invalid records are reported as FILE:LINE: FIELD: REASON and skipped; valid ones are still
@@ -121,7 +135,9 @@ def enqueue(
     """
     from workers.ingest import backfill
 
-    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown)
+    require_paths(paths)
+    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown, db)
+    started = datetime.now(UTC)
     with progress() as bar:
         task = bar.add_task("enqueue", total=None)
 
@@ -135,8 +151,13 @@ def enqueue(
     if json_out:
         print_json({**summary, "article_ids": report.article_ids})
     note(_summary_line("enqueue", summary))
-    if report.rejected:
-        raise typer.Exit(EXIT_PARTIAL)
+    code = EXIT_PARTIAL if report.rejected else 0
+    if wait:
+        # Articles already stored and not sent again are at their end; with --reprocess, each must end anew.
+        since = started if reprocess else None
+        code = max(code, wait_for_articles(feeder.settings, report.article_ids, timeout, since))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("backfill")
@@ -156,6 +177,9 @@ def backfill_command(
         float, typer.Option(help="Seconds between progress events when stderr is not a terminal.")
     ] = 10.0,
     ignore_unknown: IgnoreUnknownOpt = False,
+    db: DbOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Feed archives and dumps to the workers, resumably.
 
@@ -166,12 +190,12 @@ def backfill_command(
     next files go on.
 
     A checkpoint per file is kept in the database: after a crash or Ctrl-C the same command continues
-    where it stopped, and articles already stored are not sent again unless --reprocess. A file an
+    where it stopped, and articles an earlier run sent are not sent again unless --reprocess. A file an
     earlier run finished is "already done" (--restart reads it again). Throttled by --rate and the
     high-water mark. A progress bar on a terminal, `backfill_progress` log events otherwise; a summary
-    of this run at the end (read, new, already stored, rejected, skipped by kind).
+    of this run at the end (read, new, sent by an earlier run, rejected, skipped by kind).
     """
-    from workers.core.logging import get_logger
+    from workers.core.logging import configure_logging, get_logger
     from workers.ingest import archives, readers
     from workers.ingest import backfill as backfill_module
 
@@ -183,9 +207,22 @@ def backfill_command(
                 "backfill reads files (it checkpoints offsets); pipe stdin to `newsflow enqueue -`",
                 EXIT_USAGE,
             )
-        if readers.path_problem(Path(path)) == "no such file or directory":
-            fail(f"{path}: no such file or directory", EXIT_USAGE)
-    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown)
+    require_paths(paths, stdin=False)
+    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown, db)
+    started = datetime.now(UTC)
+    sent: list[str] = []
+    feed = feeder.feed
+
+    def feed_and_note(raw: Any) -> tuple[str, str]:
+        found, outcome = feed(raw)
+        if outcome != "already_stored":
+            sent.append(found)
+        return found, outcome
+
+    feeder.feed = feed_and_note  # --wait follows the articles this run sent
+    if not err.is_terminal:
+        # Progress goes to the log (a file or journald): info events at the configured level.
+        configure_logging(feeder.settings.log_format, feeder.settings.log_level)
     total = sum(
         p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
     )
@@ -200,7 +237,7 @@ def backfill_command(
             last["bytes"] += done
             if not err.is_terminal and time.monotonic() - last["at"] >= progress_every:
                 last["at"] = time.monotonic()
-                log.warning(
+                log.info(
                     "backfill_progress",
                     bytes_done=last["bytes"],
                     bytes_total=total,
@@ -223,8 +260,11 @@ def backfill_command(
     if interrupted:
         note("interrupted; run the same command again to continue from the checkpoints")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if report.rejected:
-        raise typer.Exit(EXIT_PARTIAL)
+    code = EXIT_PARTIAL if report.rejected else 0
+    if wait:
+        code = max(code, wait_for_articles(feeder.settings, sent, timeout, started if reprocess else None))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

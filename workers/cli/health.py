@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from workers.cli.base import EXIT_USAGE, JsonOpt, app, fail, out, settings_for
+from workers.cli.base import EXIT_USAGE, DbOpt, JsonOpt, app, fail, out, settings_for
 
 
 @app.command()
@@ -25,6 +25,7 @@ def health(
         ),
     ] = False,
     max_age: Annotated[int, typer.Option(help="Oldest heartbeat --live accepts, in seconds.")] = 60,
+    db: DbOpt = None,
 ) -> None:
     """Check the database (schema at head), Redis and the tagger model; exit 1 if any fails.
 
@@ -51,7 +52,7 @@ def health(
             f"stages are {', '.join(STAGE_NAMES)}",
             EXIT_USAGE,
         )
-    settings = settings_for()
+    settings = settings_for(db)
     text, code = checks.report(checks.check_all(settings, stages, load_model=load_model), as_json=json_out)
     out.print(text, markup=False, highlight=False)
     raise typer.Exit(code)
@@ -63,6 +64,7 @@ def metrics_command(
     address: Annotated[
         str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")
     ] = "127.0.0.1",
+    db: DbOpt = None,
 ) -> None:
     """Serve the pipeline's gauges for Prometheus.
 
@@ -72,6 +74,6 @@ def metrics_command(
     from workers.core.logging import configure_logging
     from workers.runtime import metrics
 
-    settings = settings_for()
+    settings = settings_for(db)
     configure_logging(settings.log_format, settings.log_level)  # a service: its start is an info line
     metrics.serve_exporter(settings, port=port, address=address)

@@ -26,6 +26,7 @@ from workers.cli.base import (
     print_text,
     progress,
     report_rejected,
+    require_paths,
     settings_for,
     valid,
 )
@@ -91,6 +92,7 @@ def run(
     from workers.runtime import embedded
     from workers.runtime.pipeline import Context
 
+    require_paths(paths)
     settings = settings_for(db)
     upgrade(settings.database_url)
     ctx = Context(settings)
@@ -214,10 +216,13 @@ def tag_command(
         str | None,
         typer.Option(
             "--language",
-            "-l",
             help="Language of the text (en, fr, ...): tag it with that language's model from "
             "NEWSFLOW_TAGGER_MODELS. Default: detected from the text (English when unclear).",
         ),
+    ] = None,
+    old_language: Annotated[
+        str | None,
+        typer.Option("-l", hidden=True, help="Deprecated: --language (-l is the log level of `worker`)."),
     ] = None,
 ) -> None:
     """Tag plain text and print the entities; store nothing.
@@ -229,6 +234,14 @@ def tag_command(
     from workers.stages import tag as tag_stage
     from workers.stages.tagging import languages
 
+    if old_language is not None:
+        err.print(
+            "newsflow tag: -l is deprecated and will be removed; use --language (-l is the log level of "
+            "`newsflow worker`)",
+            markup=False,
+            highlight=False,
+        )
+        language = language or old_language
     settings = settings_for()
     if file == "-":
         text = sys.stdin.read()

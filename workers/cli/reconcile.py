@@ -1,6 +1,7 @@
 """`reconcile`: re-send articles whose message was lost (logic in `workers/ops/reconcile.py`)."""
 
 import json
+import signal
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -25,16 +26,46 @@ def run_loop(
     an alert fires when passes stop; a failed pass is logged and the next one tries again, and a pass
     locked out by another reconciler records nothing (that one records its own).
     """
-    from workers.core.errors import describe
     from workers.core.logging import configure_logging, get_logger
-    from workers.ops import reconcile as reconciler
-    from workers.runtime import metrics
 
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("workers.cli.reconcile")
-    log.info(
-        "reconcile_loop_started", every_s=every, older_than_s=older_than or settings.reconcile_older_than
-    )
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    # SIGTERM (systemd, docker stop, Kubernetes) ends the loop with a log line and exit 0, never a bare
+    # "Terminated" from the shell that started it.
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        log.info(
+            "reconcile_loop_started", every_s=every, older_than_s=older_than or settings.reconcile_older_than
+        )
+        _passes(settings, log, every=every, older_than=older_than, limit=limit, passes=passes, sleep=sleep)
+    except (_Stopped, KeyboardInterrupt) as exc:
+        log.info("reconcile_loop_stopped", signal=str(exc) if isinstance(exc, _Stopped) else "SIGINT")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(BaseException):  # a stop request, not an error: the pass loop catches Exception only
+    """A stop signal reached the reconciler loop (its name is the message)."""
+
+
+def _passes(
+    settings: Any,
+    log: Any,
+    *,
+    every: float,
+    older_than: int | None,
+    limit: int | None,
+    passes: int | None,
+    sleep: Callable[[float], None],
+) -> None:
+    from workers.core.errors import describe
+    from workers.ops import reconcile as reconciler
+    from workers.runtime import metrics
+
     done = 0
     while passes is None or done < passes:
         try:

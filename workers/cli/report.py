@@ -42,8 +42,10 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Per source and period: articles, short-body, missing date and title, duplicate and dead-letter
-    rates, share left untagged (no model for the language), language mix, median words and share of text removed, each with its change against the
-    previous period, flagged when it moves beyond the threshold.
+    rates, share left untagged (no model for the language), language mix, median words and share of
+    text removed, each with its change against the previous period, flagged when it moves beyond the
+    threshold; dead letters, short bodies and missing dates are also flagged when too high on their own.
+    Sources come worst first; --html starts with an overview table.
 
     A layout change at one site shows up the day it happens. Exit code 0 (flags are findings, not errors).
     """
@@ -72,7 +74,8 @@ def report(
     if json_out:
         print_json(data)
         return
-    for name, periods in data["sources"].items():
+    for name in [row["source"] for row in data["overview"]]:  # worst sources first
+        periods = data["sources"][name]
         table = Table(title=Text(name), title_justify="left")
         for column in (
             "period",

@@ -3,6 +3,7 @@
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from workers.cli.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOpt,
+    TimeoutOpt,
+    WaitOpt,
     app,
     backpressure_notice,
     echo,
@@ -21,6 +24,7 @@ from workers.cli.base import (
     print_json,
     progress,
     settings_for,
+    wait_for_articles,
 )
 
 ID_CHUNK = 500
@@ -84,6 +88,8 @@ def reprocess(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of ids.")] = False,
     db: DbOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Run stored articles again from one stage.
 
@@ -177,6 +183,8 @@ def reprocess(
                     note(f"unknown article id: {article} (no such raw article; nothing sent)")
                     unknown += 1
 
+    started = datetime.now(UTC)
+    sent: list[str] = []
     with progress() as bar:
         task = bar.add_task(f"reprocess from {start}", total=total)
         journal_rows: list[dict[str, Any]] = []
@@ -185,6 +193,7 @@ def reprocess(
                 break
             if not dry_run:
                 replayer.replay(StageMessage(article_id=article, trace_id=new_trace_id()), start)
+                sent.append(article)
                 journal_rows.append(
                     {"article_id": article, "stage": start, "event": "reprocess", "detail": run}
                 )
@@ -216,5 +225,8 @@ def reprocess(
         + (f" ({unknown} unknown id(s))" if unknown else "")
         + (f"; waited {replayer.waited_s:.1f}s for the workers" if replayer.waited_s else "")
     )
-    if failed:
-        raise typer.Exit(EXIT_PARTIAL)
+    code = EXIT_PARTIAL if failed else 0
+    if wait and not dry_run and not embedded_mode:
+        code = max(code, wait_for_articles(settings, sent, timeout, since=started))
+    if code:
+        raise typer.Exit(code)

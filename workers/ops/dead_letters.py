@@ -83,6 +83,14 @@ def dead_letter_query(flt: DeadLetterFilter) -> Select[DeadLetterRow, str]:
     return query.order_by(DeadLetterRow.id).limit(flt.limit)
 
 
+def without_class(error_class: str | None, message: str | None) -> str | None:
+    """The message without a leading `ErrorClass: ` when it repeats `error_class` (errors are recorded
+    as `Class: message`; shown beside the class, that reads `TooDeep: TooDeep: ...`). Pure."""
+    if message and error_class and message.startswith(f"{error_class}: "):
+        return message[len(error_class) + 2 :]
+    return message
+
+
 def dead_letter_dict(
     row: DeadLetterRow, source: str | None, notes: Sequence[DeadLetterNoteRow] = ()
 ) -> dict[str, Any]:
@@ -97,7 +105,7 @@ def dead_letter_dict(
         "reason": row.reason,
         "permanent": row.reason in PERMANENT_REASONS,
         "error_class": row.error_class,
-        "message": row.message,
+        "message": without_class(row.error_class, row.message),
         "article_id": row.article_id,
         "trace_id": row.trace_id,
         "source": source,

@@ -16,7 +16,10 @@ Per source and period (a day by default, by raw arrival time), from the tables t
 
 Each metric carries its change against the source's previous period; a change beyond the threshold
 (rates: `rate_threshold` absolute, median words: `words_threshold` relative) is flagged, when both
-periods have at least `min_articles` articles. Read-only.
+periods have at least `min_articles` articles. Some rates are bad on their own, whatever came before:
+dead letters, short or empty bodies and missing dates above `ABSOLUTE` are flagged too (kind
+`absolute`), so a new source whose every article is dead-lettered on its first day is flagged.
+`overview` lists the sources worst first. Read-only.
 """
 
 import html
@@ -43,6 +46,9 @@ RATES = (
     "removed_share",
 )
 PERIODS = {"day": 1, "week": 7}
+ABSOLUTE = {"dead_letter_rate": 0.2, "short_rate": 0.5, "missing_date_rate": 0.5}
+"""Rates flagged on their own (kind `absolute`) above these values, in a period of at least
+`ReportParams.absolute_min_articles` articles."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class ReportParams:
     rate_threshold: float = 0.15
     words_threshold: float = 0.3
     min_articles: int = 5
+    absolute_min_articles: int = 3
 
 
 def period_start(when: datetime, period: str) -> datetime:
@@ -169,6 +176,7 @@ def build(session: Session, params: ReportParams) -> dict[str, Any]:
             entry = {"period": start.date().isoformat(), **metrics, "change": {}, "flags": []}
             if previous is not None:
                 _compare(entry, previous, params)
+            _absolute(entry, params)
             if start >= first and metrics["articles"]:
                 periods.append(entry)
                 flagged.extend({"source": source, "period": entry["period"], **f} for f in entry["flags"])
@@ -180,6 +188,7 @@ def build(session: Session, params: ReportParams) -> dict[str, Any]:
     return {
         "since": first.isoformat(),
         "until": params.until.isoformat(),
+        "overview": overview(sources),
         "period": params.period,
         "thresholds": {
             "rate": params.rate_threshold,
@@ -191,6 +200,39 @@ def build(session: Session, params: ReportParams) -> dict[str, Any]:
     }
 
 
+def _absolute(entry: dict[str, Any], params: ReportParams) -> None:
+    if entry["articles"] < params.absolute_min_articles:
+        return
+    for name, limit in ABSOLUTE.items():
+        value = entry[name]
+        if value is not None and value > limit and not any(f["metric"] == name for f in entry["flags"]):
+            entry["flags"].append({"metric": name, "kind": "absolute", "to": value, "limit": limit})
+
+
+def overview(sources: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per source, worst first (most flags, then highest dead-letter rate, then most articles):
+    articles over the window, flags, and the latest period's main rates. Pure."""
+    rows = []
+    for source, periods in sources.items():
+        latest = periods[-1]
+        rows.append(
+            {
+                "source": source,
+                "articles": sum(p["articles"] for p in periods),
+                "flags": sum(len(p["flags"]) for p in periods),
+                "latest": latest["period"],
+                **{
+                    m: latest[m]
+                    for m in ("dead_letter_rate", "short_rate", "missing_date_rate", "duplicate_rate")
+                },
+                "median_words": latest["median_words"],
+            }
+        )
+    return sorted(
+        rows, key=lambda r: (-r["flags"], -(r["dead_letter_rate"] or 0), -r["articles"], r["source"])
+    )
+
+
 def _compare(entry: dict[str, Any], previous: dict[str, Any], params: ReportParams) -> None:
     comparable = entry["articles"] >= params.min_articles and previous["articles"] >= params.min_articles
     for name in RATES:
@@ -200,13 +242,17 @@ def _compare(entry: dict[str, Any], previous: dict[str, Any], params: ReportPara
         delta = round(now - before, 4)
         entry["change"][name] = delta
         if comparable and abs(delta) > params.rate_threshold:
-            entry["flags"].append({"metric": name, "from": before, "to": now, "change": delta})
+            entry["flags"].append(
+                {"metric": name, "kind": "change", "from": before, "to": now, "change": delta}
+            )
     now, before = entry["median_words"], previous["median_words"]
     if now is not None and before:
         relative = round((now - before) / before, 4)
         entry["change"]["median_words"] = relative
         if comparable and abs(relative) > params.words_threshold:
-            entry["flags"].append({"metric": "median_words", "from": before, "to": now, "change": relative})
+            entry["flags"].append(
+                {"metric": "median_words", "kind": "change", "from": before, "to": now, "change": relative}
+            )
 
 
 # --- HTML ----------------------------------------------------------------------------------------------
@@ -310,8 +356,11 @@ _LABELS = {
 
 
 def flag_line(flag: dict[str, Any]) -> str:
-    """One flag in words: 'no title: 0% → 100% (+100 points)'."""
+    """One flag in words: 'no title: 0% → 100% (+100 points)', or for an absolute one
+    'dead letters: 100% (above 20%)'."""
     metric = flag["metric"]
+    if flag.get("kind") == "absolute":
+        return f"{_LABELS.get(metric, metric)}: {_shown(metric, flag['to'])} (above {percent(flag['limit'])})"
     if metric in RATES:
         points = round(flag["change"] * 100, 1)
         moved = f"{'+' if points > 0 else ''}{points:g} points"
@@ -330,24 +379,60 @@ _STYLE = (
 )
 
 
+def readable(value: str) -> str:
+    """An ISO time as people read it: `2026-03-14` at midnight UTC, else `2026-03-14 09:30 UTC`."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    when = when.astimezone(UTC) if when.tzinfo else when
+    return (
+        when.strftime("%Y-%m-%d")
+        if (when.hour, when.minute) == (0, 0)
+        else when.strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+def _anchor(source: str) -> str:
+    return "source-" + "".join(c if c.isalnum() else "-" for c in source)
+
+
 def to_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page (inline CSS and SVG; no script, no external resource): per source, the
-    flags in words, a small chart per metric over the periods (flags in red), and the table with rates
-    as percentages."""
+    """A self-contained HTML page (inline CSS and SVG; no script, no external resource): an overview table
+    of the sources, worst first; then per source the flags in words, a small chart per metric where it has
+    more than one period (flags in red), and the table with rates as percentages."""
     e = html.escape
     columns = ("period", "articles", "short_rate", "missing_date_rate", "missing_title_rate", "duplicate_rate",
                "untagged_rate", "dead_letter_rate", "median_words", "removed_share")  # fmt: skip
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>newsflow report</title>",
         f"<style>{_STYLE}</style>",
-        f"</head><body><h1>newsflow report</h1><p>{e(report['since'])} to {e(report['until'])}, per "
-        f"{e(report['period'])}; {len(report['sources'])} source(s), {len(report['flagged'])} flag(s) "
-        f"(a rate moving more than {report['thresholds']['rate'] * 100:g} points, median words more than "
-        f"{percent(report['thresholds']['median_words'])})</p>",
+        f"</head><body><h1>newsflow report</h1><p>{e(readable(report['since']))} to "
+        f"{e(readable(report['until']))}, per {e(report['period'])}; {len(report['sources'])} source(s), "
+        f"{len(report['flagged'])} flag(s): a rate moving more than {report['thresholds']['rate'] * 100:g} "
+        f"points, median words more than {percent(report['thresholds']['median_words'])}, or dead letters, "
+        "short bodies or missing dates too high on their own.</p>",
     ]
-    for source, periods in report["sources"].items():
+    overview_columns = ("dead_letter_rate", "short_rate", "missing_date_rate", "duplicate_rate")
+    parts.append(
+        "<h2>Overview</h2><table class='overview'><tr><th>source</th><th>articles</th><th>flags</th>"
+        + "".join(f"<th>{e(_LABELS[c])}</th>" for c in overview_columns)
+        + "<th>median words</th><th>latest</th></tr>"
+    )
+    for row in report.get("overview") or overview(report["sources"]):
+        flagged = row["flags"] > 0
+        parts.append(
+            f"<tr><td class='{'flag' if flagged else ''}'><a href='#{_anchor(row['source'])}'>{e(row['source'])}</a></td>"
+            f"<td>{row['articles']}</td><td class='{'flag' if flagged else ''}'>{row['flags']}</td>"
+            + "".join(f"<td>{e(percent(row[c]))}</td>" for c in overview_columns)
+            + f"<td>{e(_shown('median_words', row['median_words']))}</td><td>{e(row['latest'])}</td></tr>"
+        )
+    parts.append("</table>")
+    order = [r["source"] for r in report.get("overview") or overview(report["sources"])]
+    for source in order:
+        periods = report["sources"][source]
         flags = [f for f in report["flagged"] if f["source"] == source]
-        parts.append(f"<h2>{e(source)}</h2>")
+        parts.append(f"<h2 id='{_anchor(source)}'>{e(source)}</h2>")
         if flags:
             parts.append(
                 "<ul class='flags'>"
@@ -355,14 +440,16 @@ def to_html(report: dict[str, Any]) -> str:
                 + "</ul>"
             )
         flagged_metrics = {f["metric"] for f in flags}
-        parts.append("<div class='charts'>")
-        for metric in CHART_METRICS:
-            caption_class = " class='flag'" if metric in flagged_metrics else ""
-            parts.append(
-                f"<figure><figcaption{caption_class}>{e(_LABELS[metric])}</figcaption>"
-                f"{_chart(periods, metric)}</figure>"
-            )
-        parts.append("</div>")
+        charted = [m for m in CHART_METRICS if sum(p.get(m) is not None for p in periods) > 1]
+        if charted:  # a chart of one point says nothing a table cell does not
+            parts.append("<div class='charts'>")
+            for metric in charted:
+                caption_class = " class='flag'" if metric in flagged_metrics else ""
+                parts.append(
+                    f"<figure><figcaption{caption_class}>{e(_LABELS[metric])}</figcaption>"
+                    f"{_chart(periods, metric)}</figure>"
+                )
+            parts.append("</div>")
         parts.append(
             "<table><tr>"
             + "".join(f"<th>{e(_LABELS.get(c, c))}</th>" for c in columns)

@@ -21,6 +21,7 @@ from workers.db.models import (
     RawArticleRow,
     StageResultRow,
 )
+from workers.ops.trace import parse_time
 from workers.runtime import embedded
 from workers.runtime.broker import wait_below
 from workers.runtime.pipeline import STAGE_NAMES, Context, current_version
@@ -35,12 +36,44 @@ UNACKED_KEY = "unacked"
 # --- broker ------------------------------------------------------------------------------------------
 
 
+def articles_in(message: Any) -> int:
+    """Articles one queued kombu message carries: a micro-batch's length, 1 for a one-article message,
+    1 when the body cannot be read (a message is at least one article of work). Pure."""
+    import base64
+
+    try:
+        body: Any = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        first = args[0]
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return 1
+    if isinstance(first, dict) and isinstance(first.get("articles"), list):
+        return max(1, len(first["articles"]))
+    return 1
+
+
+SCAN_LIMIT = 100_000
+"""Queued messages `status` reads per stage to count their articles; beyond it, each counts as one."""
+
+
 def broker_figures(client: Any) -> dict[str, dict[str, int]]:
-    """Per stage: messages queued, in flight (delivered, not yet acknowledged) and scheduled retries
-    (delivered with a future ETA, held by a worker until then)."""
-    queued = {stage: int(client.llen(keys.queue_name(stage))) for stage in STAGE_NAMES}
-    in_flight: Counter[str] = Counter()
-    scheduled: Counter[str] = Counter()
+    """Per stage: messages and the articles they carry, queued, in flight (delivered, not yet
+    acknowledged) and scheduled retries (delivered with a future ETA, held by a worker until then)."""
+    figures: dict[str, Counter[str]] = {stage: Counter() for stage in STAGE_NAMES}
+    for stage in STAGE_NAMES:
+        name = keys.queue_name(stage)
+        length = int(client.llen(name))
+        figures[stage]["queued"] = length
+        read = client.lrange(name, 0, SCAN_LIMIT - 1) if length else []
+        articles = 0
+        for raw in read:
+            try:
+                articles += articles_in(json.loads(raw))
+            except ValueError:
+                articles += 1
+        figures[stage]["queued_articles"] = articles + max(0, length - len(read))
     by_queue = {keys.queue_name(stage): stage for stage in STAGE_NAMES}
     now = datetime.now(UTC)
     for raw in client.hvals(UNACKED_KEY):
@@ -53,22 +86,14 @@ def broker_figures(client: Any) -> dict[str, dict[str, int]]:
         if stage not in STAGE_NAMES:
             continue
         eta = headers.get("eta")
-        if eta and _parse_time(eta) > now:
-            scheduled[stage] += 1
-        else:
-            in_flight[stage] += 1
+        kind = "scheduled_retries" if eta and parse_time(eta) > now else "in_flight"
+        figures[stage][kind] += 1
+        figures[stage][f"{kind}_articles"] += articles_in(message)
+    fields = ("queued", "in_flight", "scheduled_retries")
     return {
-        stage: {"queued": queued[stage], "in_flight": in_flight[stage], "scheduled_retries": scheduled[stage]}
-        for stage in STAGE_NAMES
+        stage: {key: counts[key] for name in fields for key in (name, f"{name}_articles")}
+        for stage, counts in figures.items()
     }
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- dead letters ------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def trace(session: Session, article_id: str) -> dict[str, Any] | None:
     """Everything recorded about one article, or None if no raw article has this id. Read-only."""
-    from workers.ops.dead_letters import dead_letter_dict, notes_for
+    from workers.ops.dead_letters import dead_letter_dict, notes_for, without_class
 
     raw = session.get(RawArticleRow, article_id)
     if raw is None:
@@ -63,7 +63,7 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
                 "worker": j.worker,
                 "version": j.version,
                 "error_class": j.error_class,
-                "error": j.error,
+                "error": without_class(j.error_class, j.error),
                 **(j.detail or {}),
             }
             for j in journal
@@ -77,6 +77,10 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
             "version": record.version if record else None,
             "recorded_at": _iso(record.updated_at) if record else None,
         }
+        if record is None and article is not None and stage in (article.versions or {}):
+            # The store stage's record is the article row itself: its version is among the article's.
+            entry["version"] = article.versions[stage]
+            entry["recorded_at"] = _iso(article.stored_at)
         if stage == "dedup" and record is not None:
             verdict = json.loads(record.output)
             entry["verdict"] = verdict.get("kind")
@@ -147,4 +151,24 @@ def timeline(data: dict[str, Any]) -> list[tuple[str, str, str]]:
         stored = data["stored"]
         untagged = f", untagged: {stored['untagged']}" if stored.get("untagged") else ""
         rows.append((stored["stored_at"] or "", "stored", f"{stored['verdict']}{untagged}"))
-    return sorted(rows, key=lambda row: row[0])
+    return [
+        (_shown(when), what, detail)
+        for when, what, detail in sorted(rows, key=lambda row: parse_time(row[0]))
+    ]
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO time as an aware datetime (UTC when it names no zone); `datetime.min` (UTC) when unreadable."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _shown(value: str) -> str:
+    """`2026-03-14 09:30:05.123` (UTC, milliseconds) for an ISO time; the value itself otherwise."""
+    parsed = parse_time(value)
+    if parsed.year == 1:
+        return value
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

@@ -504,6 +504,22 @@ def _queue_states(client: redis.Redis, now: float) -> dict[tuple[str, str], int]
     return counts
 
 
+def live_workers(client: Any) -> dict[str, int]:
+    """Per stage, the workers consuming it whose heartbeat key (`newsflow:worker:NAME`, holding its stages)
+    has not expired; every stage is present, 0 included (read only; `status` and the exporter)."""
+    alive = dict.fromkeys(STAGE_NAMES, 0)
+    names = list(client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=500))
+    for raw in client.mget(names) if names else []:
+        try:
+            stages = json.loads(raw or "")["stages"]
+        except (TypeError, ValueError, KeyError):
+            continue
+        for stage in stages:
+            if stage in alive:
+                alive[stage] += 1
+    return alive
+
+
 class PipelineCollector:
     """Collects the pipeline's gauges on each scrape: Redis for queues and producers, the database for the rest."""
 
@@ -571,18 +587,8 @@ class PipelineCollector:
         """Live workers per stage from their heartbeat keys; every stage has a series, 0 included."""
         from prometheus_client.core import GaugeMetricFamily
 
-        alive = dict.fromkeys(STAGE_NAMES, 0)
-        names = list(self.client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=500))
-        for raw in self.client.mget(names) if names else []:
-            try:
-                stages = json.loads(raw or "")["stages"]
-            except (TypeError, ValueError, KeyError):
-                continue
-            for stage in stages:
-                if stage in alive:
-                    alive[stage] += 1
         family = GaugeMetricFamily("newsflow_workers", METRICS["newsflow_workers"][2], labels=["stage"])
-        for stage, n in alive.items():
+        for stage, n in live_workers(self.client).items():
             family.add_metric([stage], n)
         return family
 
