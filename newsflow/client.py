@@ -4,7 +4,6 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from types import TracebackType
 from typing import Any, Self
 
@@ -49,6 +48,21 @@ def _retry_after(response: httpx.Response, default: float) -> float:
         return max(0.0, float(value))
     except ValueError:
         return default
+
+
+def _batches(articles: Iterable[Mapping[str, Any]], size: int, max_bytes: int) -> Iterator[list[bytes]]:
+    """The articles as JSON lines, grouped in lists of at most `size` lines and about `max_bytes` bytes."""
+    batch: list[bytes] = []
+    total = 0
+    for article in articles:
+        line = (json.dumps(article, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogatepass")
+        if batch and (len(batch) >= size or total + len(line) > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(line)
+        total += len(line)
+    if batch:
+        yield batch
 
 
 class Client:
@@ -106,17 +120,25 @@ class Client:
                 raise Error(response.status_code, message)
             return response, retries
 
-    def submit(self, articles: Iterable[Mapping[str, Any]], *, batch_size: int = 500) -> SubmitResult:
-        """Send raw articles (dicts as `newsflow schema` describes them) in batches of `batch_size` as
-        JSON lines; each batch is retried on 429/503 after the server's Retry-After. Safe to repeat: an
-        article sent twice is stored once. Indexes in the result count from 0 over `articles`."""
+    def submit(
+        self,
+        articles: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 500,
+        batch_bytes: int = 8 * 1024 * 1024,
+    ) -> SubmitResult:
+        """Send raw articles (dicts as `newsflow schema` describes them) as JSON lines, in batches of at
+        most `batch_size` records and about `batch_bytes` bytes (a record bigger than that goes alone);
+        each batch is retried on 429/503 after the server's Retry-After. Safe to repeat: an article sent
+        twice is stored once. Indexes in the result count from 0 over `articles`."""
         result = SubmitResult()
-        it = iter(articles)
         offset = 0
-        while batch := list(islice(it, batch_size)):
-            body = "".join(json.dumps(a, ensure_ascii=False, default=str) + "\n" for a in batch).encode()
+        for lines in _batches(articles, batch_size, batch_bytes):
             response, retries = self._send(
-                "POST", "/v1/articles", content=body, headers={"Content-Type": "application/x-ndjson"}
+                "POST",
+                "/v1/articles",
+                content=b"".join(lines),
+                headers={"Content-Type": "application/x-ndjson"},
             )
             result.retries += retries
             answer = response.json()
@@ -131,7 +153,7 @@ class Client:
                             index, tuple((str(e["field"]), str(e["reason"])) for e in record["errors"])
                         )
                     )
-            offset += len(batch)
+            offset += len(lines)
         return result
 
     def get(self, article_id: str) -> dict[str, Any] | None:
