@@ -158,12 +158,17 @@ def _yaml_documents(path):
 
 def _exported_names() -> set[str]:
     from workers.runtime.metrics import METRICS
+    from workers.serve.metrics import ServiceMetrics
 
     names = set(BUILTIN_METRICS) | EXPORTER_METRICS
     for name, (kind, _labels, _doc) in METRICS.items():
         names.add(name)
         if kind == "histogram":
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    # `newsflow serve` (its own registry, with the process's CPU and memory).
+    for family in ServiceMetrics().registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
+        names |= {family.name + suffix for suffix in suffixes}
     return names
 
 
