@@ -167,7 +167,9 @@ def _exported_names() -> set[str]:
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     # `newsflow serve` (its own registry, with the process's CPU and memory).
     for family in ServiceMetrics().registry.collect():
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(
+            family.type, ("",)
+        )
         names |= {family.name + suffix for suffix in suffixes}
     return names
 
