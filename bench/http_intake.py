@@ -1,11 +1,14 @@
 """HTTP intake beside `newsflow enqueue`, on the same files in the same run, then bad input against the
 running service.
 
-    nice -n 10 .venv/bin/python bench/http_intake.py [--copies 4] [--clients 1,2] [--slow-seconds 15]
+    nice -n 10 .venv/bin/python -u bench/http_intake.py [--copies 4] [--small 5000] [--clients 1,2] [--slow-seconds 15]
 
 Files: the 181 pages of ../shared/benchmarks/scrapinghub-aeb, each twice (its HTML and its w3m text
 dump), repeated --copies times under distinct URLs, written as one JSON-lines file. Private Redis
 (append-only, fsync every second) and PostgreSQL (tests/servers.py); one fresh database per run.
+
+Second input: --small generated articles of ~300 characters (bench/producer.py's), where the per-request
+and per-article costs show rather than PostgreSQL's storing of large pages.
 
 1. `newsflow enqueue FILE` (the CLI, a child process): articles/s and its CPU seconds.
 2. `newsflow serve` (a child process, default settings) fed the same file by `newsflow.Client.submit`
@@ -75,6 +78,14 @@ def write_file(path: Path, copies: int) -> int:
             for page in base:
                 f.write(json.dumps({**page, "url": f"{page['url']}?copy={copy}"}, ensure_ascii=False) + "\n")
                 n += 1
+    return n
+
+
+def write_small(path: Path, n: int) -> int:
+    """`n` small distinct articles (bench/producer.py's), as JSON lines; returns `n`."""
+    from bench.producer import small_articles, write_jsonl
+
+    write_jsonl(path, small_articles(n))
     return n
 
 
@@ -201,6 +212,7 @@ def slow_body(url: str, seconds: float) -> tuple[str, float, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--small", type=int, default=5000, help="small articles in the second input")
     parser.add_argument("--clients", default="1,2")
     parser.add_argument(
         "--slow-seconds", type=float, default=15.0, help="NEWSFLOW_SERVE_BODY_TIMEOUT for part 3"
@@ -216,42 +228,45 @@ def main() -> None:
         RedisServer(appendonly=True, appendfsync="everysec") as rds,
         PostgresServer() as pg,
     ):
-        path = Path(tmp) / "aeb.jsonl"
-        n = write_file(path, args.copies)
-        size = path.stat().st_size / 2**20
-        print(
-            f"input: {n} articles, {size:.0f} MiB ({args.copies} copies of 181 AEB pages, HTML and w3m text)"
-        )
         import redis
 
         flush = redis.Redis.from_url(rds.url).flushdb
-
-        db = pg.create_database("bench_enqueue")
-        upgrade(db)
-        seconds, cpu = run_enqueue(path, db, rds.url)
-        base_rate = n / seconds
-        print(
-            f"newsflow enqueue        {base_rate:7.0f} articles/s  {seconds:6.1f} s  CPU {cpu:5.1f} s  "
-            f"stored {stored(db)}"
-        )
-        for clients in counts:
+        aeb = Path(tmp) / "aeb.jsonl"
+        small = Path(tmp) / "small.jsonl"
+        inputs = [
+            (aeb, write_file(aeb, args.copies), f"{args.copies} copies of 181 AEB pages, HTML and w3m text"),
+            (small, write_small(small, args.small), "small generated articles, ~300 characters each"),
+        ]
+        for number, (path, n, what) in enumerate(inputs):
+            print(f"input: {n} articles, {path.stat().st_size / 2**20:.0f} MiB ({what})")
             flush()
-            db = pg.create_database(f"bench_http_{clients}")
+            db = pg.create_database(f"bench_enqueue_{number}")
             upgrade(db)
-            port = free_port()
-            proc = start_server(db, rds.url, port)
-            try:
-                seconds, cpu, errors = run_http(path, f"http://127.0.0.1:{port}", proc.pid, clients)
-                rss, peak = memory(proc.pid)
-            finally:
-                proc.terminate()
-                proc.wait(30)
-            rate = n / seconds
+            seconds, cpu = run_enqueue(path, db, rds.url)
+            base_rate = n / seconds
             print(
-                f"HTTP, {clients} client(s)      {rate:7.0f} articles/s  {seconds:6.1f} s  service CPU {cpu:5.1f} s  "
-                f"stored {stored(db)}  refused {errors}  peak RSS {peak:.0f} MiB  ratio to enqueue {rate / base_rate:.2f}"
+                f"  newsflow enqueue        {base_rate:7.0f} articles/s  {seconds:6.1f} s  CPU {cpu:5.1f} s  "
+                f"stored {stored(db)}"
             )
-        dispose_all()
+            for clients in counts:
+                flush()
+                db = pg.create_database(f"bench_http_{number}_{clients}")
+                upgrade(db)
+                port = free_port()
+                proc = start_server(db, rds.url, port)
+                try:
+                    seconds, cpu, errors = run_http(path, f"http://127.0.0.1:{port}", proc.pid, clients)
+                    _, peak = memory(proc.pid)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+                rate = n / seconds
+                print(
+                    f"  HTTP, {clients} client(s)      {rate:7.0f} articles/s  {seconds:6.1f} s  service CPU {cpu:5.1f} s  "
+                    f"stored {stored(db)}  refused {errors}  peak RSS {peak:.0f} MiB  "
+                    f"ratio to enqueue {rate / base_rate:.2f}"
+                )
+            dispose_all()
 
         # 3. bad input
         flush()
