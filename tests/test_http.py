@@ -191,13 +191,19 @@ def test_bad_records_beside_good_ones_are_refused_with_position_field_and_reason
 
 
 def test_malformed_json_array_is_400_and_the_service_answers(server):
-    """A JSON array cut short is refused as a whole with where it broke; no traceback in the answer."""
+    """A JSON array cut short is refused as a whole with where it broke, JSON nested 100,000 deep and a
+    cursor or limit out of range are 400; no traceback in the answer."""
     answer = httpx.post(
         f"{server.url}/v1/articles", content=b'[{"source": "a", "body": "x"}, {"sou', headers=_auth()
     )
     assert answer.status_code == 400
     assert "malformed JSON array" in answer.json()["error"]
     assert "Traceback" not in answer.text
+    deep = httpx.post(f"{server.url}/v1/articles", content=b"[" * 100_000, headers=_auth())
+    assert deep.status_code == 400
+    assert deep.json() == {"error": "JSON nested too deeply"}
+    for query in ("after=x", f"after={2**63}-1", "limit=0", "limit=1001"):
+        assert httpx.get(f"{server.url}/v1/changes?{query}", headers=_auth()).status_code == 400, query
     assert httpx.get(f"{server.url}/livez").status_code == 200
 
 
@@ -397,3 +403,67 @@ def test_metrics_openapi_and_no_token_in_the_log(server):
     for secret in (BOTH, READER, WRITER):
         assert secret not in log
     assert "Traceback" not in log
+
+
+def test_through_nginx_with_tls(server, tmp_path):
+    """deploy/nginx-newsflow.conf in front of the service, with TLS: a submission passes with its token,
+    /metrics is refused outside the Prometheus network, other paths are 404, and nginx's access log
+    holds no token."""
+    from tests.test_deploy import _tool
+
+    nginx, openssl = _tool("nginx"), _tool("openssl")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+         "-out", str(tmp_path / "c.pem"), "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    tls, plain = free_port(), free_port()
+    site = (Path(__file__).resolve().parents[1] / "deploy" / "nginx-newsflow.conf").read_text()
+    for old, new in (
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls} ssl http2;"),
+        ("listen 80;", f"listen 127.0.0.1:{plain};"),
+        ("/etc/nginx/tls/news.example.org.crt", str(tmp_path / "c.pem")),
+        ("/etc/nginx/tls/news.example.org.key", str(tmp_path / "k.pem")),
+        ("/var/log/nginx/newsflow-access.log", str(tmp_path / "access.log")),
+        ("server 127.0.0.1:8000;", f"server {server.url.removeprefix('http://')};"),
+    ):
+        assert old in site, old
+        site = site.replace(old, new)
+    temps = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    for name in temps:
+        (tmp_path / name).mkdir()
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
+        + ("user nobody nogroup;\n" if os.geteuid() == 0 else "")
+        + "events {}\nhttp {\n"
+        + "".join(f"  {name}_temp_path {tmp_path}/{name};\n" for name in temps)
+        + site + "\n}\n"
+    )  # fmt: skip
+    proxy = subprocess.Popen(
+        [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"https://127.0.0.1:{tls}"
+    try:
+        with httpx.Client(verify=False, timeout=10) as client:  # a self-signed certificate
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.get(f"{base}/openapi.json")
+                    break
+                except httpx.TransportError:
+                    assert proxy.poll() is None, (tmp_path / "error.log").read_text()
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            records = [_raw(1, "n")]
+            answer = client.post(f"{base}/v1/articles", content=_jsonl(records), headers=_auth())
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["records"][0]["id"] == _id(records[0])
+            assert client.post(f"{base}/v1/articles", content=b"", headers=_auth("x" * 20)).status_code == 401
+            assert client.get(f"{base}/metrics").status_code == 403
+            assert client.get(f"{base}/").status_code == 404
+            assert client.get(f"http://127.0.0.1:{plain}/v1/changes").status_code == 301
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+    assert BOTH not in (tmp_path / "access.log").read_text()

@@ -28,6 +28,7 @@ MAX_LIMIT = 1000
 """Most articles one page of the feed holds."""
 
 _CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
+_BIGINT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, order=True)
@@ -47,7 +48,7 @@ class Cursor:
         if not text:
             return cls()
         match = _CURSOR.fullmatch(text.strip())
-        if match is None:
+        if match is None or max(int(match.group(1)), int(match.group(2))) > _BIGINT_MAX:
             raise ValueError("not a cursor (XID-SEQ, as a page of the feed hands it out)")
         return cls(int(match.group(1)), int(match.group(2)))
 

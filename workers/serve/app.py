@@ -15,6 +15,7 @@ import anyio
 import redis
 from celery import Celery
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -311,6 +312,13 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
 
 
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """Redis or the database failed a call (down, refused, timed out): 503, retry later."""
+    log.warning("http_backend_unavailable", error_class=type(exc).__name__)
+    service: Service = request.app.state.service
+    return service.busy(503, "Redis or the database is not answering; retry later")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("http_unexpected_error", error_class=type(exc).__name__)
     return JSONResponse({"error": "internal error; the server's log has the details"}, 500)
@@ -349,6 +357,8 @@ def create_app(settings: Settings | None = None, *, celery: Celery | None = None
             AuthError: _auth_error,
             BodyError: _body_error,
             HTTPException: _http_error,
+            redis.exceptions.RedisError: _unavailable,
+            OperationalError: _unavailable,
             Exception: _unexpected,
         },
     )

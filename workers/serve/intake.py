@@ -80,11 +80,14 @@ def parse(body: bytes, *, ignore_unknown: bool = False) -> list[Record]:
     (positions `request:LINE`, blank lines skipped, each line as `newsflow enqueue` reads one). A JSON
     array that is not well-formed is refused as a whole (BodyError 400): where its records start is
     unknown past the error. A single JSON object is one record."""
-    head = body.lstrip()[:1]
-    if head == b"[":
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BodyError(400, f"the body is not UTF-8 (byte {exc.start})") from None
-        return _array_records(text.lstrip(), ignore_unknown)
-    return list(read_jsonl(io.BytesIO(body), name="request", ignore_unknown=ignore_unknown))
+    try:
+        head = body.lstrip()[:1]
+        if head == b"[":
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BodyError(400, f"the body is not UTF-8 (byte {exc.start})") from None
+            return _array_records(text.lstrip(), ignore_unknown)
+        return list(read_jsonl(io.BytesIO(body), name="request", ignore_unknown=ignore_unknown))
+    except RecursionError:
+        raise BodyError(400, "JSON nested too deeply") from None
