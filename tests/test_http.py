@@ -21,7 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from newsflow import Client
+from newsflow import Client, Error
 from schemas import Entity, Mention, RawArticle, StoredArticle, TaggedArticle
 from tests.servers import free_port
 from workers.core import keys
@@ -228,6 +228,9 @@ def test_tokens_401_and_403(server):
     assert httpx.post(post, content=_jsonl([_raw(1, "d")]), headers=_auth(READER)).status_code == 403
     assert httpx.get(f"{server.url}/v1/changes", headers=_auth(WRITER)).status_code == 403
     assert httpx.get(f"{server.url}/v1/changes", headers=_auth(READER)).status_code == 200
+    with Client(server.url, READER) as nf, pytest.raises(Error) as refused:
+        nf.submit([_raw(1, "d")])
+    assert (refused.value.status, refused.value.message) == (403, "this token may not submit")
     assert _raw_count(server, [_id(_raw(1, "d"))]) == 0
 
 
