@@ -26,7 +26,6 @@ import argparse
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -185,28 +184,15 @@ def run_http(path: Path, url: str, pid: int, clients: int) -> tuple[float, float
 def slow_body(url: str, seconds: float) -> tuple[str, float, bool]:
     """Send a body one byte a second; the status line answered, after how long, and whether /livez
     answered every time meanwhile."""
-    host, port = url.removeprefix("http://").split(":")
-    live = True
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(
-            f"POST /v1/articles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n".encode()
-        )
-        started = time.monotonic()
-        answer = b""
-        sock.settimeout(1.0)
-        while time.monotonic() - started < seconds * 3:
-            try:
-                sock.sendall(b" ")
-            except OSError:
-                break
-            try:
-                answer += sock.recv(4096)
-            except TimeoutError:
-                live = live and httpx.get(f"{url}/livez", timeout=2).status_code == 200
-                continue
-            if b"\r\n" in answer or not answer:
-                break
-    return answer.split(b"\r\n", 1)[0].decode(), time.monotonic() - started, live
+    from tests.test_http import send_slowly
+
+    live = [True]
+
+    def check() -> None:
+        live[0] = live[0] and httpx.get(f"{url}/livez", timeout=2).status_code == 200
+
+    answer, took = send_slowly(url, TOKEN, every=1.0, at_most=seconds * 3, meanwhile=check)
+    return answer.split(b"\r\n", 1)[0].decode(), took, live[0]
 
 
 def main() -> None:

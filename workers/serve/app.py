@@ -83,6 +83,9 @@ class Service:
         )
 
 
+_SAFE_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
+
+
 def _route(path: str) -> str:
     if path.startswith("/v1/articles/"):
         return "/v1/articles/{id}"
@@ -107,6 +110,8 @@ class _Observe:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                # Answers are data for programs: never sniffed as something else, never cached by a proxy.
+                message["headers"] = [*message.get("headers", []), *_SAFE_HEADERS]
             await send(message)
 
         try:
