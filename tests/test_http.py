@@ -280,7 +280,7 @@ def send_slowly(url: str, token: str, *, every: float, at_most: float, meanwhile
 
 def test_slow_body_is_cut_by_the_deadline(server):
     """A body sent one byte every 0.3 s is answered 408 after the 2 s deadline, and the service answers
-    other requests meanwhile."""
+    other requests meanwhile; a sender that closes halfway through its body leaves nothing behind."""
 
     def live() -> None:
         assert httpx.get(f"{server.url}/livez", timeout=2).status_code == 200
@@ -288,6 +288,17 @@ def test_slow_body_is_cut_by_the_deadline(server):
     answer, took = send_slowly(server.url, BOTH, every=0.3, at_most=8, meanwhile=live)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert took < 5
+    # A sender that goes away halfway: nothing stored, no error logged (the log test checks), still live.
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST /v1/articles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BOTH}\r\n"
+            f"Content-Length: 1000\r\n\r\n{json.dumps(_raw(1, 'gone'))[:50]}".encode()
+        )
+        time.sleep(0.2)
+    time.sleep(0.3)
+    live()
+    assert _raw_count(server, [_id(_raw(1, "gone"))]) == 0
 
 
 def test_queue_above_the_high_water_mark_is_429_with_retry_after(server):
@@ -407,6 +418,8 @@ def test_changes_feed_followed_while_articles_are_stored_sees_each_once(server):
 def test_metrics_openapi_and_no_token_in_the_log(server):
     """/metrics has the request and article series; /openapi.json lists the routes; the server's log
     names tokens by name and never holds a token."""
+    body = _jsonl([_raw(1, "m"), {"source": "m"}])
+    assert httpx.post(f"{server.url}/v1/articles", content=body, headers=_auth()).status_code == 202
     text = httpx.get(f"{server.url}/metrics").text
     assert 'newsflow_http_requests_total{code="202",route="/v1/articles"}' in text
     assert 'newsflow_http_articles_total{outcome="rejected"}' in text
@@ -420,6 +433,7 @@ def test_metrics_openapi_and_no_token_in_the_log(server):
     for secret in (BOTH, READER, WRITER):
         assert secret not in log
     assert "Traceback" not in log
+    assert "http_unexpected_error" not in log
 
 
 def test_through_nginx_with_tls(server, tmp_path):

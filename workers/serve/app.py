@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -324,6 +324,11 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return service.busy(503, "Redis or the database is not answering; retry later")
 
 
+async def _gone(_request: Request, _exc: Exception) -> Response:
+    """The client went away while sending its body: nothing was stored, and no one reads this answer."""
+    return JSONResponse({"error": "the client went away"}, 400)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.error("http_unexpected_error", error_class=type(exc).__name__)
     return JSONResponse({"error": "internal error; the server's log has the details"}, 500)
@@ -362,6 +367,7 @@ def create_app(settings: Settings | None = None, *, celery: Celery | None = None
             AuthError: _auth_error,
             BodyError: _body_error,
             HTTPException: _http_error,
+            ClientDisconnect: _gone,
             redis.exceptions.RedisError: _unavailable,
             OperationalError: _unavailable,
             Exception: _unexpected,
