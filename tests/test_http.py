@@ -485,3 +485,18 @@ def test_through_nginx_with_tls(server, tmp_path):
         proxy.terminate()
         proxy.wait(10)
     assert BOTH not in (tmp_path / "access.log").read_text()
+
+
+def test_an_article_stored_again_comes_again_only_when_it_changed(server):
+    """Storing an article again unchanged (a re-run) keeps its place in the feed; storing it with a new
+    title gives it a new place after the cursor, once."""
+    raw, article, tagged = _stored(0, "r")
+    _store(server.database_url, [(raw, article, tagged)])
+    with Client(server.url, READER) as nf:
+        cursor = [c["cursor"] for c in nf.changes(limit=1000)][-1]
+        _store(server.database_url, [(raw, article, tagged)])
+        assert list(nf.changes(cursor)) == []
+        retitled = article.model_copy(update={"title": "A new title"})
+        _store(server.database_url, [(raw, retitled, tagged)])
+        again = list(nf.changes(cursor))
+    assert [(c["id"], c["title"]) for c in again] == [(article.id, "A new title")]

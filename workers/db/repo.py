@@ -12,15 +12,19 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import (
+    JSON,
     Insert,
     Table,
+    Text,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
     union_all,
     update,
@@ -436,14 +440,18 @@ def upsert_articles(
     values = [_article_values(by_id[i]) for i in ids]
     order = _store_order(session)
     stmt = _insert(session, ArticleRow).values(order)
-    session.execute(
+    columns = [k for k in values[0] if k != "id"]
+    # An article written again unchanged is not updated at all: it keeps its place in the store order
+    # (the changes feed does not serve it again) and the row stays byte for byte (a re-run changes nothing).
+    changed = or_(*(_differs(getattr(ArticleRow, k), stmt.excluded[k]) for k in columns))
+    written = session.scalars(
         stmt.on_conflict_do_update(
-            index_elements=["id"], set_={**{k: stmt.excluded[k] for k in values[0] if k != "id"}, **order}
-        ),
+            index_elements=["id"], set_={**{k: stmt.excluded[k] for k in columns}, **order}, where=changed
+        ).returning(ArticleRow.id),
         values,
-    )
+    ).all()
     if not order:
-        _number_sqlite(session, ids)
+        _number_sqlite(session, sorted(written))
     for chunk in _chunks([i for i in ids if i not in new], IDS_PER_QUERY):
         session.execute(delete(MentionRow).where(MentionRow.article_id.in_(chunk)))
         session.execute(delete(EntityRow).where(EntityRow.article_id.in_(chunk)))
@@ -482,13 +490,24 @@ def _store_order(session: Session) -> dict[str, Any]:
         return {}
     return {
         "store_xid": literal_column("pg_current_xact_id()::text::bigint"),
-        "store_seq": func.nextval(STORE_SEQUENCE),
+        # Literal SQL, no bound parameter: a multi-row INSERT ... RETURNING renders it once per row.
+        "store_seq": literal_column(f"nextval('{STORE_SEQUENCE}')"),
     }
+
+
+def _differs(current: Any, proposed: Any) -> Any:
+    """SQL: the stored value and the proposed one differ (NULLs compared as values; JSON as its text, which
+    PostgreSQL's `json` type has no equality for)."""
+    if isinstance(current.type, JSON):
+        current, proposed = cast(current, Text), cast(proposed, Text)
+    return current.is_distinct_from(proposed)
 
 
 def _number_sqlite(session: Session, ids: Sequence[str]) -> None:
     """SQLite has one writer: the write above holds its lock until commit, so numbering the just-written
     articles after the highest number gives the commit order."""
+    if not ids:
+        return
     top = session.scalar(select(func.max(ArticleRow.store_seq))) or 0
     table = ArticleRow.__table__  # Core, not the ORM's bulk update by primary key
     assert isinstance(table, Table)
