@@ -23,7 +23,7 @@ def export(
 
     Each line is an article (as the feed has it: cluster, entities, versions) with its `cursor`.
     The cursor to continue from is printed on stderr at the end; `--after` it resumes without
-    skipping an article stored meanwhile. An article stored again (reprocessed) comes again.
+    skipping an article stored meanwhile. An article stored again with changes (reprocessed) comes again.
     """
     from workers.db.engine import transaction
     from workers.ops.changes import MAX_LIMIT, Cursor, changes

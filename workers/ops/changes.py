@@ -1,8 +1,9 @@
 """Reading stored articles out: one article as `show --json` prints it, and the changes feed (stored
 articles in store order, with a cursor to resume from) that `GET /v1/changes` and `newsflow export` serve.
 
-The store order: every write of an article (`repo.upsert_articles`) gives it a new position, so an
-article stored again (reprocessed) comes again later in the feed. A plain sequence number is not enough
+The store order: every write that changes an article (`repo.upsert_articles`) gives it a new position,
+so an article reprocessed into something different comes again later in the feed (written again
+unchanged, it keeps its place). A plain sequence number is not enough
 on PostgreSQL: a transaction can take number 10, another 11 and commit first; a reader that served 11
 and moved its cursor past it would never see 10. So each row also carries the id (xid8) of the
 transaction that wrote it, the feed is ordered by (transaction id, number), and a page holds only rows
