@@ -158,12 +158,19 @@ def _yaml_documents(path):
 
 def _exported_names() -> set[str]:
     from workers.runtime.metrics import METRICS
+    from workers.serve.metrics import ServiceMetrics
 
     names = set(BUILTIN_METRICS) | EXPORTER_METRICS
     for name, (kind, _labels, _doc) in METRICS.items():
         names.add(name)
         if kind == "histogram":
             names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    # `newsflow serve` (its own registry, with the process's CPU and memory).
+    for family in ServiceMetrics().registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(
+            family.type, ("",)
+        )
+        names |= {family.name + suffix for suffix in suffixes}
     return names
 
 
@@ -716,6 +723,26 @@ def _status(url: str, auth: str | None = None) -> int:
         return exc.code
 
 
+def start_nginx(nginx: str, directory: Path, site: str) -> subprocess.Popen[bytes]:
+    """A private nginx (not daemonised, its pid, logs and temp files in `directory`) serving `site`, a
+    deploy config's blocks with their ports and paths already pointed at the test's."""
+    temps = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    for name in temps:
+        (directory / name).mkdir()
+    main = (
+        f"daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;\n"
+        + ("user nobody nogroup;\n" if os.geteuid() == 0 else "")
+        + "events {}\nhttp {\n  access_log off;\n"
+        + "".join(f"  {name}_temp_path {directory}/{name};\n" for name in temps)
+        + site + "\n}\n"
+    )  # fmt: skip
+    (directory / "nginx.conf").write_text(main)
+    return subprocess.Popen(
+        [nginx, "-c", str(directory / "nginx.conf"), "-p", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def test_nginx_passes_flowers_one_secret_and_guards_its_open_paths(redis_url, tmp_path):
     """Through a real nginx with deploy/nginx-flower.conf: Flower's own credentials pass, none or wrong
     ones get 401 (one secret, FLOWER_BASIC_AUTH); /metrics is refused outside the Prometheus network and
@@ -736,20 +763,7 @@ def test_nginx_passes_flowers_one_secret_and_guards_its_open_paths(redis_url, tm
     site = (DEPLOY / "nginx-flower.conf").read_text()
     site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{proxy_port};")
     site = site.replace("http://127.0.0.1:5555", f"http://127.0.0.1:{flower_port}")
-    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (tmp_path / name).mkdir()
-    main = (
-        f"daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-        + ("user nobody nogroup;\n" if os.geteuid() == 0 else "")
-        + "events {}\nhttp {\n  access_log off;\n"
-        + "".join(f"  {name}_temp_path {tmp_path}/{name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + site + "\n}\n"
-    )  # fmt: skip
-    (tmp_path / "nginx.conf").write_text(main)
-    proxy = subprocess.Popen(
-        [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proxy = start_nginx(nginx, tmp_path, site)
     base = f"http://127.0.0.1:{proxy_port}"
     try:
         _wait_http(f"http://127.0.0.1:{flower_port}/healthcheck", flower)

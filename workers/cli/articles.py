@@ -1,6 +1,5 @@
 """Looking at one article: `show` (what was stored) and `trace` (how it got there)."""
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -54,27 +53,19 @@ def show(
     from schemas import CleanedArticle, DedupVerdict, TaggedArticle
     from workers.db import repo
     from workers.db.engine import transaction
+    from workers.ops.changes import article_document, tagging_note
 
     settings = settings_for(db)
     with transaction(settings.database_url) as session:
         found = resolve_id(session, article_id)
+        if json_out:
+            print_json(article_document(session, found, removed=removed))
+            return
         article = repo.fetch_article(session, found)
         cleaned = repo.load_result(session, found, "clean", CleanedArticle)
         verdict = repo.load_result(session, found, "dedup", DedupVerdict)
         tagged = repo.load_result(session, found, "tag", TaggedArticle)
-    tagging = _tagging(tagged)
-    if json_out:
-        data: dict[str, Any] = (
-            json.loads(article.model_dump_json()) if article else {"id": found, "stored": False}
-        )
-        if verdict is not None:
-            data["verdict"] = json.loads(verdict.model_dump_json())
-        if tagged is not None:
-            data["tagging"] = {"language": tagged.language, "untagged": tagged.untagged, "note": tagging}
-        if removed and cleaned is not None:
-            data["removed"] = [r.model_dump() for r in cleaned.removed]
-        print_json(data)
-        return
+    tagging = tagging_note(tagged)
     if article is None:
         fail(
             f"article {found} is not stored (yet); `newsflow trace {found[:12]}` shows where it is",
@@ -117,18 +108,6 @@ def show(
         for r in cleaned.removed:
             table.add_row(plain(r.reason), plain(r.text))
         out.print(table)
-
-
-def _tagging(tagged: Any) -> str | None:
-    """One line on how the article was tagged: "untagged: no model for 'de'", "fr", "en, text past ..."."""
-    if tagged is None:
-        return None
-    if tagged.untagged:
-        return f"untagged: {tagged.untagged}"
-    if tagged.skipped:
-        return f"skipped: {tagged.skipped}"
-    cut = f", untagged past character {tagged.untagged_from:,}" if tagged.untagged_from is not None else ""
-    return f"{tagged.language or '?'} by {tagged.model}{cut}"
 
 
 @app.command()

@@ -4,7 +4,7 @@ import re
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, RedisDsn, model_validator
+from pydantic import Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
@@ -151,6 +151,39 @@ class Settings(BaseSettings):
     # --- harden
     max_entities: int = Field(
         default=1_000, ge=1, description="Entities kept per article (the most salient); the rest are dropped."
+    )
+
+    # --- http: `newsflow serve` (docs/guide/http.md)
+    serve_tokens: SecretStr | None = Field(
+        default=None,
+        description="Bearer tokens of `newsflow serve`, one entry per line or ';': NAME SCOPES TOKEN "
+        "(SCOPES: submit, read or submit,read). Prefer NEWSFLOW_SERVE_TOKENS_FILE.",
+    )
+    serve_tokens_file: str | None = Field(
+        default=None,
+        description="A file of bearer tokens (same format as NEWSFLOW_SERVE_TOKENS): a mounted secret.",
+    )
+    serve_body_limit: int = Field(
+        default=40 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body `POST /v1/articles` reads, bytes (413 above; read in chunks, never past it).",
+    )
+    serve_body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a request body may take to arrive (408 after: a slow or endless body).",
+    )
+    serve_max_records: int = Field(
+        default=20_000, ge=1, description="Records one `POST /v1/articles` may hold (413 above)."
+    )
+    serve_concurrent_submits: int = Field(
+        default=4,
+        ge=1,
+        description="Submissions one server process reads at once (429 above): memory is bounded by this "
+        "times the body limit.",
+    )
+    serve_retry_after: int = Field(
+        default=5, ge=1, description="Seconds a 429 or 503 answer asks the client to wait (Retry-After)."
     )
 
     def db_timeouts_ms(self) -> dict[str, int]:

@@ -96,6 +96,15 @@ class ArticleRow(Base):
     stored_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+    store_xid: Mapped[int | None] = mapped_column(
+        BigInteger,
+        doc="PostgreSQL: the id (xid8) of the transaction that last stored the article; SQLite: 0 (migration 0012).",
+    )
+    store_seq: Mapped[int | None] = mapped_column(
+        BigInteger, doc="Store order within a transaction, and across them on SQLite (one writer)."
+    )
+
+    __table_args__ = (Index("ix_articles_store_order", "store_xid", "store_seq", unique=True),)
 
 
 class EntityRow(Base):

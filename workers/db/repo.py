@@ -11,7 +11,24 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Insert, case, delete, exists, func, literal, select, union_all, update
+from sqlalchemy import (
+    JSON,
+    Insert,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -421,13 +438,20 @@ def upsert_articles(
     by_id = {w.article.id: w for w in writes}  # the same article twice in a batch: written once
     ids = sorted(by_id)
     values = [_article_values(by_id[i]) for i in ids]
-    stmt = _insert(session, ArticleRow)
-    session.execute(
+    order = _store_order(session)
+    stmt = _insert(session, ArticleRow).values(order)
+    columns = [k for k in values[0] if k != "id"]
+    # An article written again unchanged is not updated at all: it keeps its place in the store order
+    # (the changes feed does not serve it again) and the row stays byte for byte (a re-run changes nothing).
+    changed = or_(*(_differs(getattr(ArticleRow, k), stmt.excluded[k]) for k in columns))
+    written = session.scalars(
         stmt.on_conflict_do_update(
-            index_elements=["id"], set_={k: stmt.excluded[k] for k in values[0] if k != "id"}
-        ),
+            index_elements=["id"], set_={**{k: stmt.excluded[k] for k in columns}, **order}, where=changed
+        ).returning(ArticleRow.id),
         values,
-    )
+    ).all()
+    if not order:
+        _number_sqlite(session, sorted(written))
     for chunk in _chunks([i for i in ids if i not in new], IDS_PER_QUERY):
         session.execute(delete(MentionRow).where(MentionRow.article_id.in_(chunk)))
         session.execute(delete(EntityRow).where(EntityRow.article_id.in_(chunk)))
@@ -455,6 +479,46 @@ def upsert_articles(
         session.execute(_insert(session, DuplicateRow).on_conflict_do_nothing(), duplicates)
 
 
+STORE_SEQUENCE = "articles_store_seq"
+
+
+def _store_order(session: Session) -> dict[str, Any]:
+    """The store-order columns of an article write on PostgreSQL (the writing transaction's id and the next
+    number of the store sequence; `workers.ops.changes` serves a row only once every transaction below it
+    has ended, so one committing late is never skipped); empty on SQLite, numbered after the write."""
+    if session.get_bind().dialect.name != "postgresql":
+        return {}
+    return {
+        "store_xid": literal_column("pg_current_xact_id()::text::bigint"),
+        # Literal SQL, no bound parameter: a multi-row INSERT ... RETURNING renders it once per row.
+        "store_seq": literal_column(f"nextval('{STORE_SEQUENCE}')"),
+    }
+
+
+def _differs(current: Any, proposed: Any) -> Any:
+    """SQL: the stored value and the proposed one differ (NULLs compared as values; JSON as its text, which
+    PostgreSQL's `json` type has no equality for)."""
+    if isinstance(current.type, JSON):
+        current, proposed = cast(current, Text), cast(proposed, Text)
+    return current.is_distinct_from(proposed)
+
+
+def _number_sqlite(session: Session, ids: Sequence[str]) -> None:
+    """SQLite has one writer: the write above holds its lock until commit, so numbering the just-written
+    articles after the highest number gives the commit order."""
+    if not ids:
+        return
+    top = session.scalar(select(func.max(ArticleRow.store_seq))) or 0
+    table = ArticleRow.__table__  # Core, not the ORM's bulk update by primary key
+    assert isinstance(table, Table)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(store_xid=0, store_seq=bindparam("b_seq")),
+        [{"b_id": article_id, "b_seq": top + n} for n, article_id in enumerate(ids, 1)],
+    )
+
+
 def current_cluster(session: Session, article_id: str) -> str | None:
     """The article's cluster as the dedup index knows it now (a later, earlier-published copy may have
     taken the cluster over since the verdict was recorded)."""
@@ -471,20 +535,35 @@ def repoint_cluster(session: Session, old: str, new: str) -> None:
 
 def fetch_article(session: Session, article_id: str) -> StoredArticle | None:
     """The stored article with its entities and mentions, as `show --json` prints it."""
-    row = session.get(ArticleRow, article_id)
-    if row is None:
-        return None
-    entities = session.scalars(
-        select(EntityRow).where(EntityRow.article_id == article_id).order_by(EntityRow.position)
-    ).all()
-    mentions = session.scalars(
-        select(MentionRow).where(MentionRow.article_id == article_id).order_by(MentionRow.start)
-    ).all()
-    by_entity: dict[int, list[StoredMention]] = {}
-    for m in mentions:
-        by_entity.setdefault(m.entity_position, []).append(
-            StoredMention(start=m.start, end=m.end, text=m.text)
-        )
+    return fetch_articles(session, [article_id]).get(article_id)
+
+
+def fetch_articles(session: Session, article_ids: Sequence[str]) -> dict[str, StoredArticle]:
+    """The stored articles among `article_ids`, with their entities and mentions, by id (three queries per
+    IDS_PER_QUERY ids); ids not stored are absent. Read-only."""
+    found: dict[str, StoredArticle] = {}
+    for chunk in _chunks(sorted(set(article_ids)), IDS_PER_QUERY):
+        rows = session.scalars(select(ArticleRow).where(ArticleRow.id.in_(chunk))).all()
+        entities: dict[str, list[EntityRow]] = {}
+        for e in session.scalars(
+            select(EntityRow).where(EntityRow.article_id.in_(chunk)).order_by(EntityRow.position)
+        ):
+            entities.setdefault(e.article_id, []).append(e)
+        by_entity: dict[tuple[str, int], list[StoredMention]] = {}
+        for m in session.scalars(
+            select(MentionRow).where(MentionRow.article_id.in_(chunk)).order_by(MentionRow.start)
+        ):
+            by_entity.setdefault((m.article_id, m.entity_position), []).append(
+                StoredMention(start=m.start, end=m.end, text=m.text)
+            )
+        for row in rows:
+            found[row.id] = _stored(row, entities.get(row.id, []), by_entity)
+    return found
+
+
+def _stored(
+    row: ArticleRow, entities: Sequence[EntityRow], by_entity: dict[tuple[str, int], list[StoredMention]]
+) -> StoredArticle:
     return StoredArticle(
         id=row.id,
         url=row.url,
@@ -504,7 +583,7 @@ def fetch_article(session: Session, article_id: str) -> StoredArticle | None:
                 name=e.name,
                 label=e.label,  # type: ignore[arg-type]  # a str column holding an EntityLabel
                 count=e.count,
-                mentions=tuple(by_entity.get(e.position, ())),
+                mentions=tuple(by_entity.get((row.id, e.position), ())),
             )
             for e in entities
         ),
