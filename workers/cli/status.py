@@ -51,6 +51,12 @@ def _database(settings: Any) -> tuple[dict[str, Any] | None, Any]:
         return None, known
 
 
+def _kinds(by_kind: dict[str, int]) -> str:
+    """ "3 (listing 2, product 1)": pages that ended `not_article`, by kind."""
+    detail = ", ".join(f"{kind} {n}" for kind, n in by_kind.items())
+    return f"{sum(by_kind.values())}" + (f" ({detail})" if detail else "")
+
+
 @app.command()
 def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
     """Services, queues (queued, in flight, scheduled retries), stored articles and dead letters.
@@ -98,6 +104,7 @@ def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
             table.add_row("articles stored", str(figures["articles"]))
             for verdict, n in sorted(figures["articles_by_verdict"].items()):
                 table.add_row(plain(f"  {verdict}"), str(n))
+            table.add_row("not articles", _kinds(figures["not_articles"]))
             table.add_row("dead letters (open)", str(figures["dead_letters"]))
             for row in figures["dead_letters_by_stage"]:
                 table.add_row(plain(f"  {row['stage']}: {row['reason']}"), str(row["count"]))
