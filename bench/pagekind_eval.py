@@ -49,7 +49,7 @@ from workers.core.errors import PermanentError
 from workers.stages.clean import clean
 from workers.stages.cleaning.pagekind import KINDS, Judgement, PageView, features, load_model
 
-TIMED_PAGES = 150
+TIMED_PAGES = 40
 
 
 def kept_texts(shard: tuple[int, int] = (0, 1)) -> dict[str, dict[str, str]]:

@@ -50,7 +50,7 @@ from workers.stages.cleaning.pagekind import (
 OUT = Path(__file__).resolve().parent / "out"
 OOF_PATH = OUT / "pagekind-out-of-fold.json.gz"
 """Each training page's kind probabilities from the model of the other site folds (the trainer's last run)."""
-MODEL_VERSION = "pagekind-model-1"
+MODEL_VERSION = "pagekind-model-2"
 RECALL = 0.996
 """Share of the training articles (out-of-fold) the article threshold keeps."""
 GBT = {

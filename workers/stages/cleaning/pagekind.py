@@ -257,6 +257,7 @@ def _text_features(html: str) -> list[float]:
     paragraphs = [w for w in map(_words, _PARAGRAPH.findall(visible_html)) if w]
     in_order = [len(w) for w in paragraphs]
     sizes = sorted(in_order, reverse=True)
+    dates = len(_DATE_TEXT.findall(visible[:DATE_WINDOW]))
     p_words = sum(sizes)
     prose = [w for w in paragraphs if len(w) >= 8 and _SENTENCE_END.search(w[-1])]
     found_items = _LIST_ITEM.findall(visible_html)
@@ -272,6 +273,9 @@ def _text_features(html: str) -> list[float]:
         _log(p_words),
         p_words / words_all,
         _log(len(paragraphs)),
+        float(_prose_run(in_order)),
+        _log(dates),
+        float(bool(_DATE_TEXT.search(visible[:3000]))),
         p_words / (len(paragraphs) or 1),
         sum(sizes[:3]) / (p_words or 1),
         float(sizes[0]) if sizes else 0.0,
