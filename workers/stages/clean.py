@@ -184,6 +184,11 @@ def clean(
     """
     options = options or CleanOptions()
     extraction = _extract(raw, chrome, options)
+    kind = _page_kind(raw, extraction)
+    if kind.kind != "article" and any(p.strip() for p in extraction.paragraphs):
+        # Kept non-article kinds (NEWSFLOW_KEEP_PAGE_KINDS) get trafilatura's text: it beat the ensemble's on
+        # every kind of wcxb-dev (bench/pagekind_eval.py, docs/concepts/page-kind.md).
+        extraction.paragraphs = _other_kind_paragraphs(raw) or extraction.paragraphs
     removed = extraction.removed
     paragraphs = extraction.paragraphs
     if extraction.title and paragraphs and fold(paragraphs[0]) == fold(extraction.title):
@@ -209,7 +214,6 @@ def clean(
         )
     if not text.strip():
         raise NoContent("no article text found", reason="no_content")
-    kind = _page_kind(raw, extraction)
     # A page that is not an article ends `not_article` even without a prose paragraph (a listing of links).
     if not has_content(paragraphs) and not extraction.prose_elsewhere and kind.kind == "article":
         raise NoContent(
@@ -243,6 +247,14 @@ def clean(
 
 
 _NOT_JUDGED = Judgement("article", 1.0, "")
+
+
+def _other_kind_paragraphs(raw: RawArticle) -> list[str]:
+    """trafilatura's main text (its defaults) of a page that is not an article, one paragraph per line."""
+    import trafilatura
+
+    text = trafilatura.extract(prepare_html(raw.body), url=raw.url) or ""
+    return [line for line in normalise_text(text).split("\n") if line.strip()]
 
 
 def _page_kind(raw: RawArticle, extraction: Extraction) -> Judgement:
