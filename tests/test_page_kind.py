@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from schemas import CleanedArticle, RawArticle
+from tests.integration.test_batches import _rows as rows_of
 from tests.test_cli import _fresh_settings, _run  # noqa: F401 -- the CLI runner and its settings reset (autouse)
 from workers.core.settings import Settings, get_settings
 from workers.stages.clean import clean
@@ -171,16 +171,6 @@ def write_pages(path: Path, names: tuple[str, ...] = ("listing", "product", "art
         encoding="utf-8",
     )
     return path
-
-
-def rows_of(url: str, query: str) -> list[tuple[object, ...]]:
-    """The rows a query returns from the database at `url`."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(query))]
-    finally:
-        engine.dispose()
 
 
 # --- the stage ----------------------------------------------------------------------------------------
