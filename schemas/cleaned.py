@@ -25,6 +25,10 @@ RemovalReason = Literal[
 ]
 
 
+PageKind = Literal["article", "service", "product", "collection", "forum", "listing", "documentation"]
+"""What a page is (the clean stage's page-kind classifier); only `article` pages are stored by default."""
+
+
 class Removal(Frozen):
     """One piece of the page that cleaning dropped, and why."""
 
@@ -49,6 +53,18 @@ class CleanedArticle(Frozen):
     language: str | None = None
     url: str | None = None
     removed: tuple[Removal, ...] = ()
+    page_kind: PageKind = Field(
+        default="article", description="What the page is; a page the classifier is unsure of is an article."
+    )
+    page_kind_confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The classifier's confidence in `page_kind` (None: not judged).",
+    )
+    page_kind_model: str | None = Field(
+        default=None, description="Version of the page-kind model that judged."
+    )
 
     @property
     def word_count(self) -> int:

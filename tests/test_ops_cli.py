@@ -177,15 +177,18 @@ def test_wait_counts_each_terminal_state_and_gives_up_at_the_timeout(sqlite_url)
     from workers.ops import progress
 
     ids = _ledger(sqlite_url)
-    assert [s.name for s in progress.TERMINAL_STATES] == ["stored", "duplicate", "dead_lettered"]
+    assert [s.name for s in progress.TERMINAL_STATES] == [
+        "stored",
+        "duplicate",
+        "dead_lettered",
+        "not_article",
+    ]
     seen: list[str] = []
     done = progress.wait(
         lambda: transaction(sqlite_url), ids[:3], timeout=5, on_progress=lambda p: seen.append(p.line())
     )
-    assert done.by_state == {"stored": 1, "duplicate": 1, "dead_lettered": 1}
-    assert seen == [
-        "3 of 3 done (stored 1, duplicate 1, dead_lettered 0)".replace("dead_lettered 0", "dead_lettered 1")
-    ]
+    assert done.by_state == {"stored": 1, "duplicate": 1, "dead_lettered": 1, "not_article": 0}
+    assert seen == ["3 of 3 done (stored 1, duplicate 1, dead_lettered 1, not_article 0)"]
     started = time.monotonic()
     partial = progress.wait(lambda: transaction(sqlite_url), ids, timeout=0.3, poll_s=0.05)
     assert time.monotonic() - started < 5
@@ -196,7 +199,7 @@ def test_wait_counts_each_terminal_state_and_gives_up_at_the_timeout(sqlite_url)
     )
     assert later.done == 0
     with transaction(sqlite_url) as session:
-        assert progress.totals(session) == {"stored": 1, "duplicate": 1, "dead_lettered": 1}
+        assert progress.totals(session) == {"stored": 1, "duplicate": 1, "dead_lettered": 1, "not_article": 0}
         oldest = progress.oldest_waiting(session)
     assert oldest is not None
     assert timedelta(hours=1, minutes=56) < datetime.now(UTC) - oldest < timedelta(hours=1, minutes=58)
@@ -236,7 +239,7 @@ def test_status_counts_articles_per_stage_live_workers_and_the_oldest_waiting(
     assert (stages["clean"]["queued"], stages["clean"]["messages"]["queued"]) == (4, 2)
     assert (stages["dedup"]["in_progress"], stages["dedup"]["messages"]["in_flight"]) == (2, 1)
     assert {s: row["workers"] for s, row in stages.items()} == {"clean": 2, "dedup": 1, "tag": 0, "store": 0}
-    assert figures["terminal"] == {"stored": 1, "duplicate": 1, "dead_lettered": 1}
+    assert figures["terminal"] == {"stored": 1, "duplicate": 1, "dead_lettered": 1, "not_article": 0}
     # The oldest article in no terminal state arrived 2 h - 3 min ago (the fourth of the ledger).
     assert 2 * 3600 - 4 * 60 < figures["oldest_waiting_s"] < 2 * 3600 - 2 * 60
     _, human, _ = _run("status", "--db", sqlite_url)

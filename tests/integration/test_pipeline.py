@@ -56,7 +56,7 @@ def test_sample_and_examples_are_stored_by_workers(pipeline_env, start_worker):
     ids = result.stdout.split()
     assert len(ids) == 5
     # --wait returned once each article reached its end: the syndicated copy is the one duplicate.
-    assert "5 of 5 done (stored 4, duplicate 1, dead_lettered 0)" in result.stderr
+    assert "5 of 5 done (stored 4, duplicate 1, dead_lettered 0, not_article 0)" in result.stderr
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     assert _count(db, "articles") == 5
     status = json.loads(run_cli(pipeline_env, "status", "--json").stdout)

@@ -115,7 +115,8 @@ def trace(article_id: IdArg, json_out: JsonOpt = False, db: DbOpt = None) -> Non
     """One article's journey from the database: arrival, each stage's attempts, dead letters, replays.
 
     Per stage: start, end, duration, attempt, worker, version and error of every attempt, the
-    version of the current record and the dedup verdict; then dead letters (with notes), retries
+    version of the current record and the dedup verdict; its end as `not_article` (a listing,
+    product, forum... page: kind and confidence); then dead letters (with notes), retries
     and reprocess runs. Read from durable records (the stage journal), not from logs.
     """
     from workers.db.engine import transaction

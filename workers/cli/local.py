@@ -123,6 +123,11 @@ def run(
             ),
             highlight=False,
         )
+    if report.not_articles:  # pages judged listing, product, forum...: recorded, not stored (`status`)
+        err.print(
+            plain(f"newsflow run: {len(report.not_articles)} page(s) not articles, not stored"),
+            highlight=False,
+        )
     line = skipped_line(skipped)
     if line is not None:
         err.print(plain(f"newsflow run: {line}"), highlight=False)

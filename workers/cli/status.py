@@ -73,6 +73,12 @@ def _age(seconds: float) -> str:
     return f"{s}s"
 
 
+def _kinds(by_kind: dict[str, int]) -> str:
+    """ "3 (listing 2, product 1)": pages that ended `not_article`, by kind."""
+    detail = ", ".join(f"{kind} {n}" for kind, n in by_kind.items())
+    return f"{sum(by_kind.values())}" + (f" ({detail})" if detail else "")
+
+
 @app.command()
 def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
     """Services; per stage the articles queued and in progress and the live workers; the age of the
@@ -130,6 +136,8 @@ def status(json_out: JsonOpt = False, db: DbOpt = None) -> None:
             table.add_row("raw articles", str(figures["raw_articles"]))
             for state, n in figures["terminal"].items():
                 table.add_row(state.replace("_", "-"), str(n))
+            if figures.get("not_articles"):
+                table.add_row(plain("  not articles by kind"), _kinds(figures["not_articles"]))
             for row in figures["dead_letters_by_stage"]:
                 table.add_row(plain(f"  {row['stage']}: {row['reason']}"), str(row["count"]))
         out.print(table)

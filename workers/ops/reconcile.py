@@ -10,7 +10,7 @@ that in `reconcile_marks` (which counts as progress, so an article is re-sent at
 deadline) and in the stage journal (`newsflow trace` shows each re-send). Stages are idempotent, so
 re-sending an article whose message was only slow is harmless: it changes no row.
 
-Finished, for the reconciler, means stored, or dead-lettered: an open dead letter, or one an operator
+Finished, for the reconciler, means stored, ended `not_article` (a `not_articles` row), or dead-lettered: an open dead letter, or one an operator
 discarded (`dead-letters discard` is final; only `retry`/`reprocess` bring such an article back).
 
 No re-send while a message for the article may still be queued or in flight: each pass measures the
@@ -40,6 +40,7 @@ from workers.db.models import (
     ArticleRow,
     DeadLetterNoteRow,
     DeadLetterRow,
+    NotArticleRow,
     RawArticleRow,
     ReconcileRow,
     StageJournalRow,
@@ -130,6 +131,7 @@ def find_stuck(session: Session, *, older_than: float, after: str = "", limit: i
             raw.id > after,
             raw.received_at < cutoff,
             ~exists().where(ArticleRow.id == raw.id),
+            ~exists().where(NotArticleRow.article_id == raw.id),  # ended `not_article` at clean: finished
             ~exists().where(DeadLetterRow.article_id == raw.id, DeadLetterRow.retried_at.is_(None)),
             ~exists(discarded),
             ~exists().where(StageResultRow.article_id == raw.id, StageResultRow.updated_at >= cutoff),

@@ -11,6 +11,7 @@ Per source and period (a day by default, by raw arrival time), from the tables t
 | `duplicate_rate` | stored articles judged exact or near duplicates |
 | `untagged_rate` | stored articles left untagged for their language (no model for it, or unclear) |
 | `dead_letter_rate` | received articles with a dead letter (open or closed) |
+| `not_article_rate` | received pages that ended `not_article` (listing, product, forum... pages; see page kind) |
 | `median_words` | median words of stored articles |
 | `removed_share` | share of the cleaned page's characters that cleaning removed (the audit keeps at most 300 characters of each removed block, so this is a lower bound) |
 
@@ -33,7 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.db.models import ArticleRow, DeadLetterRow, RawArticleRow, StageResultRow
+from workers.db.models import ArticleRow, DeadLetterRow, NotArticleRow, RawArticleRow, StageResultRow
 
 SHORT_WORDS = 80
 RATES = (
@@ -43,6 +44,7 @@ RATES = (
     "duplicate_rate",
     "untagged_rate",
     "dead_letter_rate",
+    "not_article_rate",
     "removed_share",
 )
 PERIODS = {"day": 1, "week": 7}
@@ -85,7 +87,9 @@ def _rows(session: Session, params: ReportParams, since: datetime) -> list[dict[
             ArticleRow.untagged,
             ArticleRow.status,
             StageResultRow.output,
+            NotArticleRow.kind.label("not_article"),
         )
+        .outerjoin(NotArticleRow, NotArticleRow.article_id == RawArticleRow.id)
         .outerjoin(ArticleRow, ArticleRow.id == RawArticleRow.id)
         .outerjoin(
             StageResultRow,
@@ -149,6 +153,7 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "untagged_rate": rate(sum(1 for r in stored if r["untagged"]), s),
         "dead_letter_rate": rate(sum(1 for r in rows if r["dead"]), n),
+        "not_article_rate": rate(sum(1 for r in rows if r["not_article"]), n),
         "median_words": statistics.median(r["word_count"] for r in stored) if stored else None,
         "removed_share": round(statistics.fmean(shares), 4) if shares else None,
     }

@@ -2,7 +2,8 @@
 
 Raw arrival (`raw_articles`), each stage's attempts (`stage_journal`: start, end, duration, attempt,
 worker, version, error), the stage's current record (`stage_results`: version, when), the dedup
-verdict, the tag stage's language (or why the article is untagged), the stored article, its dead
+verdict, the tag stage's language (or why the article is untagged), the stored article (or its end as
+`not_article`: a listing, product, forum... page, with its kind), its dead
 letters with operator notes, and replays (retry, reprocess).
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from workers.db.models import (
     ArticleRow,
     DeadLetterRow,
+    NotArticleRow,
     RawArticleRow,
     StageJournalRow,
     StageResultRow,
@@ -51,6 +53,7 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
     ).all()
     notes = notes_for(session, [d.id for d in letters])
     article = session.get(ArticleRow, article_id)
+    not_article = session.get(NotArticleRow, article_id)
     stages = []
     for stage in STAGE_NAMES:
         attempts = [
@@ -106,6 +109,14 @@ def trace(session: Session, article_id: str) -> dict[str, Any] | None:
             "cluster_id": article.cluster_id,
             "untagged": article.untagged,
         },
+        "not_article": None
+        if not_article is None
+        else {
+            "kind": not_article.kind,
+            "confidence": not_article.confidence,
+            "model": not_article.model,
+            "decided_at": _iso(not_article.decided_at),
+        },
         "dead_letters": [
             {**dead_letter_dict(d, raw.source, notes.get(d.id, [])), "traceback": d.traceback}
             for d in letters
@@ -147,6 +158,15 @@ def timeline(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows.extend(
         (r["at"] or "", f"{r['event']} from {r['stage']}", r.get("note", "") or "") for r in data["replays"]
     )
+    if data.get("not_article"):
+        page = data["not_article"]
+        rows.append(
+            (
+                page["decided_at"] or "",
+                "not_article",
+                f"{page['kind']} ({page['confidence']}, {page['model']})",
+            )
+        )
     if data["stored"]:
         stored = data["stored"]
         untagged = f", untagged: {stored['untagged']}" if stored.get("untagged") else ""

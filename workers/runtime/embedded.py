@@ -31,7 +31,15 @@ from workers.core.ids import article_id, new_trace_id
 from workers.core.logging import get_logger
 from workers.db.engine import transaction
 from workers.runtime import journal
-from workers.runtime.pipeline import STAGE_NAMES, Context, dead_letter, run_batch, run_step, stages_from
+from workers.runtime.pipeline import (
+    STAGE_NAMES,
+    Context,
+    dead_letter,
+    ended,
+    run_batch,
+    run_step,
+    stages_from,
+)
 
 log = get_logger(__name__)
 
@@ -140,39 +148,46 @@ class Failure:
 
 @dataclass
 class EmbeddedReport:
-    """What an embedded run did: articles stored (in input order) and failures."""
+    """What an embedded run did: articles stored (in input order), pages that ended `not_article`, failures."""
 
     stored: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    not_articles: list[str] = field(default_factory=list)
 
 
-def process(ctx: Context, msg: StageMessage, start: str = STAGE_NAMES[0]) -> Failure | None:
-    """Run the stages from `start` for one persisted article; a failure is dead-lettered and returned."""
+def process(
+    ctx: Context, msg: StageMessage, start: str = STAGE_NAMES[0], ends: set[str] | None = None
+) -> Failure | None:
+    """Run the stages from `start` for one persisted article; a failure is dead-lettered and returned.
+    An article whose stage ends it (`not_article`) goes no further; its id is added to `ends`."""
+    ends = set() if ends is None else ends
     for stage in stages_from(start):
-        failure = _run_one(ctx, stage, msg)
-        if failure is not None:
+        failure = _run_one(ctx, stage, msg, ends)
+        if failure is not None or msg.article_id in ends:
             return failure
     return None
 
 
-def process_batch(ctx: Context, msgs: list[StageMessage]) -> dict[str, Failure]:
-    """Run every stage for a batch of persisted articles; returns the dead-lettered ones by id."""
+def process_batch(ctx: Context, msgs: list[StageMessage], ends: set[str] | None = None) -> dict[str, Failure]:
+    """Run every stage for a batch of persisted articles; returns the dead-lettered ones by id. The ids
+    of articles a stage ended (`not_article`) are added to `ends`; no later stage runs for them."""
     failures: dict[str, Failure] = {}
+    ends = set() if ends is None else ends
     alive = list(msgs)
     for stage in STAGE_NAMES:
         if not alive:
             break
         if len(alive) == 1:
-            found = _run_one(ctx, stage, alive[0])
+            found = _run_one(ctx, stage, alive[0], ends)
             failed = {} if found is None else {alive[0].article_id: found}
         else:
-            failed = _run_many(ctx, stage, alive)
+            failed = _run_many(ctx, stage, alive, ends)
         failures.update(failed)
-        alive = [m for m in alive if m.article_id not in failed]
+        alive = [m for m in alive if m.article_id not in failed and m.article_id not in ends]
     return failures
 
 
-def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, Failure]:
+def _run_many(ctx: Context, stage: str, msgs: list[StageMessage], ends: set[str]) -> dict[str, Failure]:
     """One stage for a batch under one bound; if the batch cannot finish as a whole, one at a time."""
     _warm_up(stage, ctx)
     limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
@@ -183,7 +198,7 @@ def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, F
             results = run_batch(stage, ctx, msgs)
     except (StepTimeout, MemoryError, Exception) as exc:
         log.info("batch_split", stage=stage, articles=len(msgs), why=type(exc).__name__)
-        return {m.article_id: f for m in msgs if (f := _run_one(ctx, stage, m)) is not None}
+        return {m.article_id: f for m in msgs if (f := _run_one(ctx, stage, m, ends)) is not None}
     failures: dict[str, Failure] = {}
     for msg, result in zip(msgs, results, strict=True):
         if isinstance(result, Exception):
@@ -191,6 +206,8 @@ def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, F
                 failures[msg.article_id] = _fail(
                     ctx, stage, msg, result, reason=reason_of(result), attempts=1
                 )
+        elif ended(result):
+            ends.add(msg.article_id)
     elapsed = round((time.perf_counter() - started) * 1000)
     journal.record_attempts(
         ctx.database_url,
@@ -218,7 +235,7 @@ def _run_many(ctx: Context, stage: str, msgs: list[StageMessage]) -> dict[str, F
     return failures
 
 
-def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
+def _run_one(ctx: Context, stage: str, msg: StageMessage, ends: set[str]) -> Failure | None:
     """One stage for one article, under the bounds, with a few retries of a transient failure."""
     limits = (ctx.settings.task_soft_time_limit, ctx.settings.worker_max_memory_per_child)
     _warm_up(stage, ctx)
@@ -257,6 +274,8 @@ def _run_one(ctx: Context, stage: str, msg: StageMessage) -> Failure | None:
                 **outcome,
             )
             _journal_one(ctx, stage, msg, attempt, "ok", began, started, version=outcome.get("version"))
+            if ended(outcome):
+                ends.add(msg.article_id)
             return None
         _journal_one(ctx, stage, msg, attempt, "dead_letter", began, started, error=error)
         return _fail(ctx, stage, msg, error, reason=reason, attempts=attempt)
@@ -319,6 +338,7 @@ def run(
 
     report = EmbeddedReport()
     outcomes: dict[str, Failure | None] = {}
+    ends: set[str] = set()
     stored: set[str] = set()
     failed: set[str] = set()
     it = iter(articles)
@@ -331,7 +351,7 @@ def run(
         if todo:
             with transaction(ctx.database_url) as session:
                 ensure_raw_batch(session, [(aid, raw, m.trace_id) for aid, (m, raw) in todo.items()])
-            failures = process_batch(ctx, [m for m, _ in todo.values()])
+            failures = process_batch(ctx, [m for m, _ in todo.values()], ends)
             for aid in todo:
                 outcomes[aid] = failures.get(aid)
         for aid in ids:
@@ -339,7 +359,7 @@ def run(
             if failure is None:
                 if aid not in stored:
                     stored.add(aid)
-                    report.stored.append(aid)
+                    (report.not_articles if aid in ends else report.stored).append(aid)
             elif aid not in failed:
                 failed.add(aid)
                 report.failures.append(failure)

@@ -35,7 +35,7 @@ from celery import signals
 
 from workers.core import errors, keys
 from workers.core.logging import add_event_hook, get_logger
-from workers.core.settings import Settings, get_settings
+from workers.core.settings import PAGE_KINDS, Settings, get_settings
 from workers.runtime.pipeline import STAGE_NAMES
 
 if TYPE_CHECKING:
@@ -103,6 +103,11 @@ EXPORTER_METRICS = {
     "newsflow_dead_letters_open": ("gauge", ("stage", "reason"), "Dead letters not yet retried."),
     "newsflow_articles_stored": ("gauge", ("verdict",), "Stored articles by dedup verdict."),
     "newsflow_raw_articles": ("gauge", (), "Raw articles persisted by producers."),
+    "newsflow_not_articles": (
+        "gauge",
+        ("kind",),
+        "Pages that ended not_article at clean (never stored), by kind.",
+    ),
     "newsflow_producer_enqueued_total": (
         "counter",
         ("stage",),
@@ -618,7 +623,12 @@ class PipelineCollector:
             stored.add_metric([verdict], figures["articles_by_verdict"].get(verdict, 0))
         raw = GaugeMetricFamily("newsflow_raw_articles", METRICS["newsflow_raw_articles"][2])
         raw.add_metric([], figures["raw_articles"])
-        return [open_letters, stored, raw]
+        not_articles = GaugeMetricFamily(
+            "newsflow_not_articles", METRICS["newsflow_not_articles"][2], labels=["kind"]
+        )
+        for kind in PAGE_KINDS[1:]:
+            not_articles.add_metric([kind], figures["not_articles"].get(kind, 0))
+        return [open_letters, stored, raw, not_articles]
 
 
 def exporter_registry(settings: Settings) -> "CollectorRegistry":

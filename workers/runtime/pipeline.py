@@ -48,6 +48,22 @@ class Context:
         return self.settings.database_url
 
 
+END = "end"
+"""The outcome key of an article that ends at this stage (no later stage runs): its terminal outcome."""
+NOT_ARTICLE = "not_article"
+"""The terminal outcome of a page the clean stage judged not to be an article (a `not_articles` row)."""
+
+
+def ends_not_article(cleaned: CleanedArticle, settings: Settings) -> bool:
+    """True when the cleaned page is not an article and its kind is not kept (NEWSFLOW_KEEP_PAGE_KINDS)."""
+    return cleaned.page_kind not in settings.kept_page_kinds
+
+
+def ended(outcome: Outcome) -> bool:
+    """True when a step's outcome is terminal: the article goes to no later stage."""
+    return bool(outcome.get(END))
+
+
 BatchOutcome = Outcome | Exception
 """Per article of a batch: its outcome, or the exception that failed that article alone."""
 
@@ -108,6 +124,8 @@ def clean_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
             ctx.settings.chrome_min_articles,
         )
         done: list[tuple[str, str, CleanedArticle]] = []
+        not_articles: list[tuple[str, str, str, float | None, str | None, str]] = []
+        kept: list[str] = []
         for (i, raw, _), learned in zip(prepared, chrome, strict=True):
             article_id = msgs[i].article_id
             cleaned = _isolated(lambda: clean_stage.clean(raw, article_id, chrome=learned), fatal)  # noqa: B023
@@ -115,12 +133,30 @@ def clean_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
                 results[i] = cleaned
                 continue
             done.append((article_id, cleaned.version, cleaned))
-            results[i] = {
+            outcome: dict[str, Any] = {
                 "version": cleaned.version,
                 "chars": len(cleaned.text),
                 "removed": len(cleaned.removed),
+                "page_kind": cleaned.page_kind,
             }
+            if ends_not_article(cleaned, ctx.settings):
+                c = cleaned
+                not_articles.append(
+                    (
+                        article_id,
+                        raw.source,
+                        c.page_kind,
+                        c.page_kind_confidence,
+                        c.page_kind_model,
+                        c.version,
+                    )
+                )
+                outcome |= {END: NOT_ARTICLE, "confidence": c.page_kind_confidence}
+            else:
+                kept.append(article_id)
+            results[i] = outcome
         repo.upsert_results(session, "clean", done)
+        repo.record_page_kinds(session, not_articles, kept)
         _CLEAN_BATCHES[0] += 1
         if _CLEAN_BATCHES[0] % PRUNE_EVERY == 0:
             cutoff = datetime.now(UTC) - timedelta(seconds=ctx.settings.chrome_prune_after_s)
@@ -168,6 +204,9 @@ def dedup_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
                     )
                     sources = repo.sources_of(session, [m.article_id for m in msgs])
                 cleaned = inputs.require(msg.article_id, "clean", CleanedArticle)
+                if ends_not_article(cleaned, ctx.settings):  # sent on by hand (reprocess --from dedup)
+                    results[i] = {END: NOT_ARTICLE, "page_kind": cleaned.page_kind}
+                    continue
                 # The raw article's source: dedup learns per source which body lines are its chrome.
                 source = sources.get(msg.article_id)
                 raw_key = dedup_index.raw_key_of(inputs.raw.get(msg.article_id))
@@ -177,6 +216,8 @@ def dedup_batch(ctx: Context, msgs: Sequence[StageMessage]) -> list[BatchOutcome
             raise
         except Exception as exc:
             results[i] = exc
+            continue
+        if not isinstance(results[i], Exception) and ended(results[i]):  # type: ignore[arg-type]
             continue
         results[i] = {
             "version": verdict.version,

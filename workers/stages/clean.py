@@ -20,6 +20,8 @@ from workers.stages.cleaning.html import extract_html, page_lines
 from workers.stages.cleaning.lines import count_words, ends_sentence, fold
 from workers.stages.cleaning.meta import find_credits, find_dateline
 from workers.stages.cleaning.normalise import normalise_text, strip_controls
+from workers.stages.cleaning.pagekind import Judgement, PageView, judge
+from workers.stages.cleaning.pagekind import model_version as pagekind_model_version
 from workers.stages.cleaning.paragraphs import (
     candidate_keys,
     drop_chrome_lines,
@@ -30,6 +32,7 @@ from workers.stages.cleaning.textdump import extract_text_dump, split_columns
 
 VERSION = "clean-1.3"
 """Cleaner version recorded on every article; bump it whenever the output for some input changes."""
+VERSION = f"{VERSION}+{pagekind_model_version()}"  # a new page-kind model re-judges: `reprocess --stale`
 
 MAX_REMOVALS = 400
 """Most removal records kept per article (the audit of a huge page is cut, never the article)."""
@@ -181,6 +184,11 @@ def clean(
     """
     options = options or CleanOptions()
     extraction = _extract(raw, chrome, options)
+    kind = _page_kind(raw, extraction)
+    if kind.kind != "article" and any(p.strip() for p in extraction.paragraphs):
+        # Kept non-article kinds (NEWSFLOW_KEEP_PAGE_KINDS) get trafilatura's text: it beat the ensemble's on
+        # every kind of wcxb-dev (bench/pagekind_eval.py, docs/concepts/page-kind.md).
+        extraction.paragraphs = _other_kind_paragraphs(raw) or extraction.paragraphs
     removed = extraction.removed
     paragraphs = extraction.paragraphs
     if extraction.title and paragraphs and fold(paragraphs[0]) == fold(extraction.title):
@@ -206,7 +214,8 @@ def clean(
         )
     if not text.strip():
         raise NoContent("no article text found", reason="no_content")
-    if not has_content(paragraphs) and not extraction.prose_elsewhere:
+    # A page that is not an article ends `not_article` even without a prose paragraph (a listing of links).
+    if not has_content(paragraphs) and not extraction.prose_elsewhere and kind.kind == "article":
         raise NoContent(
             f"no prose paragraph of {MIN_PROSE_WORDS} words or more: only chrome", reason="no_content"
         )
@@ -231,7 +240,28 @@ def clean(
         removed=tuple(
             Removal(reason=reason, text=snippet[:_REMOVAL_TEXT]) for reason, snippet in removed[:MAX_REMOVALS]
         ),
+        page_kind=kind.kind,
+        page_kind_confidence=kind.confidence if kind.model else None,
+        page_kind_model=kind.model or None,
     )
+
+
+_NOT_JUDGED = Judgement("article", 1.0, "")
+
+
+def _other_kind_paragraphs(raw: RawArticle) -> list[str]:
+    """trafilatura's main text (its defaults) of a page that is not an article, one paragraph per line."""
+    import trafilatura
+
+    text = trafilatura.extract(prepare_html(raw.body), url=raw.url) or ""
+    return [line for line in normalise_text(text).split("\n") if line.strip()]
+
+
+def _page_kind(raw: RawArticle, extraction: Extraction) -> Judgement:
+    """The page's kind (`pagekind.judge`, on the raw HTML and URL); a text dump is an article."""
+    if not extraction.page_lines:
+        return _NOT_JUDGED
+    return judge(PageView(raw.body, raw.url))
 
 
 def line_keys(raw: RawArticle) -> frozenset[str]:

@@ -56,6 +56,7 @@ from workers.runtime.pipeline import (
     Context,
     dead_letter,
     dead_letter_unless_finished,
+    ended,
     run_batch,
     run_step,
 )
@@ -204,7 +205,7 @@ class StageTask(Task):  # type: ignore[misc]
                 where=_where(exc),
             )
             self._dead_letter(msg, message, exc, reason="unexpected", attempts=attempts, started=started)
-        published = self._publish_next(msg, settings)
+        published = None if ended(outcome) else self._publish_next(msg, settings)  # not_article: the end
         log.info("task_done", outcome="ok", duration_ms=_ms(started), next_published=published, **outcome)
         return msg.model_dump()
 
@@ -262,7 +263,8 @@ class StageTask(Task):  # type: ignore[misc]
             with structlog.contextvars.bound_contextvars(article_id=msg.article_id, trace_id=msg.trace_id):
                 if not isinstance(result, Exception):
                     log.info("task_done", outcome="ok", duration_ms=_ms(started), **result)
-                    done.append(msg)
+                    if not ended(result):  # a not_article page goes to no later stage
+                        done.append(msg)
                     ends[msg.article_id] = ArticleEnd("ok")
                     continue
                 reason = _reason(result)

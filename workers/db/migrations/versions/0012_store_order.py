@@ -4,7 +4,7 @@ only rows every in-flight writer is above (a lower number committing after a hig
 on SQLite (one writer) the sequence number alone.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
