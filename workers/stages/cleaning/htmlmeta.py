@@ -432,7 +432,7 @@ def _site_words(page: _Page) -> set[str]:
     for obj in page.objects:
         if any(k in {"Organization", "NewsMediaOrganization", "WebSite"} for k in _kinds(obj)):
             name = obj.get("name")
-            if isinstance(name, str):
+            if isinstance(name, str) and len(name.split()) <= 5:
                 names.append(name)
     host = (urlsplit(page.url).hostname or "") if page.url else ""
     folded = {fold_name(n) for n in names if n}
@@ -682,16 +682,18 @@ def _choose_title(page: _Page) -> str | None:
     candidates = [
         (source, _strip_site(_fix_text(value), site)) for source, value in declared if value and value.strip()
     ]
-    candidates = [(s, v) for s, v in candidates if v and not _names_site(v, site)]
+    named = [(s, v) for s, v in candidates if v and not _names_site(v, site)]
     h1 = next((h for h in h1s if not _names_site(h, site)), None)
-    if not candidates:
-        return h1
+    if not named:
+        # Only the site's name is declared: the <h1>, else what is declared rather than nothing.
+        return h1 or next((v for _s, v in candidates if v), None) or (h1s[0] if h1s else None)
+    candidates = named
     order = {"ld": 0, "og": 1, "twitter": 2, "parsely": 3, "title": 4}
     best = min(candidates, key=lambda c: order[c[0]])[1]
     if h1:
         wanted, words = set(fold_name(best).split()), set(fold_name(h1).split())
         # An <h1> that shares most words with the declared title is the page's own, complete headline.
-        if wanted and words and len(words & wanted) >= 0.5 * min(len(words), len(wanted)):
+        if wanted and words and len(words & wanted) >= 0.6 * min(len(words), len(wanted)):
             return h1 if not (h1.isupper() and not best.isupper()) else best
     return best
 
