@@ -13,6 +13,7 @@ The scorer (the same as issue #27's):
   words of the authors found.
 - day: the publication day found (`published_at`, its date in the page's own offset) equals the
   truth's `publish_date`.
+- updated_at, section, site_name: wcxb-dev's truth has none of them, so they are not scored.
 - headline: the titles folded (case, accents, punctuation, spacing) are equal, or one holds the other
   and the shorter has at least 80% of the longer one's words.
 

@@ -289,7 +289,7 @@ def split_authors(values: list[str], strict: bool = True) -> list[str]:
                     authors.append(name)
             if _ROLE_WORDS.search(segment):
                 break  # "Jane Doe Writer; Hardware": what follows a role is the desk, not a person
-        credit = desk_credit(text) if not strict and not authors else None
+        credit = desk_credit(text) if not authors else None
         if credit:
             seen.add(fold_name(credit))
             authors.append(credit)
