@@ -18,7 +18,7 @@ from workers.stages.cleaning.extraction import CleanOptions, Extraction
 from workers.stages.cleaning.guards import drop_huge_tokens, prepare_html, sniff
 from workers.stages.cleaning.html import extract_html, page_lines
 from workers.stages.cleaning.lines import count_words, ends_sentence, fold
-from workers.stages.cleaning.meta import find_credits, find_dateline
+from workers.stages.cleaning.meta import find_credits, find_dateline, not_after
 from workers.stages.cleaning.normalise import normalise_text, strip_controls
 from workers.stages.cleaning.pagekind import Judgement, PageView, judge
 from workers.stages.cleaning.pagekind import model_version as pagekind_model_version
@@ -222,14 +222,14 @@ def clean(
     if extraction.page_lines:
         _audit_outside(extraction.page_lines, text, removed)
 
-    published: datetime | None = extraction.published_at or raw.published_at
+    published: datetime | None = not_after(extraction.published_at, raw.fetched_at) or raw.published_at
     return CleanedArticle(
         article_id=article_id,
         version=VERSION,
         title=_one_line(extraction.title),
         text=text,
         published_at=published,
-        updated_at=extraction.updated_at,
+        updated_at=not_after(extraction.updated_at, raw.fetched_at),
         authors=tuple(a for a in map(_one_line, extraction.authors) if a),
         dateline=dateline,
         credits=credits,

@@ -163,7 +163,7 @@ def extract_html(
     tree = parse_html(body)
     if tree is None:
         return Extraction(paragraphs=[])
-    meta = extract_metadata(tree)
+    meta = extract_metadata(tree, url=url)
     if ensemble is not False:
         blocks = page_blocks(tree)
         extracted = run_extractors(body, tree, url)
