@@ -46,6 +46,7 @@ import hashlib
 import html
 import itertools
 import json
+import os
 import random
 import re
 import sys
@@ -73,7 +74,8 @@ from workers.stages import clean as clean_stage  # noqa: E402
 from workers.stages.dedup import VERSION, DedupParams, raw_key  # noqa: E402
 from workers.stages.dedup import words as dedup_words  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
+# ../shared beside the checkout; NEWSFLOW_SHARED points elsewhere (a git worktree has none beside it)
+DATA = Path(os.environ.get("NEWSFLOW_SHARED", ROOT.parent / "shared")) / "benchmarks" / "scrapinghub-aeb"
 T0 = datetime(2008, 3, 1, tzinfo=UTC)
 SYNDICATORS = [
     f"{name}.example" for name in ("newswire-daily", "metro-digest", "the-aggregator", "worldpost")
