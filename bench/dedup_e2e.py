@@ -350,7 +350,7 @@ def story_families(pages: list[Page], rng: random.Random, published: dict[str, d
       word editor's note (sentences of other pages): six labels;
     * print_subset: a new story (250-450 words) on a site in its chrome, and its print copy (its
       first 40-80% of paragraphs, no chrome), the print copy first or second: one label;
-    * captions: another site's text dump of an original's lead (2-4 paragraphs, 80 words or more) with
+    * captions: another site's text dump of an original's lead (half of it to all, 80 words or more) with
       a photo caption and credit (a sentence of another page) after each paragraph, in that site's
       chrome: the original's label.
     """
@@ -438,7 +438,7 @@ def story_families(pages: list[Page], rng: random.Random, published: dict[str, d
         # the lead: two paragraphs or more, 80 words or more (a shorter text is a snippet, not a copy)
         lead = _paragraphs(page.body)
         size = next((k for k in range(2, len(lead) + 1) if len(" ".join(lead[:k]).split()) >= 80), len(lead))
-        paragraphs = lead[: max(size, rng.randint(2, 4))]
+        paragraphs = lead[: max(size, round(len(lead) * rng.uniform(0.5, 1.0)))]
         lines = []
         for paragraph in paragraphs:
             credit = rng.choice(

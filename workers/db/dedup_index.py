@@ -447,7 +447,8 @@ def ensure_verdict(
     # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
     holders = [] if home is None else _line_holders(session, lines.keys, article_id)
     boilerplate = common_lines(session, lines, params)
-    fp = fingerprint(cleaned, params, learned_chrome(holders, home or "") | boilerplate, lines)
+    chrome = learned_chrome(holders, home or "") | boilerplate
+    fp = fingerprint(cleaned, params, chrome, lines)
     host = None if home is None else _host(holders, home, lines, params)
     # A copy from its own source: the lines it shares with that story are not chrome to it.
     own = None
@@ -495,10 +496,10 @@ def ensure_verdict(
     revised = None
     if url_owner is not None and home is not None:
         # a revision: the lines it shares with the earlier version are that story's, not chrome
-        chrome = learned_chrome(holders, home, besides=found.clusters[url_owner.article_id]) | boilerplate
-        revised = fingerprint(cleaned, params, chrome, lines)
+        kept = learned_chrome(holders, home, besides=found.clusters[url_owner.article_id]) | boilerplate
+        revised = fingerprint(cleaned, params, kept, lines)
     kind, duplicate_of, similarity, reason = _decide(
-        found, fp, own, params, lines=lines, own_chrome=own_chrome, revised=revised
+        found, fp, own, params, lines=lines, chrome=chrome, own_chrome=own_chrome, revised=revised
     )
     # A copy of its own source's story, or a revision, is indexed with its own body (the lines it
     # shares with that story), so that the next copy finds it; anything else with the source's
@@ -544,13 +545,15 @@ def _decide(
     params: DedupParams,
     *,
     lines: BodyLines,
+    chrome: frozenset[int],
     own_chrome: frozenset[int],
     revised: Fingerprint | None,
 ) -> tuple[VerdictKind, str | None, float | None, str]:
     """(kind, duplicate of, similarity, reason) from what the lookup found: a byte-identical page, then
     the same normalised text, the same canonical URL (`revised`: the fingerprint with the earlier
     version's lines kept, for the measured similarity), a same-source copy (`own`: the fingerprint
-    with its host story's lines kept, without `own_chrome`), then a verified near duplicate. Pure."""
+    with its host story's lines kept, without `own_chrome`), then a verified near duplicate (`fp`: the
+    body `lines` without `chrome`). Pure."""
     kind: VerdictKind = "unique"
     duplicate_of: str | None = None
     similarity: float | None = None
@@ -581,7 +584,11 @@ def _decide(
         kind, duplicate_of, similarity = "near_duplicate", same_source.article_id, same_source.similarity
         reason = same_source.reason
     else:
-        verified = [m for c in found.candidates if (m := verify(fp, c, params)) is not None]
+        verified = [
+            m
+            for c in found.candidates
+            if (m := verify(fp, c, params, lines=lines, chrome=chrome)) is not None
+        ]
         if verified:
             best = min(verified, key=lambda m: (-m.containment, -m.jaccard, m.article_id))
             kind, duplicate_of, similarity = "near_duplicate", best.article_id, best.similarity

@@ -560,18 +560,24 @@ _CREDIT = re.compile(
     r"\((?:[^()]*\b(?:photo|photograph|image|picture|file|pool|credit|courtesy)\b[^()]*|[^()\s]+/[^()]+)\)"
     r"\s*\.?\s*$"
     r"|^\s*(?:photo|photograph|image|picture|pictured|credit|caption|illustration)s?\s*(?::|by\b)"
-    r"|\b(?:photo|photograph|image|picture)s?\s*(?::|by\b|credit\b)[^.]*$"
+    r"|\b(?:photo|photograph|image|picture|credit)s?\s*(?::|by\b|credit\b)[^.]*$"
     r"|\bgetty images\b|\bfile photo\b|©|\(c\)\s*\d{4}",
     re.IGNORECASE,
 )
 # "... on Tuesday. REUTERS/Lena Berg": an agency in capitals, a slash and the photographer, ending the line
 _AGENCY_CREDIT = re.compile(r"\b[A-Z]{2,}(?: [A-Z]{2,})*/[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}\s*$")
 _CAPTION_MAX_WORDS = 60
+# every credit the patterns above match holds a slash, a © or one of these words
+_CREDIT_HINTS = ("photo", "image", "picture", "credit", "caption", "illustration", "getty", "(c)")
 
 
 def is_caption(line: str) -> bool:
     """Whether a line is a photo caption or a credit (it names the picture's credit); pure. Captions
     are not the story: a text dump keeps them where the HTML page's cleaning dropped them."""
+    if "/" not in line and "©" not in line:
+        lower = line.lower()
+        if not any(hint in lower for hint in _CREDIT_HINTS):
+            return False  # most lines: no regex run
     if len(line.split()) > _CAPTION_MAX_WORDS:
         return False
     return _CREDIT.search(line) is not None or _AGENCY_CREDIT.search(line) is not None
@@ -841,17 +847,43 @@ def _smaller_words(fp: Fingerprint, candidate: Evidence, seen: Overlap) -> int:
     return fp.evidence.body_words if seen.size_a <= seen.size_b else candidate.body_words
 
 
-def _is_subset(fp: Fingerprint, candidate: Evidence, seen: Overlap, params: DedupParams) -> bool:
-    """Whether the smaller body is contained in the larger (`subset_containment`), has enough words
-    (`subset_min_words`) and holds part of the larger's core (`same_source_core`)."""
+def _is_subset(
+    fp: Fingerprint,
+    candidate: Evidence,
+    seen: Overlap,
+    params: DedupParams,
+    *,
+    lines: BodyLines | None,
+    chrome: frozenset[int],
+) -> bool:
+    """Whether the smaller body is contained in the larger (`subset_containment`) and has enough words
+    (`subset_min_words`), and is the story rather than the chrome around it. A page of a site's chrome
+    is contained in every page of that site, but holds none of its core: the smaller must hold part of
+    the larger's core (`same_source_core`); and when the new article is the larger one (its `lines`
+    known), the lines it shares with the smaller must be one block, with at most `own_words` words of
+    other lines between them (a story has its chrome around it, not inside)."""
+    if (
+        seen.containment < params.subset_containment
+        or _smaller_words(fp, candidate, seen) < params.subset_min_words
+    ):
+        return False
+    if seen.larger_core < params.same_source_core:
+        return False
     return (
-        seen.containment >= params.subset_containment
-        and _smaller_words(fp, candidate, seen) >= params.subset_min_words
-        and seen.larger_core >= params.same_source_core
+        lines is None
+        or seen.size_a <= seen.size_b
+        or _gap_words(lines, chrome, candidate, seen.level) <= params.own_words
     )
 
 
-def verify(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match | None:
+def verify(
+    fp: Fingerprint,
+    candidate: Candidate,
+    params: DedupParams,
+    *,
+    lines: BodyLines | None = None,
+    chrome: frozenset[int] = frozenset(),
+) -> Match | None:
     """Return the match if `candidate` is a near-duplicate of the fingerprinted article, else None. Pure.
 
     Decided on exact evidence only (`overlap`): the bodies' Jaccard reaches `threshold`; or the
@@ -879,7 +911,7 @@ def verify(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match 
         )
     if seen.containment < params.containment_threshold:
         return None
-    if _is_subset(fp, candidate.evidence, seen, params):
+    if _is_subset(fp, candidate.evidence, seen, params, lines=lines, chrome=chrome):
         return Match(
             candidate.article_id,
             round(seen.containment, 4),
@@ -902,20 +934,40 @@ def verify(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Match 
     return None
 
 
+def _presence(
+    lines: BodyLines, chrome: frozenset[int], other: Evidence, level: int
+) -> list[tuple[int, float | None]]:
+    """(words, share of its shingles in `other`'s sample) of each body line not in `chrome`, in order,
+    compared at `level` (at least `other`'s); the share is None for a line too short to tell."""
+    limit = (1 << 32) >> max(level, other.level)
+    theirs = other.body[other.body.astype(np.uint64) < limit]
+    out: list[tuple[int, float | None]] = []
+    for data, key, hashes in zip(lines.words, lines.keys, lines.shingles, strict=True):
+        if key in chrome:
+            continue
+        kept = hashes[hashes < limit].astype(np.uint32)
+        out.append((data.count(b" ") + 1, float(np.isin(kept, theirs).mean()) if kept.size >= 2 else None))
+    return out
+
+
 def own_line_words(lines: BodyLines, chrome: frozenset[int], other: Evidence, level: int) -> int:
     """Words of the body lines (those not in `chrome`) that `other` lacks as a whole: fewer than a
     fifth of their shingles in its sample, compared at `level` (at least `other`'s). An edited or
     re-wrapped line keeps most of its shingles; a paragraph of another story keeps none. Pure."""
-    limit = (1 << 32) >> max(level, other.level)
-    theirs = other.body[other.body.astype(np.uint64) < limit]
-    own = 0
-    for data, key, hashes in zip(lines.words, lines.keys, lines.shingles, strict=True):
-        kept = hashes[hashes < limit].astype(np.uint32)
-        if key in chrome or kept.size < 2:
-            continue
-        if float(np.isin(kept, theirs).mean()) < 0.2:
-            own += data.count(b" ") + 1
-    return own
+    return sum(
+        words for words, share in _presence(lines, chrome, other, level) if share is not None and share < 0.2
+    )
+
+
+def _gap_words(lines: BodyLines, chrome: frozenset[int], other: Evidence, level: int) -> int:
+    """Words of the body lines `other` lacks (`own_line_words`) that lie between lines it holds (half
+    of their shingles or more): what separates the shared lines. Pure."""
+    presence = _presence(lines, chrome, other, level)
+    held = [i for i, (_, share) in enumerate(presence) if share is not None and share >= 0.5]
+    if not held:
+        return 0
+    between = presence[held[0] : held[-1] + 1]
+    return sum(words for words, share in between if share is not None and share < 0.2)
 
 
 def verify_same_source(
@@ -947,7 +999,7 @@ def verify_same_source(
         and seen.containment >= params.containment_threshold
         and min(seen.core_a, seen.core_b) >= params.same_source_core
     )
-    if not whole and not _is_subset(fp, candidate.evidence, seen, params):
+    if not whole and not _is_subset(fp, candidate.evidence, seen, params, lines=lines, chrome=chrome):
         return None
     own = 0 if lines is None else own_line_words(lines, chrome, candidate.evidence, seen.level)
     if own >= params.own_words and seen.only_in_b >= params.own_words:
