@@ -12,25 +12,30 @@ group = typer.Typer(help="The dedup index: prune what it no longer needs.", no_a
 app.add_typer(group, name="dedup")
 
 
+LinesOpt = Annotated[
+    float,
+    typer.Option(
+        help="Days: chrome-line rows of articles first seen before this whose line never recurred in their "
+        "source go (a line that has not recurred is nobody's chrome)."
+    ),
+]
+BandsOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Days: the candidate keys of articles first seen before this go too, which ends near-duplicate "
+        "detection against them (their exact, raw and URL keys stay). Default: keep."
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Count the rows that would go (then roll back); delete nothing.")
+]
+
+
 @group.command()
 def prune(
-    lines_older_than: Annotated[
-        float,
-        typer.Option(
-            help="Days: chrome-line rows of articles first seen before this whose line never recurred in "
-            "their source go (a line that has not recurred is nobody's chrome)."
-        ),
-    ] = 30.0,
-    bands_older_than: Annotated[
-        float | None,
-        typer.Option(
-            help="Days: the candidate keys of articles first seen before this go too, which ends "
-            "near-duplicate detection against them (their exact, raw and URL keys stay). Default: keep."
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Count the rows that would go (then roll back); delete nothing.")
-    ] = False,
+    lines_older_than: LinesOpt = 30.0,
+    bands_older_than: BandsOpt = None,
+    dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     db: DbOpt = None,
 ) -> None:

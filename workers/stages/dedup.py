@@ -876,6 +876,18 @@ def _is_subset(
     )
 
 
+def _match(article_id: str, seen: Overlap, similarity: float, reason: str) -> Match:
+    """A verified match with the overlap's exact measures."""
+    return Match(article_id, round(similarity, 4), seen.jaccard, seen.containment, reason)
+
+
+def _comparable(fp: Fingerprint, candidate: Candidate, params: DedupParams) -> Overlap | None:
+    """The overlap of the two bodies, or None when either is below the floor or has no evidence."""
+    if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
+        return None
+    return overlap(fp.evidence, candidate.evidence)
+
+
 def verify(
     fp: Fingerprint,
     candidate: Candidate,
@@ -893,44 +905,26 @@ def verify(
     agreeing cores (see `Evidence`). An article below the floor, or an indexed one without evidence,
     never matches.
     """
-    if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
+    seen = _comparable(fp, candidate, params)
+    if seen is None or candidate.evidence is None:
         return None
-    seen = overlap(fp.evidence, candidate.evidence)
     estimated, _ = compare(fp.signature, fp.shingles, candidate.signature, candidate.shingles)
     detail = (
         f"jaccard={seen.jaccard:.3f} containment={seen.containment:.3f} of_larger={seen.share_of_larger:.3f} "
         f"shared={seen.shared_shingles} core={max(seen.core_a, seen.core_b):.2f} minhash={estimated:.3f}"
     )
     if seen.jaccard >= params.threshold:
-        return Match(
-            candidate.article_id,
-            round(seen.jaccard, 4),
-            seen.jaccard,
-            seen.containment,
-            f"body_jaccard {detail}",
-        )
+        return _match(candidate.article_id, seen, seen.jaccard, f"body_jaccard {detail}")
     if seen.containment < params.containment_threshold:
         return None
     if _is_subset(fp, candidate.evidence, seen, params, lines=lines, chrome=chrome):
-        return Match(
-            candidate.article_id,
-            round(seen.containment, 4),
-            seen.jaccard,
-            seen.containment,
-            f"body_subset {detail}",
-        )
+        return _match(candidate.article_id, seen, seen.containment, f"body_subset {detail}")
     if seen.share_of_larger >= params.min_share_larger or (
         seen.share_of_larger >= params.min_share_larger / 2
         and seen.shared_shingles >= params.min_shared
         and min(seen.core_a, seen.core_b) >= params.core_agreement
     ):
-        return Match(
-            candidate.article_id,
-            round(seen.containment, 4),
-            seen.jaccard,
-            seen.containment,
-            f"body_containment {detail}",
-        )
+        return _match(candidate.article_id, seen, seen.containment, f"body_containment {detail}")
     return None
 
 
@@ -972,13 +966,13 @@ def _gap_words(lines: BodyLines, chrome: frozenset[int], other: Evidence, level:
 
 def verify_same_source(
     fp: Fingerprint,
-    candidate: Candidate,
+    host: Candidate,
     params: DedupParams,
     *,
-    lines: BodyLines | None = None,
     chrome: frozenset[int] = frozenset(),
+    lines: BodyLines | None = None,
 ) -> Match | None:
-    """Return the match if the fingerprinted article is a copy of `candidate`, an article of its own
+    """Return the match if the fingerprinted article is a copy of `host`, an article of its own
     source whose lines it shares (so they were not taken as chrome), else None. Pure.
 
     A same-source copy (another URL, the print layout, a headline changed, a paragraph added) is the
@@ -988,26 +982,25 @@ def verify_same_source(
     larger (`_is_subset`: a print copy with fewer lines). A page of the site's chrome with one line of
     its own is a part of another page, and holds none of its core. And the parts the bodies do not
     share must not be two stories: when the new article (its `lines` without `chrome`) has
-    `own_words` words in whole lines the candidate lacks, and the candidate as many shingles the new
+    `own_words` words in whole lines the host lacks, and the host as many shingles the new
     one lacks, they are two stories sharing a standard paragraph (an editor's note, a bio).
     """
-    if not fp.keyed or candidate.evidence is None or candidate.evidence.body_words < params.min_body_words:
+    seen = _comparable(fp, host, params)
+    if seen is None or host.evidence is None:
         return None
-    seen = overlap(fp.evidence, candidate.evidence)
     whole = (
         seen.jaccard >= params.same_source_jaccard
         and seen.containment >= params.containment_threshold
         and min(seen.core_a, seen.core_b) >= params.same_source_core
     )
-    if not whole and not _is_subset(fp, candidate.evidence, seen, params, lines=lines, chrome=chrome):
+    if not whole and not _is_subset(fp, host.evidence, seen, params, lines=lines, chrome=chrome):
         return None
-    own = 0 if lines is None else own_line_words(lines, chrome, candidate.evidence, seen.level)
+    own = 0 if lines is None else own_line_words(lines, chrome, host.evidence, seen.level)
     if own >= params.own_words and seen.only_in_b >= params.own_words:
         return None
-    return Match(
-        candidate.article_id,
-        round(seen.containment, 4),
-        seen.jaccard,
+    return _match(
+        host.article_id,
+        seen,
         seen.containment,
         f"same_source{'' if whole else '_subset'} jaccard={seen.jaccard:.3f} containment={seen.containment:.3f} "
         f"of_larger={seen.share_of_larger:.3f} core={min(seen.core_a, seen.core_b):.2f} own_words={own}",
