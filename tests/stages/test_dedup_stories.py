@@ -335,17 +335,17 @@ def test_short_stories_sharing_a_long_standard_note_stay_apart(index: Index, not
 def test_a_print_copy_with_fewer_lines_is_a_copy_whichever_arrives_first(
     index: Index, print_first: bool
 ) -> None:
-    """The Bayside Herald's page (its real text dump: its chrome not learned yet, the site's first page)
-    and the print copy of the story (fewer lines: the lead four paragraphs, no chrome) are one story,
+    """The Harbour Times' page (its real text dump: its chrome not learned yet, the site's first page)
+    and the print copy of the story (fewer lines: the lead four paragraphs, 128 words, no chrome) are one story,
     whichever arrives first."""
-    page = raw("baysideherald.example", "/local/ferry-strike", BAYSIDE_TXT, html_page=False)
+    page = raw("harbourtimes.example", "/business/wind-farm", HARBOUR_TXT, html_page=False)
     printed_html = (
-        "<html><head><title>Harbour ferry crews walk out (print)</title></head><body><div class='print'>"
-        "<h1>Harbour Ferry Crews Walk Out Over Night-Shift Rosters</h1>"
-        + "".join(f"<p>{html.escape(p)}</p>" for p in FERRY[:4])
+        "<html><head><title>Norway approves wind farm (print)</title></head><body><div class='print'>"
+        "<h1>Norway Approves North Sea Wind Farm After Fishing Deal</h1>"
+        + "".join(f"<p>{html.escape(p)}</p>" for p in WIND[:4])
         + "</div></body></html>"
     )
-    printed = raw("baysideherald.example", "/print/ferry-strike", printed_html, hours=1)
+    printed = raw("harbourtimes.example", "/print/wind-farm", printed_html, hours=1)
     order = [printed, page] if print_first else [page, printed]
     first, second = index.run(order)
     assert first.kind == "unique"
@@ -361,18 +361,29 @@ CAPTIONS = [
     "developer agreed to keep open to fishing boats. (Photo by Marit Hommedal/NTB via Getty Images)",
     "Anders Haugen, who leads the Norwegian Fishermen's Association, stands on the quay in Bergen, Norway, where "
     "members met to vote on the agreement last week. (Coastal Press Photo/Lena Berg, File)",
+    "A trawler heads out from Bergen before dawn on Wednesday, past the wind measurement buoy that the developer "
+    "anchored in the fjord two years ago to test the conditions. (AP Photo/Lise Aserud)",
+    "Protesters from coastal communities hold banners outside the parliament building in Oslo in March, when the "
+    "original plan would have closed two traditional trawling grounds. (Photo by Marit Hommedal/NTB via Getty Images)",
+    "Workers assemble a floating turbine foundation at the Gulen industrial harbour north of Bergen, Norway, where "
+    "the first of the project's sixty units will be built. (Coastal Press Photo/Lena Berg)",
+    "Members of the Norwegian Fishermen's Association listen to the terms of the agreement at a meeting in Ålesund "
+    "last week, before voting to accept the deal by a wide margin. (AP Photo/Lise Aserud, File)",
+    "An undersea power cable is loaded onto a ship in Haugesund, Norway; new cables would carry electricity from "
+    "the North Sea to Germany and Britain. (Photo by Marit Hommedal/NTB via Getty Images)",
 ]
 
 
 def test_a_text_dump_that_keeps_photo_captions_is_a_copy(index: Index) -> None:
-    """The Harbour Times' page, then another site's text dump of its lead with the photo captions the
-    dump kept between the paragraphs (about as many words as the story): a copy, contained in the
-    page once the captions and credits are left out (they do not count against it)."""
+    """The Harbour Times' page, then another site's text dump of its lead as a photo gallery, with the
+    captions the dump kept (more words than the story): a copy, contained in the page once the captions
+    and credits are left out (they do not count against it)."""
     page = raw("harbourtimes.example", "/business/wind-farm", HARBOUR_TXT, html_page=False)
-    # a photo-led page: the lead three paragraphs, a caption after each
+    # a photo gallery: the lead four paragraphs (128 words), captions after each, more under the gallery
     lines = [
-        line for paragraph, caption in zip(WIND[:3], CAPTIONS, strict=False) for line in (paragraph, caption)
+        line for paragraph, caption in zip(WIND[:4], CAPTIONS, strict=False) for line in (paragraph, caption)
     ]
+    lines += CAPTIONS[4:]
     dump = dump_page("bayside", "Norway approves wind farm", lines)
     copy = raw("baysideherald.example", "/world/norway-wind", dump, hours=2, html_page=False)
     background = raw("baysideherald.example", "/local/ferry-strike", BAYSIDE_TXT, html_page=False)
