@@ -15,15 +15,17 @@ app.add_typer(group, name="dedup")
 LinesOpt = Annotated[
     float,
     typer.Option(
+        metavar="DAYS",
         help="Days: chrome-line rows of articles first seen before this whose line never recurred in their "
-        "source go (a line that has not recurred is nobody's chrome)."
+        "source go (a line that has not recurred is nobody's chrome).",
     ),
 ]
 BandsOpt = Annotated[
     float | None,
     typer.Option(
+        metavar="DAYS",
         help="Days: the candidate keys of articles first seen before this go too, which ends near-duplicate "
-        "detection against them (their exact, raw and URL keys stay). Default: keep."
+        "detection against them (their exact, raw and URL keys stay). Default: keep.",
     ),
 ]
 DryRunOpt = Annotated[
