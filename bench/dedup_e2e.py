@@ -46,6 +46,7 @@ import hashlib
 import html
 import itertools
 import json
+import os
 import random
 import re
 import sys
@@ -73,7 +74,8 @@ from workers.stages import clean as clean_stage  # noqa: E402
 from workers.stages.dedup import VERSION, DedupParams, raw_key  # noqa: E402
 from workers.stages.dedup import words as dedup_words  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb"
+# ../shared beside the checkout; NEWSFLOW_SHARED points elsewhere (a git worktree has none beside it)
+DATA = Path(os.environ.get("NEWSFLOW_SHARED", ROOT.parent / "shared")) / "benchmarks" / "scrapinghub-aeb"
 T0 = datetime(2008, 3, 1, tzinfo=UTC)
 SYNDICATORS = [
     f"{name}.example" for name in ("newswire-daily", "metro-digest", "the-aggregator", "worldpost")
@@ -330,7 +332,168 @@ def build_items(pages: list[Page], seed: int) -> list[Item]:
             items.append(_on_site(page, stub, "stub", "stub", rng))
     items = _drop_ambiguous(items, pages)
     rng.shuffle(items)
+    return items + story_families(pages, rng, published)
+
+
+FAMILIES = ("twice_on_site", "live_blog", "standard_note", "print_subset", "captions")
+
+
+def story_families(pages: list[Page], rng: random.Random, published: dict[str, datetime]) -> list[Item]:
+    """Issue 28's cases, each group in the order the issue gives (after the shuffled items, so the
+    order holds), on real chrome of the half's pages:
+
+    * twice_on_site: a new story (sentences of many pages) on a site under two URLs (its page and a
+      print version), then on two other sites in their chrome: one label;
+    * live_blog: a blog of updates on a site, revised under the same URL (two updates added on top),
+      then a copy of the revised blog on another site: one label;
+    * standard_note: six different 40-50-word stories of one site, each followed by the same 200-600
+      word editor's note (sentences of other pages): six labels;
+    * print_subset: a new story (250-450 words) on a site in its chrome, and its print copy (its
+      first 40-80% of paragraphs, no chrome), the print copy first or second: one label;
+    * captions: another site's text dump of an original's lead (half of it to all, 80 words or more) with
+      a photo caption and credit (a sentence of another page) after each paragraph, in that site's
+      chrome: the original's label.
+    """
+    chromed = [p for p in pages if p.head or p.tail]
+    with_body = [p for p in chromed if len(_paragraphs(p.body)) >= 3 and len(p.body.split()) >= 120]
+    items: list[Item] = []
+    label = labels(pages)
+    for n, page in enumerate(rng.sample(chromed, min(8, len(chromed)))):
+        others = [p for p in chromed if p.site != page.site]
+        story = _composite(pages, page.page_id, rng.randint(150, 400), rng)
+        title = f"Story {n} {page.page_id[:6]}"
+        host = urlsplit(page.url).hostname
+        group = [
+            _raw_on(page, story, f"/world/wire-{n}", published[page.page_id], title),
+            _raw_on(page, story, f"/print/wire-{n}", published[page.page_id], title, layout="print"),
+            *(
+                _raw_on(
+                    other, story, f"/wire/{host}-{n}", published[page.page_id] + timedelta(hours=2 + k), title
+                )
+                for k, other in enumerate(rng.sample(others, 2))
+            ),
+        ]
+        items += [Item(raw, f"wire:{page.page_id}:{n}", "copy" if k else "original", page.page_id, ("twice_on_site",),
+                       "\n\n".join(story)) for k, raw in enumerate(group)]  # fmt: skip
+    for n, page in enumerate(rng.sample(chromed, min(6, len(chromed)))):
+        other = rng.choice([p for p in chromed if p.site != page.site])
+        updates = _composite(pages, page.page_id, rng.randint(150, 300), rng)
+        new = _composite(pages, page.page_id, 60, rng)[:2]
+        when = published[page.page_id]
+        group = [
+            _raw_on(page, updates, f"/live/blog-{n}", when, "Live updates"),
+            _raw_on(
+                page,
+                [*new, *updates],
+                f"/live/blog-{n}?utm_source=rss",
+                when + timedelta(hours=1),
+                "Live updates",
+            ),
+            _raw_on(
+                other, [*new, *updates], f"/live/{page.page_id[:8]}-{n}", when + timedelta(hours=2), "Live"
+            ),
+        ]
+        texts = ["\n\n".join(updates), *["\n\n".join([*new, *updates])] * 2]
+        items += [Item(raw, f"blog:{page.page_id}:{n}", "copy" if k else "original", page.page_id, ("live_blog",),
+                       texts[k]) for k, raw in enumerate(group)]  # fmt: skip
+    for n, page in enumerate(rng.sample(chromed, min(4, len(chromed)))):
+        note = " ".join(_composite(pages, page.page_id, rng.choice([200, 260, 400, 600]), rng))
+        for k in range(6):
+            short = _short_story(pages, page.page_id, note, rng)
+            raw = _raw_on(
+                page,
+                [short, note],
+                f"/briefs/{n}-{k}",
+                published[page.page_id] + timedelta(hours=k),
+                f"Brief {k}",
+            )
+            items.append(
+                Item(
+                    raw,
+                    f"brief:{page.page_id}:{n}:{k}",
+                    "sibling",
+                    page.page_id,
+                    ("standard_note",),
+                    f"{short}\n\n{note}",
+                )
+            )
+    for n, page in enumerate(rng.sample(chromed, min(10, len(chromed)))):
+        story = _composite(pages, page.page_id, rng.randint(250, 450), rng)
+        keep = max(2, round(len(story) * rng.uniform(0.4, 0.8)))
+        when = published[page.page_id]
+        pair = [
+            (_raw_on(page, story, f"/news/story-{n}", when, f"Story {n}"), story),
+            (
+                _raw_on(page, story[:keep], f"/print/story-{n}", when, f"Story {n}", layout="print"),
+                story[:keep],
+            ),
+        ]
+        tags = ("print_subset", "print_first" if rng.random() < 0.5 else "page_first")
+        pair = pair[::-1] if tags[1] == "print_first" else pair
+        items += [Item(raw, f"print:{page.page_id}:{n}", "copy" if k else "original", page.page_id, tags,
+                       "\n\n".join(text)) for k, (raw, text) in enumerate(pair)]  # fmt: skip
+    donors = [s for p in pages for s in _sentences(p.body) if 10 <= len(s.split()) <= 30]
+    for page in rng.sample(with_body, min(10, len(with_body))):
+        other = rng.choice([p for p in chromed if p.site != page.site])
+        # the lead: two paragraphs or more, 80 words or more (a shorter text is a snippet, not a copy)
+        lead = _paragraphs(page.body)
+        size = next((k for k in range(2, len(lead) + 1) if len(" ".join(lead[:k]).split()) >= 80), len(lead))
+        paragraphs = lead[: max(size, round(len(lead) * rng.uniform(0.5, 1.0)))]
+        lines = []
+        for paragraph in paragraphs:
+            credit = rng.choice(
+                ["(AP Photo/{})", "(Photo by {}/Getty Images)", "Photo: {}/Reuters", "Credit: {}"]
+            )
+            lines += [paragraph, f"{rng.choice(donors)} {credit.format(rng.choice(PHOTOGRAPHERS))}"]
+        document = "\n".join([*other.head, "", "\n\n".join(lines), "", *other.tail])
+        host = urlsplit(other.url).hostname
+        raw = RawArticle(
+            source=other.site, body=document, url=f"https://{host}/gallery/{page.page_id[:10]}", content_type="text/plain",
+            published_at=published[page.page_id] + timedelta(hours=rng.randint(1, 30)),
+        )  # fmt: skip
+        items.append(Item(raw, label[page.page_id], "copy", page.page_id, ("captions",), "\n\n".join(lines)))
     return items
+
+
+PHOTOGRAPHERS = ["Lise Aserud", "Evan Vucci", "Marit Hommedal", "Tomas Reyes", "Lena Berg", "Kim Hong-Ji"]
+
+
+def _short_story(pages: list[Page], exclude: str, note: str, rng: random.Random) -> str:
+    """A 40-50-word story: two or three sentences of three other pages, none of them in `note`."""
+    pool = [
+        fitting
+        for p in pages
+        if p.page_id != exclude
+        and (fitting := [s for s in _sentences(p.body) if 12 <= len(s.split()) <= 25 and s not in note])
+    ]
+    while True:
+        sentences = [rng.choice(choices) for choices in rng.sample(pool, 3)]
+        for size in (2, 3):
+            text = " ".join(sentences[:size])
+            if 40 <= len(text.split()) <= 50:
+                return text
+
+
+def _raw_on(
+    page: Page, paragraphs: list[str], path: str, when: datetime, title: str, *, layout: str = "web"
+) -> RawArticle:
+    """`paragraphs` on the page's site at `path`: in its rendered chrome as text, or (print) as a bare
+    HTML print page."""
+    host = urlsplit(page.url).hostname
+    if layout == "print":
+        body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        document = f"<html><head><title>{html.escape(title)} (print)</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+        content_type = "text/html"
+    else:
+        document = "\n".join([*page.head, "", title, "", "\n\n".join(paragraphs), "", *page.tail])
+        content_type = "text/plain"
+    return RawArticle(
+        source=page.site,
+        body=document,
+        url=f"https://{host}{path}",
+        content_type=content_type,
+        published_at=when,
+    )
 
 
 def _drop_ambiguous(items: list[Item], pages: list[Page]) -> list[Item]:
@@ -363,6 +526,63 @@ def _on_site(page: Page, paragraphs: list[str], role: str, suffix: str, rng: ran
         published_at=T0 + timedelta(hours=rng.randint(0, 2000)),
     )
     return Item(raw, f"{page.page_id}:{suffix}", role, page.page_id, text="\n".join(paragraphs))
+
+
+def check_generator(name: str, pages: list[Page], seed: int) -> None:
+    """Show that the issue-28 families hold what `story_families` claims: per family the counts, the
+    measured property of every group, and one sample (its labels, its raw text and what the clean
+    stage makes of it)."""
+    items = build_items(pages, seed)
+    print(f"{name} half: generator check, {len(items)} items")
+    for family in FAMILIES:
+        members = [i for i in items if family in i.tags]
+        groups: dict[str, list[Item]] = defaultdict(list)
+        for i in members:
+            groups[i.label if family != "standard_note" else i.label.rsplit(":", 1)[0]].append(i)
+        facts: list[str] = []
+        for group in groups.values():
+            words = [len(dedup_words(i.text)) for i in group]
+            if family == "twice_on_site":
+                sources = [i.raw.source for i in group]
+                facts.append(
+                    f"labels={len({i.label for i in group})} sources={sources[0] == sources[1]}+{len(set(sources[2:]))} other"
+                )
+            elif family == "live_blog":
+                first, revised, copy = (i.text for i in group)
+                facts.append(
+                    f"same_url={group[0].raw.url.split('?')[0] == group[1].raw.url.split('?')[0]} "
+                    f"first_in_revised={first in revised} copy_is_revised={copy == revised}"
+                )
+            elif family == "standard_note":
+                note = group[0].text.split("\n\n")[-1]
+                story_words = sorted(len(i.text.split("\n\n")[0].split()) for i in group)
+                facts.append(
+                    f"stories={len({i.label for i in group})} "
+                    f"story_words={story_words} "
+                    f"note_words={len(note.split())} same_note={all(i.text.endswith(note) for i in group)}"
+                )
+            elif family == "print_subset":
+                page, printed = sorted(group, key=lambda i: "/print/" in (i.raw.url or ""))
+                facts.append(
+                    f"{group[0].tags[1]} print_words/page_words={words[group.index(printed)]}/{words[group.index(page)]} "
+                    f"print_in_page={printed.text in page.text}"
+                )
+            else:
+                (copy,) = group
+                lines = copy.text.split("\n\n")
+                captions = [line for line in lines if re.search(r"Photo|Credit:", line)]
+                facts.append(f"paragraphs={len(lines) - len(captions)} captions={len(captions)} "
+                             f"caption_words={sum(len(c.split()) for c in captions)} story_words={sum(len(x.split()) for x in lines if x not in captions)}")  # fmt: skip
+        print(f"  {family}: {len(members)} items in {len(groups)} groups")
+        for fact in facts:
+            print(f"    {fact}")
+        if members:
+            group = groups[next(iter(groups))]
+            for i in group[:3]:
+                cleaned = clean_stage.clean(i.raw, i.article_id).text
+                print(f"    sample {i.role} label={i.label} {i.raw.source} {i.raw.url}")
+                print(f"      raw:     {' '.join(i.raw.body.split())[:160]}")
+                print(f"      cleaned: {' '.join(cleaned.split())[:160]}")
 
 
 def _pairs(sizes: list[int]) -> int:
@@ -469,6 +689,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--show", type=int, default=0, help="list this many wrong merges and missed copies")
     parser.add_argument(
+        "--check", action="store_true", help="check the issue-28 families of the generator, run nothing"
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -485,6 +708,9 @@ def main() -> None:
         overrides[name] = type(getattr(DedupParams, name))(value)
     params = DedupParams(**{"threshold": Settings().dedup_threshold, **overrides})
     for name in args.half or ["tune", "held"]:
+        if args.check:
+            check_generator(name, [p for p in pages if half_of(p.site) == name], args.seed)
+            continue
         run_half(name, [p for p in pages if half_of(p.site) == name], params, args.seed, args.show)
 
 

@@ -27,6 +27,7 @@ import argparse
 import functools
 import gc
 import json
+import os
 import random
 import re
 import statistics
@@ -48,7 +49,13 @@ from workers.db.dedup_index import ensure_verdict  # noqa: E402
 from workers.db.engine import get_engine, transaction, upgrade  # noqa: E402
 from workers.stages.dedup import DedupParams, fingerprint, raw_key  # noqa: E402
 
-GROUND_TRUTH = ROOT.parent / "shared" / "benchmarks" / "scrapinghub-aeb" / "ground-truth.json"
+# ../shared beside the checkout; NEWSFLOW_SHARED points elsewhere (a git worktree has none beside it)
+GROUND_TRUTH = (
+    Path(os.environ.get("NEWSFLOW_SHARED", ROOT.parent / "shared"))
+    / "benchmarks"
+    / "scrapinghub-aeb"
+    / "ground-truth.json"
+)
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 SITES = [

@@ -343,3 +343,33 @@ def test_prune_forgets_lines_that_never_recurred_and_old_bands(db_url: str) -> N
     assert again["dedup_bands"] > 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dedup_bands")).scalar_one() == 0
+
+
+def test_prune_command_dry_run_then_prunes(sqlite_url: str) -> None:
+    """`newsflow dedup prune --dry-run` counts what would go and deletes nothing; without it the rows go;
+    a bad age is one line and exit 2."""
+    from typer.testing import CliRunner
+
+    from workers.cli import app
+
+    upgrade(sqlite_url)
+    with transaction(sqlite_url) as session:
+        ensure_verdict(session, article("a" * 32, _story(1), url="https://s.example/1"), PARAMS)
+    engine = get_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE dedup_signatures SET first_seen = :t"), {"t": T0})
+        rows = conn.execute(text("SELECT count(*) FROM dedup_lines")).scalar_one()
+    runner = CliRunner()
+    args = ["dedup", "prune", "--db", sqlite_url, "--lines-older-than", "1", "--json"]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout) == {"dry_run": True, "deleted": {"dedup_lines": rows, "dedup_bands": 0}}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM dedup_lines")).scalar_one() == rows > 0
+    done = runner.invoke(app, args)
+    assert json.loads(done.stdout)["deleted"]["dedup_lines"] == rows
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM dedup_lines")).scalar_one() == 0
+    bad = runner.invoke(app, ["dedup", "prune", "--db", sqlite_url, "--lines-older-than", "-3"])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "--lines-older-than must be a positive number of days, got -3"

@@ -60,6 +60,7 @@ from workers.stages.dedup import (
     evidence_from_bytes,
     evidence_to_bytes,
     fingerprint,
+    overlap,
     paragraph_keys,
     signature_from_bytes,
     signature_to_bytes,
@@ -340,9 +341,11 @@ def _line_holders(session: Session, keys: Sequence[int], article_id: str) -> lis
 
 
 def learned_chrome(holders: Sequence[_Holder], source: str, *, besides: str | None = None) -> frozenset[int]:
-    """The line keys that are chrome: recorded for another article of `source`, or for two articles
-    of any one other source (that source's chrome, copied along with a page). Articles of the
-    cluster `besides` do not count: a line seen only in copies of one story is not chrome to
+    """The line keys that are chrome: recorded for another article of `source`, or for articles of
+    two different stories (clusters) of any one other source (that source's chrome, copied along
+    with a page). Counted by story, not by article: copies of one story (a page and its print
+    version, a live blog and its revisions) are one story, and their lines are that story's. Articles
+    of the cluster `besides` do not count: a line seen only in copies of one story is not chrome to
     another copy of it. Pure."""
     others: dict[tuple[int, str], set[str]] = {}
     chrome = set()
@@ -352,7 +355,7 @@ def learned_chrome(holders: Sequence[_Holder], source: str, *, besides: str | No
         if h.source == source:
             chrome.add(h.key)
         else:
-            others.setdefault((h.key, h.source), set()).add(h.article_id)
+            others.setdefault((h.key, h.source), set()).add(h.cluster_id)
     chrome.update(key for (key, _), ids in others.items() if len(ids) >= 2)
     return frozenset(chrome)
 
@@ -391,15 +394,16 @@ def _host(
     holders: Sequence[_Holder], source: str, lines: BodyLines, params: DedupParams
 ) -> tuple[str, str] | None:
     """(cluster, member article) of the one cluster of `source` that alone holds lines making up at
-    least `same_source_share` of the body's prose words, if any: the article may be a copy of that
+    least `same_source_share` of the body's prose words (its chrome left out), if any: the article may be a copy of that
     story on its own site, whose lines the index would otherwise take for the site's chrome. Lines
     held by two clusters of the source or more are its chrome, not evidence of a copy. Pure."""
     weight = {k: w.count(b" ") + 1 for w, k in zip(lines.words, lines.keys, strict=True)}
-    total = sum(weight[k] for k in set(lines.keys))
     clusters: dict[int, set[str]] = {}
     for h in holders:
         if h.source == source:
             clusters.setdefault(h.key, set()).add(h.cluster_id)
+    # the share is of the body without the source's chrome (lines two of its stories share)
+    total = sum(weight[k] for k in set(lines.keys) if len(clusters.get(k, ())) < 2)
     owned: dict[str, int] = {}
     for key, held_by in clusters.items():
         if len(held_by) == 1:
@@ -443,13 +447,15 @@ def ensure_verdict(
     # Without a source, articles of unrelated outlets would count as one source's: learn nothing.
     holders = [] if home is None else _line_holders(session, lines.keys, article_id)
     boilerplate = common_lines(session, lines, params)
-    fp = fingerprint(cleaned, params, learned_chrome(holders, home or "") | boilerplate, lines)
+    chrome = learned_chrome(holders, home or "") | boilerplate
+    fp = fingerprint(cleaned, params, chrome, lines)
     host = None if home is None else _host(holders, home, lines, params)
     # A copy from its own source: the lines it shares with that story are not chrome to it.
     own = None
+    own_chrome: frozenset[int] = frozenset()
     if host is not None:
-        chrome = learned_chrome(holders, home or "", besides=host[0]) | boilerplate
-        own = fingerprint(cleaned, params, chrome, lines)
+        own_chrome = learned_chrome(holders, home or "", besides=host[0]) | boilerplate
+        own = fingerprint(cleaned, params, own_chrome, lines)
     if home is not None:
         _record_lines(
             session, home, article_id, lines.edge_keys(params.edge_lines), holders=holders, params=params
@@ -486,11 +492,22 @@ def ensure_verdict(
         # Re-decided with new text or parameters: forget the old bands, keep the keys it owns.
         session.execute(delete(_BANDS).where(_BANDS.c.seq == seq))
 
-    kind, duplicate_of, similarity, reason = _decide(found, fp, own, params)
-    # A copy of its own source's story is indexed with its own body (the lines it shares with that
-    # story), so that the next copy finds it; anything else with the source's chrome left out.
+    url_owner = found.owners.get("url")
+    revised = None
+    if url_owner is not None and home is not None:
+        # a revision: the lines it shares with the earlier version are that story's, not chrome
+        kept = learned_chrome(holders, home, besides=found.clusters[url_owner.article_id]) | boilerplate
+        revised = fingerprint(cleaned, params, kept, lines)
+    kind, duplicate_of, similarity, reason = _decide(
+        found, fp, own, params, lines=lines, chrome=chrome, own_chrome=own_chrome, revised=revised
+    )
+    # A copy of its own source's story, or a revision, is indexed with its own body (the lines it
+    # shares with that story), so that the next copy finds it; anything else with the source's
+    # chrome left out.
     if own is not None and host is not None and duplicate_of is not None and own.keyed:
         fp = own if found.clusters.get(duplicate_of) == host[0] else fp
+    if kind == "revision" and revised is not None and revised.keyed:
+        fp = revised
 
     published_at = _utc(cleaned.published_at)
     supersedes = None
@@ -522,11 +539,21 @@ def ensure_verdict(
 
 
 def _decide(
-    found: _Found, fp: Fingerprint, own: Fingerprint | None, params: DedupParams
+    found: _Found,
+    fp: Fingerprint,
+    own: Fingerprint | None,
+    params: DedupParams,
+    *,
+    lines: BodyLines,
+    chrome: frozenset[int],
+    own_chrome: frozenset[int],
+    revised: Fingerprint | None,
 ) -> tuple[VerdictKind, str | None, float | None, str]:
     """(kind, duplicate of, similarity, reason) from what the lookup found: a byte-identical page, then
-    the same normalised text, the same canonical URL, a same-source copy (`own`: the fingerprint with
-    its host story's lines kept), then a verified near duplicate. Pure."""
+    the same normalised text, the same canonical URL (`revised`: the fingerprint with the earlier
+    version's lines kept, for the measured similarity), a same-source copy (`own`: the fingerprint
+    with its host story's lines kept, without `own_chrome`), then a verified near duplicate (`fp`: the
+    body `lines` without `chrome`). Pure."""
     kind: VerdictKind = "unique"
     duplicate_of: str | None = None
     similarity: float | None = None
@@ -542,7 +569,7 @@ def _decide(
     host_row = found.owners.get("host")
     same_source: Match | None = None
     if own is not None and host_row is not None and raw_owner is None and text_owner is None:
-        same_source = verify_same_source(own, host_row, params)
+        same_source = verify_same_source(own, host_row, params, lines=lines, chrome=own_chrome)
     if raw_owner is not None:
         kind, duplicate_of, similarity, reason = "exact_duplicate", raw_owner.article_id, 1.0, "raw_key"
     elif text_owner is not None:
@@ -550,19 +577,32 @@ def _decide(
         same_url = url_owner is not None and url_owner.article_id == text_owner.article_id
         reason = "text_key+canonical_url" if same_url else "text_key"
     elif url_owner is not None:
-        jaccard, containment = compare(fp.signature, fp.shingles, url_owner.signature, url_owner.shingles)
+        jaccard, containment = _revision_similarity(revised or fp, url_owner)
         kind, duplicate_of, similarity = "revision", url_owner.article_id, round(jaccard, 4)
         reason = f"canonical_url changed_text jaccard={jaccard:.3f} containment={containment:.3f}"
     elif same_source is not None:
         kind, duplicate_of, similarity = "near_duplicate", same_source.article_id, same_source.similarity
         reason = same_source.reason
     else:
-        verified = [m for c in found.candidates if (m := verify(fp, c, params)) is not None]
+        verified = [
+            m
+            for c in found.candidates
+            if (m := verify(fp, c, params, lines=lines, chrome=chrome)) is not None
+        ]
         if verified:
             best = min(verified, key=lambda m: (-m.containment, -m.jaccard, m.article_id))
             kind, duplicate_of, similarity = "near_duplicate", best.article_id, best.similarity
             reason = best.reason
     return kind, duplicate_of, similarity, reason
+
+
+def _revision_similarity(fp: Fingerprint, earlier: Candidate) -> tuple[float, float]:
+    """(Jaccard, containment of the smaller) of a revision and its earlier version: exact, from both
+    bodies' evidence when both have one, else estimated from their signatures. Pure."""
+    if fp.keyed and earlier.evidence is not None and earlier.evidence.body.size and fp.evidence.body.size:
+        seen = overlap(fp.evidence, earlier.evidence)
+        return seen.jaccard, seen.containment
+    return compare(fp.signature, fp.shingles, earlier.signature, earlier.shingles)
 
 
 def _record_lines(
