@@ -51,7 +51,7 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
     rows = []
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "(unset)" if default is None else str(default)
+        shown = "(unset)" if default is None else '""' if default == "" else str(default)
         rows.append((f"{prefix}{name}".upper(), _type_name(field.annotation), shown, field.description or ""))
     return rows
 

@@ -40,7 +40,7 @@ def test_settings_reference_lists_every_setting_with_type_and_default(site):
         row = re.search(rf"<td><code>{env}</code></td>\s*<td>([^<]*)</td>\s*<td><code>([^<]*)</code>", page)
         assert row, f"{env} missing from the built settings reference"
         default = field.default
-        shown = "(unset)" if default is None else str(default)
+        shown = "(unset)" if default is None else '""' if default == "" else str(default)
         assert row.group(2) == shown, env
 
 
