@@ -236,3 +236,31 @@ def test_no_resend_while_a_message_for_the_article_may_still_be_queued(pipeline_
     client.flushdb()  # the messages are lost (Redis restarted empty): nothing can still be queued
     third = reconcile(settings, older_than=1, app=app)
     assert (third.sent, third.skipped) == (12, 0)
+
+
+def test_a_backlog_in_one_stage_is_judged_by_that_stage_rate_no_resend_storm(pipeline_env):
+    """Issue 30.2: 200 messages queued for a slow tag stage (0.1 task/s) while clean, dedup and store finish
+    3 tasks/s each: articles waiting for tag since 100 s are skipped (tag's drain time is 2,000 s), not
+    re-sent as when every queued message was divided by all four stages' rate (22 s); an article waiting
+    for clean, whose queue is empty, is re-sent."""
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    ids = _seed(db, {**dict.fromkeys(range(10), ("clean", "dedup")), 10: ()})
+    with psycopg.connect(libpq_url(db)) as conn:
+        conn.execute("UPDATE raw_articles SET received_at = now() - interval '100 seconds'")
+        conn.execute("UPDATE stage_results SET updated_at = now() - interval '100 seconds'")
+        for stage, tasks in (("clean", 300), ("dedup", 300), ("store", 300), ("tag", 10)):
+            conn.execute(
+                "INSERT INTO stage_journal (article_id, stage, event, task_id, ended_at) SELECT 'x', %s, 'ok',"
+                " %s || g, now() - (g * 100.0 / %s) * interval '1 second' FROM generate_series(1, %s) g",
+                (stage, stage, tasks, tasks),
+            )
+    client = redis.Redis.from_url(broker)
+    client.lpush(keys.queue_name("tag"), *[b"{}"] * 200)
+    settings = _settings(pipeline_env)
+    app = create_app()
+    app.conf.broker_url = broker
+    report = reconcile(settings, older_than=1, app=app)
+    assert report.drain_by_stage["tag"] > 1000
+    assert report.drain_by_stage["clean"] == 0
+    assert (report.sent, report.skipped) == (1, 10)
+    assert [item.article_id for item in report.found] == [ids[10]]

@@ -24,6 +24,7 @@ from workers.cli.base import (
     plain,
     print_json,
     progress,
+    safe_line,
     settings_for,
 )
 
@@ -62,10 +63,11 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     if summary.get("unsent"):
         detail += f", {summary['unsent']} persisted earlier but never sent"
     resent = "" if not summary["resent"] else ", re-sent " + str(summary["resent"])
+    pipeline = f", in the pipeline {summary['in_pipeline']}" if summary.get("in_pipeline") else ""
     line = (
         f"{verb}: {summary['files']} file(s), read {summary['read']}; enqueued {sent} ({detail}), "
-        f"rejected {summary['rejected']}, already stored {summary['already_stored']} (not sent again{resent}), "
-        f"skipped {skipped}"
+        f"rejected {summary['rejected']}, already stored {summary['already_stored']}{pipeline} "
+        f"(not sent again{resent}), skipped {skipped}"
     )
     if summary["waited_s"]:
         line += f"; waited {summary['waited_s']:.1f}s for the workers"
@@ -74,8 +76,22 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     return line
 
 
+FollowSymlinksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Read files through symlinks that lead out of an input directory (skipped by default, and said).",
+    ),
+]
+
+
 def _feeder(
-    verb: str, high_water: int | None, reprocess: bool, rate: float | None, ignore_unknown: bool = False
+    verb: str,
+    high_water: int | None,
+    reprocess: bool,
+    rate: float | None,
+    ignore_unknown: bool = False,
+    follow_symlinks: bool = False,
 ) -> Any:
     from workers.ingest.backfill import Feeder
     from workers.runtime.celery_app import app as celery_app
@@ -93,6 +109,7 @@ def _feeder(
         on_wait=backpressure_notice("clean"),
         say=say,
         ignore_unknown=ignore_unknown,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -106,6 +123,7 @@ def enqueue(
         bool, typer.Option("--json", help="Print one JSON summary (with the article ids) instead.")
     ] = False,
     ignore_unknown: IgnoreUnknownOpt = False,
+    follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     """Validate, persist and enqueue raw articles on Redis.
 
@@ -121,7 +139,7 @@ def enqueue(
     """
     from workers.ingest import backfill
 
-    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown)
+    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown, follow_symlinks)
     with progress() as bar:
         task = bar.add_task("enqueue", total=None)
 
@@ -156,6 +174,7 @@ def backfill_command(
         float, typer.Option(help="Seconds between progress events when stderr is not a terminal.")
     ] = 10.0,
     ignore_unknown: IgnoreUnknownOpt = False,
+    follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     """Feed archives and dumps to the workers, resumably.
 
@@ -184,10 +203,12 @@ def backfill_command(
                 EXIT_USAGE,
             )
         if readers.path_problem(Path(path)) == "no such file or directory":
-            fail(f"{path}: no such file or directory", EXIT_USAGE)
-    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown)
+            fail(f"{safe_line(path)}: no such file or directory", EXIT_USAGE)
+    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown, follow_symlinks)
     total = sum(
-        p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
+        p.stat().st_size
+        for p in archives.files(paths, follow_symlinks=follow_symlinks)
+        if readers.path_problem(p) is None and p.is_file()
     )
     log = get_logger("workers.ingest.backfill")
     last = {"at": time.monotonic(), "bytes": 0}
@@ -218,7 +239,9 @@ def backfill_command(
     if json_out:
         print_json({**summary, "interrupted": interrupted})
     for done in report.already_done:
-        note(f"{done}: already done by an earlier backfill; not read again (--restart reads it again)")
+        note(
+            f"{safe_line(done)}: already done by an earlier backfill; not read again (--restart reads it again)"
+        )
     note(_summary_line("backfill", summary))
     if interrupted:
         note("interrupted; run the same command again to continue from the checkpoints")

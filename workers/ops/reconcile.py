@@ -13,10 +13,12 @@ re-sending an article whose message was only slow is harmless: it changes no row
 Finished, for the reconciler, means stored, or dead-lettered: an open dead letter, or one an operator
 discarded (`dead-letters discard` is final; only `retry`/`reprocess` bring such an article back).
 
-No re-send while a message for the article may still be queued or in flight: each pass measures the
-queues' drain time (messages queued and in flight over the rate the workers finish tasks, from the
-journal) and skips an article whose last progress (arrival, a stage result, the last re-send) is
-younger than that, however short the deadline; the pass says how many it skipped.
+No re-send while a message for the article may still be queued or in flight: each pass measures each
+stage's drain time (that stage's messages queued and in flight over the rate that stage's workers finish
+tasks, from the journal) and skips an article whose last progress (arrival, a stage result, the last
+re-send) is younger than the drain time of the stage it waits for, however short the deadline; the pass
+says how many it skipped. A backlog in one slow stage is judged by that stage's rate, not by all four
+stages' together (which made it look four times shorter and re-sent what was merely queued).
 
 One instance at a time: on PostgreSQL a session-level advisory lock guards each pass, so a
 `newsflow reconcile --loop` in every deployment and an operator's manual run never overlap.
@@ -24,7 +26,7 @@ One instance at a time: on PostgreSQL a session-level advisory lock guards each 
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,6 +86,9 @@ class ReconcileReport:
     failed: int = 0
     skipped: int = 0
     drain_s: float = 0.0
+    """The longest stage's drain time."""
+    drain_by_stage: dict[str, float] = field(default_factory=dict)
+    """Each stage's drain time: an article is judged by its first missing stage's."""
     locked_out: bool = False
 
     def by_stage(self) -> dict[str, int]:
@@ -160,57 +165,97 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def task_rate(session: Session) -> float:
-    """Tasks per second the workers finished lately (distinct task ids in the journal's last rows within
-    RATE_WINDOW_S); 0.0 if none. Read-only, one indexed range on the journal's id."""
+def task_rates(session: Session) -> dict[str, float]:
+    """Tasks per second each stage's workers finished lately (distinct task ids per stage in the journal's
+    last rows within RATE_WINDOW_S, over the time since the oldest of them); 0.0 for a stage with none.
+    Read-only, one indexed range on the journal's id."""
+    rates = dict.fromkeys(STAGE_NAMES, 0.0)
     newest = session.scalar(select(func.max(StageJournalRow.id)))
     if newest is None:
-        return 0.0
+        return rates
     since = _cutoff(session, RATE_WINDOW_S)
-    tasks, oldest = session.execute(
-        select(func.count(func.distinct(StageJournalRow.task_id)), func.min(StageJournalRow.ended_at)).where(
+    rows = session.execute(
+        select(
+            StageJournalRow.stage,
+            func.count(func.distinct(StageJournalRow.task_id)),
+            func.min(StageJournalRow.ended_at),
+        )
+        .where(
             StageJournalRow.id > newest - RATE_ROWS,
             StageJournalRow.task_id.is_not(None),
             StageJournalRow.ended_at >= since,
         )
-    ).one()
-    if not tasks or oldest is None:
-        return 0.0
-    span = (datetime.now(UTC) - _utc(oldest)).total_seconds()
-    return float(tasks) / max(span, 1.0)
+        .group_by(StageJournalRow.stage)
+    ).all()
+    now = datetime.now(UTC)
+    for stage, tasks, oldest in rows:
+        if stage in rates and tasks and oldest is not None:
+            rates[stage] = float(tasks) / max((now - _utc(oldest)).total_seconds(), 1.0)
+    return rates
 
 
-def backlog(client: Any, settings: Settings) -> int:
-    """Stage messages queued in Redis plus those delivered and not yet acknowledged that may still run (held
-    no longer than a task's time limit and the longest retry delay; older ones belonged to a dead worker)."""
+def backlogs(client: Any, settings: Settings) -> dict[str, int]:
+    """Per stage: messages queued in Redis (priority lists included) plus those delivered and not yet
+    acknowledged that may still run (held no longer than a task's time limit and the longest retry delay;
+    older ones belonged to a dead worker), read from kombu's `unacked` hash by routing key."""
+    import json
+
     from workers.core import keys
 
+    suffixes = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # kombu's priority lists beside the queue
     pipe = client.pipeline(transaction=False)
     for stage in STAGE_NAMES:
-        pipe.llen(keys.queue_name(stage))
+        for suffix in suffixes:
+            pipe.llen(keys.queue_name(stage) + suffix)
     fresh_after = time.time() - settings.task_time_limit - settings.retry_backoff_max
-    pipe.zcount(UNACKED_INDEX, fresh_after, "+inf")
-    return sum(int(n) for n in pipe.execute())
+    pipe.zrangebyscore(UNACKED_INDEX, fresh_after, "+inf")
+    *lengths, fresh = pipe.execute()
+    counts = {s: int(sum(lengths[i * 4 : i * 4 + 4])) for i, s in enumerate(STAGE_NAMES)}
+    by_queue = {keys.queue_name(s): s for s in STAGE_NAMES}
+    tags = list(fresh)
+    for start in range(0, len(tags), 500):
+        for raw in client.hmget(UNACKED, tags[start : start + 500]):
+            found: str | None = None
+            with suppress(ValueError, TypeError, IndexError):
+                found = by_queue.get(json.loads(raw)[2]) if raw is not None else None
+            if found is not None:
+                counts[found] += 1
+    return counts
 
 
 UNACKED_INDEX = "unacked_index"
 """kombu's Redis transport: delivered, unacknowledged messages by delivery time."""
+UNACKED = "unacked"
+"""kombu's Redis transport: delivered, unacknowledged messages by tag, `[message, exchange, routing key]`."""
 
 
-def drain_time(session: Session, client: Any, settings: Settings) -> float:
-    """Seconds the workers need to finish what is queued and in flight now (0.0 if nothing is; infinite if
-    something is and no worker finished a task lately); 0.0 if Redis cannot be asked (nothing is sent then)."""
+def drain_times(session: Session, client: Any, settings: Settings) -> dict[str, float] | None:
+    """Per stage, seconds its workers need to finish what is queued and in flight for it now: its backlog
+    over its own finished-task rate (0.0 if nothing is waiting; infinite if something is and none of that
+    stage's tasks finished lately). A backlog in one stage is judged by that stage's rate, never by the
+    sum of all four. None if Redis cannot be asked (nothing is skipped then, as before)."""
     try:
-        waiting = backlog(client, settings)
+        waiting = backlogs(client, settings)
     except Exception as exc:
         from workers.core.errors import describe
 
         log.warning("reconcile_backlog_unknown", error=describe(exc))
+        return None
+    if not any(waiting.values()):
+        return dict.fromkeys(STAGE_NAMES, 0.0)
+    rates = task_rates(session)
+    return {
+        stage: (0.0 if not n else n / rates[stage] if rates[stage] > 0 else float("inf"))
+        for stage, n in waiting.items()
+    }
+
+
+def drain_time(session: Session, client: Any, settings: Settings, stage: str | None = None) -> float:
+    """Seconds to drain `stage`'s backlog (see `drain_times`), or the longest of the stages' when None."""
+    times = drain_times(session, client, settings)
+    if times is None:
         return 0.0
-    if waiting == 0:
-        return 0.0
-    rate = task_rate(session)
-    return waiting / rate if rate > 0 else float("inf")
+    return times[stage] if stage is not None else max(times.values())
 
 
 def mark_sent(session: Session, item: Stuck) -> None:
@@ -279,7 +324,9 @@ def reconcile(
         sender = None if dry_run else _Sender(settings, app)
         client = sender.client if sender is not None else _redis(settings)
         with transaction(settings.database_url) as session:
-            report.drain_s = drain_time(session, client, settings)
+            times = drain_times(session, client, settings)
+        report.drain_by_stage = times or dict.fromkeys(STAGE_NAMES, 0.0)
+        report.drain_s = max(report.drain_by_stage.values())
         after = ""
         while limit is None or len(report.found) < limit:
             with transaction(settings.database_url) as session:
@@ -293,7 +340,7 @@ def reconcile(
                     break
                 if (
                     item.last_progress is not None
-                    and (now - item.last_progress).total_seconds() < report.drain_s
+                    and (now - item.last_progress).total_seconds() < report.drain_by_stage[item.stage]
                 ):
                     report.skipped += 1  # its message (or a re-send) may still be queued or in flight
                     continue
@@ -313,6 +360,9 @@ def reconcile(
             failed=report.failed,
             skipped=report.skipped,
             drain_s=None if report.drain_s == float("inf") else round(report.drain_s, 1),
+            drain_by_stage={
+                k: (None if v == float("inf") else round(v, 1)) for k, v in report.drain_by_stage.items()
+            },
             dry_run=dry_run,
             **{f"from_{k}": v for k, v in report.by_stage().items()},
         )

@@ -26,6 +26,9 @@ def create_app() -> Celery:
     app = Celery("newsflow", include=["workers.runtime.tasks"])
     app.conf.update(
         broker_url=str(settings.broker_url),
+        # kombu's Redis transport, refusing a message above the size limit before it is parsed
+        # (`workers.runtime.transport`); redis:// URLs and every option as before.
+        broker_transport="workers.runtime.transport:Transport",
         # Outages of any length: the consumer reconnects with backoff for as long as it takes, it never
         # gives up and exits (Celery's default is 100 attempts); `_OutageLog` keeps one line per change.
         broker_connection_retry_on_startup=True,
@@ -62,12 +65,18 @@ def create_app() -> Celery:
         task_routes={keys.task_name(s): {"queue": keys.queue_name(s)} for s in STAGE_NAMES},
         task_default_queue=keys.queue_name(STAGE_NAMES[0]),
         task_create_missing_queues=True,
+        # Celery's consumer, surviving kombu#582 (a lost connection Celery calls unrecoverable) and
+        # writing the liveness heartbeat from its event loop (`workers.runtime.consumer`).
+        worker_consumer="workers.runtime.consumer:Consumer",
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         # No task-sent events: one extra Redis round trip per publish, a third of the producer's time.
         # Flower still shows every task from the workers' received/started/succeeded/failed events.
         task_send_sent_event=False,
     )
+    from workers.runtime.consumer import LoopHeartbeat
+
+    app.steps["consumer"].add(LoopHeartbeat)
     return app
 
 
