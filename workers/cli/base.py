@@ -84,7 +84,9 @@ def describe(exc: BaseException) -> OperatorError | None:  # noqa: PLR0911 -- on
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         return _database_error(exc)
-    if isinstance(exc, ImportError) and _from_sqlalchemy(exc):
+    from workers.core.errors import raised_inside
+
+    if isinstance(exc, ImportError) and raised_inside(exc, "sqlalchemy"):
         return OperatorError(
             f"configuration error: the database URL needs the driver {exc.name or _first_line(exc)}, which is not "
             "installed; install it, or set NEWSFLOW_DATABASE_URL (or --db) to sqlite:///FILE or "
@@ -108,16 +110,6 @@ def describe(exc: BaseException) -> OperatorError | None:  # noqa: PLR0911 -- on
     if kombu_error is not None:
         return kombu_error
     return None
-
-
-def _from_sqlalchemy(exc: BaseException) -> bool:
-    """True when `exc` was raised while SQLAlchemy loaded a dialect's driver (an URL whose driver is missing)."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if "/sqlalchemy/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def check_database_url(url: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 from workers.core import keys
 from workers.core.logging import configure_logging
@@ -20,15 +21,19 @@ SHORT_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0
 """At most about 2 s of publish attempts (kombu's retry policy)."""
 
 
+# redis:// and rediss:// name kombu's Redis transport with one change: a message above the size limit is
+# refused before it is parsed (`workers.runtime.transport`). Registered under kombu's own aliases, so URLs,
+# options and log lines ("Connected to redis://...") stay as they were.
+for _scheme in ("redis", "rediss"):
+    TRANSPORT_ALIASES[_scheme] = "workers.runtime.transport:Transport"
+
+
 def create_app() -> Celery:
     """A Celery app configured from `Settings`; tasks are registered from `workers.runtime.tasks`."""
     settings = get_settings()
     app = Celery("newsflow", include=["workers.runtime.tasks"])
     app.conf.update(
         broker_url=str(settings.broker_url),
-        # kombu's Redis transport, refusing a message above the size limit before it is parsed
-        # (`workers.runtime.transport`); redis:// URLs and every option as before.
-        broker_transport="workers.runtime.transport:Transport",
         # Outages of any length: the consumer reconnects with backoff for as long as it takes, it never
         # gives up and exits (Celery's default is 100 attempts); `_OutageLog` keeps one line per change.
         broker_connection_retry_on_startup=True,

@@ -29,6 +29,7 @@ from typing import Any
 from celery import bootsteps
 from celery.worker.consumer import Consumer as CeleryConsumer
 
+from workers.core.errors import raised_inside
 from workers.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -42,14 +43,7 @@ def is_lost_connection_bug(exc: BaseException) -> bool:
     """True for kombu#582: an AttributeError on a connection's missing `hostname`, raised inside kombu."""
     if not isinstance(exc, AttributeError) or "attribute 'hostname'" not in str(exc):
         return False
-    if "'NoneType'" not in str(exc):
-        return False
-    tb = exc.__traceback__
-    while tb is not None:
-        if "/kombu/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
-            return True
-        tb = tb.tb_next
-    return False
+    return "'NoneType'" in str(exc) and raised_inside(exc, "kombu")
 
 
 class _Blueprint(CeleryConsumer.Blueprint):  # type: ignore[misc]
