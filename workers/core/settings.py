@@ -122,12 +122,6 @@ class Settings(BaseSettings):
     metrics_address: str = Field(
         default="127.0.0.1", description="Address a worker's /metrics listens on (0.0.0.0 in a container)."
     )
-    heartbeat_dir: str | None = Field(
-        default=None,
-        description="Directory of the workers' liveness heartbeat files, one NAME.alive per worker, read by "
-        "`newsflow health --live --worker NAME` (default: $XDG_RUNTIME_DIR/newsflow, else $TMPDIR/newsflow-UID; "
-        "created with mode 0700).",
-    )
     task_sent_events: bool = Field(
         default=False,
         description="Producers send task-sent events (Flower then labels a series per producer process).",

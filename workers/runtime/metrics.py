@@ -244,7 +244,7 @@ def heartbeat_dir() -> Path:
     """The user's private directory of heartbeat files: `NEWSFLOW_HEARTBEAT_DIR`, else
     `$XDG_RUNTIME_DIR/newsflow` or `$TMPDIR/newsflow-UID`, created with mode 0700 (one per user: workers
     of other users on the host neither write nor read it)."""
-    configured = os.environ.get("NEWSFLOW_HEARTBEAT_DIR") or get_settings().heartbeat_dir
+    configured = os.environ.get("NEWSFLOW_HEARTBEAT_DIR")
     if configured:
         return Path(configured)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
