@@ -124,6 +124,9 @@ def main() -> None:
         "its re-sends per article (issue 30.2; with --fraction above 1 a backlog builds in the slowest stage).",
     )
     parser.add_argument("--skip-burst", action="store_true", help="End after the hold and its ledger.")
+    parser.add_argument(
+        "--drain", type=float, default=300, help="Longest wait after the hold for the ledger."
+    )
     args = parser.parse_args()
 
     import redis
@@ -219,7 +222,7 @@ def main() -> None:
             if due > 0:
                 feed(min(due, 50))
             time.sleep(0.2)
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + args.drain
         while finished() < len(ids) and time.monotonic() < deadline:
             time.sleep(1)
         stop.set()

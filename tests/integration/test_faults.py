@@ -234,17 +234,12 @@ def _unacked(broker_url: str) -> int:
 
 def _unacked_articles(broker_url: str) -> list[str]:
     """Article ids of the messages in kombu's `unacked` hash (delivered, not acknowledged)."""
-    import base64
     import json
 
-    found = []
+    from workers.ops.reconcile import _articles_of
+
     with redis.Redis.from_url(broker_url) as client:
-        for raw in client.hvals(UNACKED):
-            message = json.loads(raw)[0]
-            args = json.loads(base64.b64decode(message["body"]))[0]
-            body = args[0] if args else {}
-            found += [a["article_id"] for a in body.get("articles", [body])]
-    return found
+        return [a for raw in client.hvals(UNACKED) for a in _articles_of(json.loads(raw)[0])]
 
 
 def _delivery_keys(broker_url: str) -> list[bytes]:

@@ -13,7 +13,10 @@ re-sending an article whose message was only slow is harmless: it changes no row
 Finished, for the reconciler, means stored, or dead-lettered: an open dead letter, or one an operator
 discarded (`dead-letters discard` is final; only `retry`/`reprocess` bring such an article back).
 
-No re-send while a message for the article may still be queued or in flight: each pass measures each
+No re-send while a message for the article may still be queued or in flight. Each pass reads, per stage,
+the oldest message still queued and the messages in flight, and the last progress of their articles
+(database time): a stage's queue is first in, first out, so an article whose last progress is not older
+than that may still have its message behind them, and is skipped. Besides, each pass measures each
 stage's drain time (that stage's messages queued and in flight over the rate that stage's workers finish
 tasks, from the journal) and skips an article whose last progress (arrival, a stage result, the last
 re-send) is younger than the drain time of the stage it waits for, however short the deadline; the pass
@@ -64,6 +67,8 @@ RESENT = "reconciled"
 RATE_WINDOW_S = 300
 """The journal window the workers' task rate is measured over (the last rows of it, at most RATE_ROWS)."""
 RATE_ROWS = 5000
+HORIZON_SLACK_S = 30
+"""Seconds between an article's recorded progress and its message's publish that the horizon allows for."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,21 @@ class ReconcileReport:
     """The longest stage's drain time."""
     drain_by_stage: dict[str, float] = field(default_factory=dict)
     """Each stage's drain time: an article is judged by its first missing stage's."""
+    horizon_by_stage: dict[str, datetime | None] = field(default_factory=dict)
+    """Per stage, the last progress of the articles of its oldest message still queued or in flight."""
     locked_out: bool = False
+
+    def may_be_queued(self, item: Stuck, now: datetime) -> bool:
+        """True when `item`'s message may still be queued or in flight for its stage: its last progress is
+        younger than the stage's drain time, or not older than the stage's oldest queued or in-flight
+        message's articles (less HORIZON_SLACK_S: a message is published just after the progress it follows)."""
+        last = item.last_progress
+        if last is None:
+            return False
+        if (now - last).total_seconds() < self.drain_by_stage.get(item.stage, 0.0):
+            return True
+        horizon = self.horizon_by_stage.get(item.stage)
+        return horizon is not None and last >= horizon - timedelta(seconds=HORIZON_SLACK_S)
 
     def by_stage(self) -> dict[str, int]:
         """How many stuck articles per first missing stage."""
@@ -194,10 +213,11 @@ def task_rates(session: Session) -> dict[str, float]:
     return rates
 
 
-def backlogs(client: Any, settings: Settings) -> dict[str, int]:
+def backlogs(client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None) -> dict[str, int]:
     """Per stage: messages queued in Redis (priority lists included) plus those delivered and not yet
     acknowledged that may still run (held no longer than a task's time limit and the longest retry delay;
-    older ones belonged to a dead worker), read from kombu's `unacked` hash by routing key."""
+    older ones belonged to a dead worker), read from kombu's `unacked` hash by routing key. `oldest`, if
+    given, receives per stage the article ids of its oldest queued message and of its messages in flight."""
     import json
 
     from workers.core import keys
@@ -207,20 +227,76 @@ def backlogs(client: Any, settings: Settings) -> dict[str, int]:
     for stage in STAGE_NAMES:
         for suffix in suffixes:
             pipe.llen(keys.queue_name(stage) + suffix)
+    for stage in STAGE_NAMES:
+        pipe.lindex(keys.queue_name(stage), -1)  # BRPOP takes from the right: the oldest message
     fresh_after = time.time() - settings.task_time_limit - settings.retry_backoff_max
     pipe.zrangebyscore(UNACKED_INDEX, fresh_after, "+inf")
     *lengths, fresh = pipe.execute()
+    heads = lengths[len(STAGE_NAMES) * 4 :]
     counts = {s: int(sum(lengths[i * 4 : i * 4 + 4])) for i, s in enumerate(STAGE_NAMES)}
+    if oldest is not None:
+        for stage, head in zip(STAGE_NAMES, heads, strict=True):
+            oldest.setdefault(stage, set()).update(_articles_of(head))
     by_queue = {keys.queue_name(s): s for s in STAGE_NAMES}
     tags = list(fresh)
     for start in range(0, len(tags), 500):
         for raw in client.hmget(UNACKED, tags[start : start + 500]):
             found: str | None = None
+            message: Any = None
             with suppress(ValueError, TypeError, IndexError):
-                found = by_queue.get(json.loads(raw)[2]) if raw is not None else None
+                message, _exchange, routing_key = json.loads(raw) if raw is not None else (None, None, None)
+                found = by_queue.get(str(routing_key))
             if found is not None:
                 counts[found] += 1
+                if oldest is not None:
+                    oldest.setdefault(found, set()).update(_articles_of(message))
     return counts
+
+
+def _articles_of(message: Any) -> list[str]:
+    """The article ids a queued stage message carries (kombu's envelope: a base64 JSON body of Celery's
+    `[args, kwargs, embed]`, its one argument a message or a micro-batch); [] for anything else."""
+    import base64
+    import json
+
+    try:
+        envelope = json.loads(message) if isinstance(message, bytes | str) else message
+        args = json.loads(base64.b64decode(envelope["body"]))[0]
+        body = args[0]
+        items = body.get("articles", [body])
+        return [str(item["article_id"]) for item in items][:1000]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return []
+
+
+def horizons(session: Session, oldest: dict[str, set[str]]) -> dict[str, datetime | None]:
+    """Per stage, the earliest last progress (database time) of the articles whose messages are the oldest
+    still queued or in flight for it: any article whose last progress is later may still have its message
+    queued behind them (FIFO), and is not re-sent. None for a stage with nothing queued or in flight."""
+    ids = sorted({a for found in oldest.values() for a in found})
+    progress: dict[str, datetime] = {}
+    if ids:
+        last_result = (
+            select(func.max(StageResultRow.updated_at))
+            .where(StageResultRow.article_id == RawArticleRow.id)
+            .scalar_subquery()
+        )
+        last_sent = (
+            select(ReconcileRow.enqueued_at)
+            .where(ReconcileRow.article_id == RawArticleRow.id)
+            .scalar_subquery()
+        )
+        for article, got, res, sent in session.execute(
+            select(RawArticleRow.id, RawArticleRow.received_at, last_result, last_sent).where(
+                RawArticleRow.id.in_(ids)
+            )
+        ):
+            progress[article] = max(_utc(x) for x in (got, res, sent) if x is not None)
+    result: dict[str, datetime | None] = {}
+    for stage in STAGE_NAMES:
+        known = [progress[a] for a in oldest.get(stage, ()) if a in progress]
+        result[stage] = min(known) if known else None
+    return result
 
 
 UNACKED_INDEX = "unacked_index"
@@ -229,13 +305,15 @@ UNACKED = "unacked"
 """kombu's Redis transport: delivered, unacknowledged messages by tag, `[message, exchange, routing key]`."""
 
 
-def drain_times(session: Session, client: Any, settings: Settings) -> dict[str, float] | None:
+def drain_times(
+    session: Session, client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None
+) -> dict[str, float] | None:
     """Per stage, seconds its workers need to finish what is queued and in flight for it now: its backlog
     over its own finished-task rate (0.0 if nothing is waiting; infinite if something is and none of that
     stage's tasks finished lately). A backlog in one stage is judged by that stage's rate, never by the
     sum of all four. None if Redis cannot be asked (nothing is skipped then, as before)."""
     try:
-        waiting = backlogs(client, settings)
+        waiting = backlogs(client, settings, oldest)
     except Exception as exc:
         from workers.core.errors import describe
 
@@ -323,8 +401,10 @@ def reconcile(
             return report
         sender = None if dry_run else _Sender(settings, app)
         client = sender.client if sender is not None else _redis(settings)
+        oldest: dict[str, set[str]] = {}
         with transaction(settings.database_url) as session:
-            times = drain_times(session, client, settings)
+            times = drain_times(session, client, settings, oldest)
+            report.horizon_by_stage = horizons(session, oldest)
         report.drain_by_stage = times or dict.fromkeys(STAGE_NAMES, 0.0)
         report.drain_s = max(report.drain_by_stage.values())
         after = ""
@@ -338,10 +418,7 @@ def reconcile(
             for item in page:
                 if limit is not None and len(report.found) >= limit:
                     break
-                if (
-                    item.last_progress is not None
-                    and (now - item.last_progress).total_seconds() < report.drain_by_stage[item.stage]
-                ):
+                if item.last_progress is not None and report.may_be_queued(item, now):
                     report.skipped += 1  # its message (or a re-send) may still be queued or in flight
                     continue
                 report.found.append(item)
