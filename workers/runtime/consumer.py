@@ -74,6 +74,25 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         known: tuple[type[BaseException], ...] = tuple(getattr(self, "connection_errors", ()))
         self.connection_errors = (*known, BrokerConnectionLost)
 
+    def on_connection_error_after_connected(self, exc: BaseException) -> None:
+        """Celery's handling of a lost connection, which closes the lost connection and so restores its
+        channel's unacknowledged messages: where kombu#582 strikes again (seen in the Redis-kill bench), the
+        close is given up (the messages stay in Redis's `unacked` until the visibility timeout) and the
+        consumer reconnects as usual."""
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError as error:
+            if not is_lost_connection_bug(error):
+                raise
+            self.connection = None
+            log.warning(
+                "broker_connection_lost",
+                error=f"{type(error).__name__}: {error}",
+                known_issue="celery/kombu#582",
+                action="reconnecting",
+                during="closing the lost connection",
+            )
+
     def connect(self) -> Any:
         """Celery's connect (retried for as long as the broker is away), beating `connecting` meanwhile."""
         with _beating(self, "connecting"):
