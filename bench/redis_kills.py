@@ -182,6 +182,8 @@ def main() -> int:
                 f"{'never' if failed_after is None else f'{failed_after:.0f} s after the exit'}"
             )
         print(ledger.line(), "clean" if ledger.clean() else "NOT CLEAN", f"queued at the end {left}")
+        if dead_at is not None:
+            print("(with the worker gone, `lost` counts articles persisted and queued but not yet processed)")
         for proc in (reconciler, worker):
             _stop(proc)
         engine.dispose()
