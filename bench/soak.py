@@ -116,6 +116,17 @@ def main() -> None:
     parser.add_argument("--burst-high-water", type=int, default=2000)
     parser.add_argument("--burst-seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--reconcile-older-than",
+        type=float,
+        default=0,
+        help="Run `newsflow reconcile --loop --every 5` with this deadline during the hold (0: none) and print "
+        "its re-sends per article (issue 30.2; with --fraction above 1 a backlog builds in the slowest stage).",
+    )
+    parser.add_argument("--skip-burst", action="store_true", help="End after the hold and its ledger.")
+    parser.add_argument(
+        "--drain", type=float, default=300, help="Longest wait after the hold for the ledger."
+    )
     args = parser.parse_args()
 
     import redis
@@ -185,23 +196,33 @@ def main() -> None:
         )
 
         # 2. hold
-        samples: list[tuple[float, int, int, int]] = []
+        samples: list[tuple[float, int, int, int, dict[str, int]]] = []
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(5):
                 info = client.info("memory")
-                samples.append((time.monotonic(), rss_kib(worker.pid), int(info["used_memory"]), depth()))
+                by_stage = {s: int(client.llen(f"newsflow.{s}")) for s in ("clean", "dedup", "tag", "store")}
+                samples.append(
+                    (time.monotonic(), rss_kib(worker.pid), int(info["used_memory"]), depth(), by_stage)
+                )
 
         sampler = threading.Thread(target=sample)
         sampler.start()
+        reconciler = None
+        if args.reconcile_older_than:
+            reconciler = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "reconcile", "--loop", "--every", "5",
+                 "--older-than", str(args.reconcile_older_than)],
+                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         begin = time.monotonic()
         while time.monotonic() - begin < args.hold:
             due = int((time.monotonic() - begin) * rate) - (len(ids) - 10 - args.calibrate)
             if due > 0:
                 feed(min(due, 50))
             time.sleep(0.2)
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + args.drain
         while finished() < len(ids) and time.monotonic() < deadline:
             time.sleep(1)
         stop.set()
@@ -218,6 +239,30 @@ def main() -> None:
         )
         ledger = check_ledger(db, ids)
         print(ledger.line(), "clean" if ledger.clean() else "NOT CLEAN")
+        if reconciler is not None:
+            reconciler.terminate()
+            reconciler.wait(timeout=60)
+            resent_sql = "SELECT coalesce(sum(times), 0) FROM reconcile_marks"
+            runs_sql = "SELECT stage, count(*) FROM stage_journal WHERE event = 'ok' GROUP BY stage"
+            with engine.connect() as conn:
+                resent = int(conn.execute(sa.text(resent_sql)).scalar_one())
+                runs = {stage: int(n) for stage, n in conn.execute(sa.text(runs_sql))}
+            depths = {
+                s: max(d.get(s, 0) for _, _, _, _, d in samples) for s in ("clean", "dedup", "tag", "store")
+            }
+            print(
+                f"reconciler (deadline {args.reconcile_older_than:g} s, every 5 s): {resent} re-sends for {len(ids)} "
+                f"articles = {resent / max(len(ids), 1):.3f} per article; stage runs per article "
+                + ", ".join(f"{k} {v / max(len(ids), 1):.2f}" for k, v in sorted(runs.items()))
+                + "; max queue depth by stage "
+                + ", ".join(f"{k} {v}" for k, v in depths.items())
+            )
+        if args.skip_burst:
+            engine.dispose()
+            log.close()
+            rds.stop()
+            pg.stop()
+            os._exit(0)
 
         # 3. burst with the workers stopped (the worst case): the producer must stop at the high-water mark
         # and wait, Redis memory must stay bounded. Bounded in time: the producer is left waiting.

@@ -17,6 +17,11 @@ MAX_LANGUAGE_CHARS = 35
 MAX_TEXT_CHARS = 2_000_000
 """Largest cleaned text; cleaning never grows a body past this."""
 
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Largest stage-task message body a worker accepts. A message carries ids, not documents (at most
+`NEWSFLOW_BATCH_SIZE` ids and trace ids: a few kilobytes); a larger one is dead-lettered
+`invalid_message` in the worker's main process by its size, before it is parsed."""
+
 ARTICLE_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 

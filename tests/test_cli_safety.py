@@ -155,3 +155,58 @@ def test_postgres_errors_are_told_apart(message, code):
     assert found is not None
     assert found.code == code
     assert "\n" not in str(found)
+
+
+def test_a_database_url_whose_driver_is_not_installed_is_one_line_exit_3(tmp_path):
+    """Issue 30.6: `run --db mysql://...` without a MySQL driver says which driver is missing, in one line,
+    exit code 3, no traceback."""
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><p>x</p></body></html>")
+    code, stdout, stderr = _run("run", "--db", "mysql://newsflow@127.0.0.1/newsflow", str(page))
+    assert code == EXIT_CONFIG, stderr
+    assert stderr.startswith("newsflow: configuration error: the database URL needs the driver")
+    assert len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr + stdout
+
+
+def test_an_in_memory_sqlite_database_is_refused_with_the_reason(tmp_path):
+    """Issue 30.6: `--db sqlite:///:memory:` is a configuration error saying why (one connection's database),
+    not advice to run `db upgrade`."""
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><p>x</p></body></html>")
+    code, _, stderr = _run("run", "--db", "sqlite:///:memory:", str(page))
+    assert code == EXIT_CONFIG, stderr
+    assert "in-memory SQLite database" in stderr
+    assert "db upgrade" not in stderr
+
+
+def test_a_full_disk_is_said_as_such_not_as_unreachable():
+    """Issue 30.8: PostgreSQL's disk full (SQLSTATE 53100) is "cannot write: its disk is full", for the CLI and
+    for the producer's wait, never "unreachable"."""
+    import psycopg
+    import sqlalchemy.exc
+
+    from workers.cli.base import describe
+    from workers.ingest.producer import _outage
+
+    full = psycopg.errors.DiskFull(
+        'could not extend file "base/16384/2619": No space left on device\nHINT:  Check free disk space.'
+    )
+    error = sqlalchemy.exc.OperationalError("INSERT ...", {}, full)
+    found = describe(error)
+    assert found is not None
+    assert "disk is full" in str(found)
+    assert "unreachable" not in str(found)
+    line = _outage(error, "the database")
+    assert line is not None
+    assert "disk is full" in line
+    assert "unreachable" not in line
+
+
+def test_printed_file_names_are_escaped(tmp_path):
+    """Issue 30.4: a missing file whose name holds an escape sequence and a newline is named escaped."""
+    code, _, stderr = _run("backfill", str(tmp_path / "gone\x1b[2J\nrejected forged.jsonl"))
+    assert code == EXIT_USAGE
+    assert "\x1b" not in stderr
+    assert "\\x1b[2J\\x0arejected forged" in stderr
+    assert len(stderr.strip().splitlines()) == 1

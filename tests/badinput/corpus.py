@@ -713,7 +713,72 @@ def _utf16(d: Path) -> list[Path]:
     return [d / "bom.html", d / "declared.html"]
 
 
+ENV_SECRET = "s3cr3t-env-password-9e2c"
+"""Content of an env file outside the input directory that a symlink inside it names; never read."""
+
+
+def _symlinks_out(d: Path) -> list[Path]:
+    """An input directory with a healthy page, a symlink to /proc/self/environ and one to an env file
+    outside the directory (issue 30.5: they put the broker and database passwords into payloads)."""
+    folder = d / "dir"
+    folder.mkdir()
+    (folder / "page.html").write_text(article_html(title="Harbour budget behind symlinks"))
+    env_file = d / "prod.env"
+    env_file.write_text(f"NEWSFLOW_DATABASE_URL=postgresql://newsflow:{ENV_SECRET}@db/newsflow\n")
+    (folder / "settings.html").symlink_to(env_file)
+    (folder / "environ.txt").symlink_to("/proc/self/environ")
+    return [folder]
+
+
+def _symlinks_not_followed(result: Result) -> None:
+    _assert(not result.rejected and not result.failures, result)
+    _assert(result.valid == 1 and len(result.stored) == 1, result)  # neither link became a record
+    _assert("symlinks" in (result.stored[0].title or ""), result)
+    assert not any(ENV_SECRET in text or "PATH=" in text for text in result.leak_texts), "a link was read"
+    if result.output:  # `newsflow run`: each skip said with its reason, and counted
+        assert result.output.count("outside the input directory: not followed") == 2, result.output
+        assert "symlink_outside 2" in result.output, result.output
+
+
+def _long_path(d: Path) -> list[Path]:
+    """A page whose path is over 1,000 characters (five directories of 230), and one whose name carries
+    an escape sequence and a newline (issue 30.3-4: a long path stopped every backfill)."""
+    deep = d
+    for n in range(5):
+        deep = deep / (str(n) * 230)
+    deep.mkdir(parents=True)
+    (deep / "page.html").write_text(article_html(title="Harbour budget deep down"))
+    (d / "odd\x1b[2J\nrejected forged.html").write_text(article_html(title="Harbour budget odd name"))
+    return [d]
+
+
 INPUT_CASES: list[Case] = [
+    Case(
+        "symlinks_out_of_the_directory",
+        _symlinks_out,
+        "the page is stored; a symlink to /proc/self/environ and one to an env file outside the input directory "
+        "are skipped (symlink_outside) with a line saying why, never read (--follow-symlinks reads them)",
+        _symlinks_not_followed,
+        distributed=True,
+        backfill=True,
+        cli=True,
+    ),
+    Case(
+        "path_over_1000_chars_and_escapes_in_names",
+        _long_path,
+        "both pages stored: a path of 1,100+ characters (backfill checkpoints it by hash) and a name with an "
+        "escape sequence and a newline (printed escaped)",
+        lambda r: _assert(
+            len(r.stored) == 2
+            and not r.rejected
+            and "\x1b" not in r.output
+            and "\nrejected forged" not in r.output,
+            r,
+        ),
+        distributed=True,
+        backfill=True,
+        cli=True,
+    ),
     Case(
         "truncated_warc_gz",
         _cut_warc,

@@ -454,3 +454,124 @@ def test_malformed_message(case: QueueCase, with_neighbour: bool, pool: Pool, tm
     if neighbour_ids:
         with transaction(db) as session:
             assert repo.fetch_article(session, neighbour_ids[0]) is not None
+
+
+# --- issue 30: a message above the size limit, and backfill's printed names, long paths and symlinks ----
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_message_above_the_size_limit_is_dead_lettered_by_its_size_before_it_is_parsed(
+    pool: Pool, tmp_path: Path
+) -> None:
+    """Issue 30.7: a 40 MB stage message (a hostile producer's) is dead-lettered `invalid_message` by its size in
+    the worker's main process, never parsed (its dead letter says so and keeps 300 characters of it); the main
+    process grows by less than five copies of it (redis-py's reading of the reply; 6.3 copies when it was
+    parsed whole); the worker lives and the next message is stored."""
+    from schemas.limits import MAX_MESSAGE_BYTES
+
+    pool.ensure_alive()
+    db = pool.env["NEWSFLOW_DATABASE_URL"]
+    before = _dead_letters_with(db, "invalid_message")
+    pid = pool.worker.process.pid
+    peak_before = _peak_rss_mb(pid)
+    size = 40 * 1024 * 1024
+    body = json.dumps(
+        [
+            [{"article_id": "0" * 32, "trace_id": "t1", "pad": "x" * size}],
+            {},
+            {"callbacks": None, "chain": None},
+        ]
+    ).encode()
+    _publish(pool, body, content_type="application/json")
+    del body
+    neighbour_ids, _ = _produce(pool, [str(_healthy(tmp_path))])
+    wait_for(lambda: _settled(db, neighbour_ids), timeout=SETTLE_S, message="the neighbour stored")
+    wait_for(
+        lambda: _dead_letters_with(db, "invalid_message") == before + 1, timeout=30, message="a dead letter"
+    )
+    growth = _peak_rss_mb(pid) - peak_before
+    MEASUREMENTS.append(f"workers  {'message_40mb':32s} main-process peak growth {growth:6.0f} MB")
+    with transaction(db) as session:
+        letter = repo.open_dead_letters(session, reason="invalid_message")[-1]
+    assert "refused before it was parsed" in letter.message, letter.message
+    assert f"the limit of {MAX_MESSAGE_BYTES} bytes" in letter.message
+    assert len(letter.payload) < 1000
+    assert pool.worker.process.poll() is None, "the worker died"
+    assert growth < 5 * size / 2**20, growth
+
+
+def _backfill_cli(pool: Pool, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", "backfill", *args],
+        env=pool.env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_backfill_long_paths_escaped_names_and_symlinks_out_of_the_directory(
+    pool: Pool, tmp_path: Path
+) -> None:
+    """Issue 30.3-5 through `newsflow backfill`: a file whose path is over 1,000 characters is read and
+    checkpointed (by hash), and neither stops the backfill nor `--restart`; a file name with escape bytes
+    and a newline is printed escaped in the "already done" line; symlinks out of the input directory (to
+    /proc/self/environ, to an env file) are skipped and said, never read into a payload, unless
+    --follow-symlinks."""
+    from tests.badinput.corpus import article_html
+
+    root = tmp_path / "in"
+    deep = root
+    for n in range(5):
+        deep = deep / (f"{n}" * 230)
+    deep.mkdir(parents=True)
+    long_file = deep / "page.html"
+    long_file.write_text(article_html(title=f"Deep harbour {uuid.uuid4().hex[:6]}"))
+    assert len(str(long_file.resolve())) > 1000
+    evil = root / "evil\x1b[2J\nrejected forged: x.html"
+    evil.write_text(article_html(title=f"Evil name {uuid.uuid4().hex[:6]}"))
+    secret = tmp_path / "prod.env.html"
+    secret.write_text(f"NEWSFLOW_BROKER_URL=redis://:{SECRET_WORD}@redis:6379/0\n")
+    (root / "settings.html").symlink_to(secret)
+    (root / "environ.html").symlink_to("/proc/self/environ")
+
+    first = _backfill_cli(pool, str(root))
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert "symlink_outside 2" in first.stderr, first.stderr
+    assert first.stderr.count("outside the input directory: not followed") == 2, first.stderr
+    assert "\x1b" not in first.stderr + first.stdout
+    second = _backfill_cli(pool, str(root))
+    assert second.returncode == 0, second.stderr
+    done_lines = [line for line in second.stderr.splitlines() if "already done" in line]
+    assert len(done_lines) == 2, second.stderr
+    assert "\x1b" not in second.stderr
+    assert not [line for line in second.stderr.splitlines() if line.startswith("rejected forged")]
+    assert any("evil\\x1b[2J\\x0arejected forged" in line for line in done_lines), done_lines
+    restart = _backfill_cli(pool, "--restart", str(root))
+    assert restart.returncode == 0, restart.stderr
+    assert "already stored" in restart.stderr
+    db = pool.env["NEWSFLOW_DATABASE_URL"]
+    wait_for(
+        lambda: SECRET_WORD not in _dump(db) and _stored_titles(db) >= 2, timeout=SETTLE_S, message="stored"
+    )
+    assert SECRET_WORD not in _dump(db)
+    assert "NEWSFLOW_BROKER_URL" not in _dump(db)
+
+
+SECRET_WORD = "s3cr3t-broker-password-4b1d"
+
+
+def _stored_titles(db: str) -> int:
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM articles WHERE title LIKE 'Deep harbour%' OR title LIKE 'Evil name%'"
+            )
+            return int(conn.execute(sa.text(query)).scalar_one())
+    finally:
+        engine.dispose()

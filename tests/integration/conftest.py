@@ -74,6 +74,7 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         concurrency: int = 2,
         name: str = "w1",
         env: dict[str, str] | None = None,
+        extra: list[str] | None = None,
     ) -> Worker:
         log_path = tmp_path / f"worker-{name}.log"
         with log_path.open("wb") as handle:
@@ -92,6 +93,7 @@ def start_worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
                     "--without-gossip",
                     "--without-mingle",
                     "--without-heartbeat",
+                    *(extra or []),
                 ],
                 env={**pipeline_env, **(env or {})},
                 cwd=ROOT,

@@ -369,28 +369,42 @@ def test_reconciler_and_workers_beat_where_prometheus_sees_them(pipeline_env, st
 
 
 def test_liveness_is_the_heartbeat_and_needs_no_database(pipeline_env, start_worker, tmp_path):
-    """`health --live` passes while the worker beats, even with the database unreachable, and fails once
-    the worker's process is frozen (SIGSTOP) past --max-age; readiness (`health`) still checks the database."""
+    """`health --live --worker NAME` reads that worker's own heartbeat, in a private (0700) directory, written
+    from its consumer's event loop: it passes while the worker beats, even with the database unreachable;
+    fails once the process is frozen (SIGSTOP) past --max-age; fails for another worker's name; and fails
+    at once when the worker's process is gone (killed: no 60 s of "ok" after its death)."""
     import signal
 
-    beat = tmp_path / "alive"
-    env = {**pipeline_env, "NEWSFLOW_HEARTBEAT_FILE": str(beat)}
-    worker = start_worker(queues="store", env=env)
+    env = {**pipeline_env, "NEWSFLOW_HEARTBEAT_DIR": str(tmp_path / "beats")}
+    env.pop("NEWSFLOW_HEARTBEAT_FILE", None)
+    worker = start_worker(queues="store", env=env, name="live1")
+    beat = tmp_path / "beats" / "live1.alive"
     wait_for(beat.exists, timeout=30, message="the heartbeat file")
+    assert (beat.parent.stat().st_mode & 0o777) == 0o700
+    assert json.loads(beat.read_text())["state"] == "consuming"
     no_db = {**env, "NEWSFLOW_DATABASE_URL": f"postgresql+psycopg://newsflow@127.0.0.1:{free_port()}/x"}
-    live = run_cli(no_db, "health", "--live", "--max-age", "30")
+    live = run_cli(no_db, "health", "--live", "--worker", "live1", "--max-age", "30")
     assert live.returncode == 0, live.stdout + live.stderr
     assert run_cli(no_db, "health", "--queues", "store").returncode == 1
+    other = run_cli(env, "health", "--live", "--worker", "newsflow-clean")
+    assert other.returncode == 1
+    assert "newsflow-clean.alive" in other.stdout
     worker.process.send_signal(signal.SIGSTOP)
     try:
         time.sleep(3)
-        stuck = run_cli(env, "health", "--live", "--max-age", "2")
+        stuck = run_cli(env, "health", "--live", "--worker", "live1", "--max-age", "2")
     finally:
         worker.process.send_signal(signal.SIGCONT)
     assert stuck.returncode == 1
     assert "stuck" in stuck.stdout
-    missing = run_cli({**env, "NEWSFLOW_HEARTBEAT_FILE": str(tmp_path / "none")}, "health", "--live")
-    assert missing.returncode == 1
+    worker.process.kill()
+    worker.process.wait(timeout=30)
+    dead = run_cli(env, "health", "--live", "--worker", "live1", "--max-age", "600")
+    assert dead.returncode == 1
+    assert "gone" in dead.stdout
+    named = run_cli({**env, "NEWSFLOW_WORKER_NAME": "live1"}, "health", "--live")  # the name deploy gives
+    assert named.returncode == 1
+    assert "gone" in named.stdout
 
 
 @pytest.fixture

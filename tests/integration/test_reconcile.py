@@ -236,3 +236,63 @@ def test_no_resend_while_a_message_for_the_article_may_still_be_queued(pipeline_
     client.flushdb()  # the messages are lost (Redis restarted empty): nothing can still be queued
     third = reconcile(settings, older_than=1, app=app)
     assert (third.sent, third.skipped) == (12, 0)
+
+
+def test_a_backlog_in_one_stage_is_judged_by_that_stage_rate_no_resend_storm(pipeline_env):
+    """Issue 30.2: 200 messages queued for a slow tag stage (0.1 task/s) while clean, dedup and store finish
+    3 tasks/s each: articles waiting for tag since 100 s are skipped (tag's drain time is 2,000 s), not
+    re-sent as when every queued message was divided by all four stages' rate (22 s); an article waiting
+    for clean, whose queue is empty, is re-sent."""
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    ids = _seed(db, {**dict.fromkeys(range(10), ("clean", "dedup")), 10: ()})
+    with psycopg.connect(libpq_url(db)) as conn:
+        conn.execute("UPDATE raw_articles SET received_at = now() - interval '100 seconds'")
+        conn.execute("UPDATE stage_results SET updated_at = now() - interval '100 seconds'")
+        for stage, tasks in (("clean", 300), ("dedup", 300), ("store", 300), ("tag", 10)):
+            conn.execute(
+                "INSERT INTO stage_journal (article_id, stage, event, task_id, ended_at) SELECT 'x', %s, 'ok',"
+                " %s || g, now() - (g * 100.0 / %s) * interval '1 second' FROM generate_series(1, %s) g",
+                (stage, stage, tasks, tasks),
+            )
+    client = redis.Redis.from_url(broker)
+    client.lpush(keys.queue_name("tag"), *[b"{}"] * 200)
+    settings = _settings(pipeline_env)
+    app = create_app()
+    app.conf.broker_url = broker
+    report = reconcile(settings, older_than=1, app=app)
+    assert report.drain_by_stage["tag"] > 1000
+    assert report.drain_by_stage["clean"] == 0
+    assert (report.sent, report.skipped) == (1, 10)
+    assert [item.article_id for item in report.found] == [ids[10]]
+
+
+def test_an_article_behind_the_oldest_queued_message_is_not_resent_however_fast_the_stage(pipeline_env):
+    """Issue 30.2, a draining queue: the stage finishes 10 tasks/s (drain time about 0 s), but its oldest queued
+    message is of an article whose last progress was 200 s ago, so an article stuck since 100 s may still be
+    queued behind it (first in, first out) and is skipped; one stuck since 300 s (before that message) is
+    re-sent. Judged by the drain time alone, both were re-sent."""
+    from workers.runtime.broker import send
+
+    db, broker = pipeline_env["NEWSFLOW_DATABASE_URL"], pipeline_env["NEWSFLOW_BROKER_URL"]
+    ids = _seed(db, {0: (), 1: (), 2: ()})
+    with psycopg.connect(libpq_url(db)) as conn:
+        for n, age in ((0, 200), (1, 100), (2, 300)):
+            conn.execute(
+                "UPDATE raw_articles SET received_at = now() - %s * interval '1 second' WHERE id = %s",
+                (age, ids[n]),
+            )
+        conn.execute(
+            "INSERT INTO stage_journal (article_id, stage, event, task_id, ended_at) SELECT 'x', 'clean', 'ok',"
+            " 'c' || g, now() - (g * 0.1) * interval '1 second' FROM generate_series(1, 600) g"
+        )
+    settings = _settings(pipeline_env)
+    app = create_app()
+    app.conf.broker_url = broker
+    send(app, StageMessage(article_id=ids[0], trace_id="trace-0"), "clean")  # the oldest queued message
+    report = reconcile(settings, older_than=50, dry_run=True, app=app)
+    assert report.drain_by_stage["clean"] < 1
+    found = {item.article_id for item in report.found}
+    assert ids[2] in found
+    assert ids[1] not in found
+    assert ids[0] not in found  # its message is the one queued
+    assert report.skipped == 2

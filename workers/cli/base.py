@@ -83,6 +83,15 @@ def describe(exc: BaseException) -> OperatorError | None:  # noqa: PLR0911 -- on
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         return _database_error(exc)
+    from workers.core.errors import raised_inside
+
+    if isinstance(exc, ImportError) and raised_inside(exc, "sqlalchemy"):
+        return OperatorError(
+            f"configuration error: the database URL needs the driver {exc.name or _first_line(exc)}, which is not "
+            "installed; install it, or set NEWSFLOW_DATABASE_URL (or --db) to sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST/DB",
+            EXIT_CONFIG,
+        )
     if isinstance(exc, redis.exceptions.AuthenticationError) or (
         isinstance(exc, redis.exceptions.ResponseError) and _is_redis_auth(str(exc))
     ):
@@ -100,6 +109,25 @@ def describe(exc: BaseException) -> OperatorError | None:  # noqa: PLR0911 -- on
     if kombu_error is not None:
         return kombu_error
     return None
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a database URL that cannot work for newsflow before anything uses it: an in-memory SQLite
+    database lasts one connection, and every command opens several (the schema would vanish)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # a malformed URL is reported where it is used, with its own message
+        return
+    if parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    ):
+        raise OperatorError(
+            "configuration error: an in-memory SQLite database lasts one connection and newsflow opens several, "
+            "so nothing would be kept; use a file: sqlite:///newsflow.db",
+            EXIT_CONFIG,
+        )
 
 
 def _kombu_error(exc: BaseException) -> OperatorError | None:
@@ -142,6 +170,14 @@ def _database_error(exc: BaseException) -> OperatorError:  # noqa: PLR0911 -- on
     message = _first_line(orig)
     lowered = f"{type(orig).__name__} {orig}".lower()
     where = _database_where(exc)
+    from workers.ingest.producer import DISK_FULL
+
+    if any(marker in lowered for marker in DISK_FULL):
+        return OperatorError(
+            f"the database cannot write{where}: its disk is full: {message}; free space on the database "
+            "server (the database itself answers)",
+            EXIT_UNREACHABLE,
+        )
     if any(marker in lowered for marker in _PG_AUTH):
         return OperatorError(
             f"PostgreSQL refused the credentials{where}: {message}; check user and password in "
@@ -346,6 +382,7 @@ def settings_for(db: str | None = None, **overrides: object) -> Any:
     if db is not None or overrides:
         settings = Settings(**{**settings.model_dump(), **({"database_url": db} if db else {}), **overrides})
     _state["database_url"] = settings.database_url
+    check_database_url(settings.database_url)
     configure_logging(settings.log_format, "WARNING" if settings.log_level == "INFO" else settings.log_level)
     return settings
 
@@ -366,8 +403,8 @@ def require_paths(paths: list[str], *, stdin: bool = True) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one line on stderr and exit with `code`."""
-    err.print(message, markup=False, highlight=False)
+    """Print one line on stderr (control characters escaped: it may hold a file name) and exit with `code`."""
+    err.print(safe_line(message), markup=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -421,8 +458,8 @@ def echo(line: str) -> None:
 
 
 def note(message: str) -> None:
-    """A plain line on stderr (summaries, progress without a terminal)."""
-    err.print(message, markup=False, highlight=False)
+    """A plain line on stderr (summaries, progress without a terminal); control characters escaped."""
+    err.print(safe_line(message), markup=False, highlight=False)
 
 
 # --- input and progress ------------------------------------------------------------------------------

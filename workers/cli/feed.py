@@ -28,6 +28,7 @@ from workers.cli.base import (
     print_json,
     progress,
     require_paths,
+    safe_line,
     settings_for,
     wait_for_articles,
 )
@@ -67,17 +68,26 @@ def _summary_line(verb: str, summary: dict[str, Any]) -> str:
     if summary.get("unsent"):
         detail += f", {summary['unsent']} persisted earlier but never sent"
     resent = "" if not summary["resent"] else ", re-sent " + str(summary["resent"])
+    pipeline = f", in the pipeline {summary['in_pipeline']}" if summary.get("in_pipeline") else ""
     line = (
         f"{verb}: {summary['files']} file(s), read {summary['read']}; enqueued {sent} ({detail}), "
-        f"rejected {summary['rejected']}, sent by an earlier run {summary['already_stored']} "
-        f"(not sent again{resent}; `newsflow status` shows how far they got), "
-        f"skipped {skipped}"
+        f"rejected {summary['rejected']}, already stored {summary['already_stored']}{pipeline} "
+        f"(not sent again{resent}), skipped {skipped}"
     )
     if summary["waited_s"]:
         line += f"; waited {summary['waited_s']:.1f}s for the workers"
     if summary.get("resumed"):
         line += f"; resumed {summary['resumed']} file(s) after {summary['earlier_read']} records read by earlier runs"
     return line
+
+
+FollowSymlinksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Read files through symlinks that lead out of an input directory (skipped by default, and said).",
+    ),
+]
 
 
 def _feeder(
@@ -87,6 +97,7 @@ def _feeder(
     rate: float | None,
     ignore_unknown: bool = False,
     db: str | None = None,
+    follow_symlinks: bool = False,
 ) -> Any:
     from workers.ingest.backfill import Feeder
     from workers.runtime.celery_app import app as celery_app
@@ -104,6 +115,7 @@ def _feeder(
         on_wait=backpressure_notice("clean"),
         say=say,
         ignore_unknown=ignore_unknown,
+        follow_symlinks=follow_symlinks,
     )
 
 
@@ -120,6 +132,7 @@ def enqueue(
     db: DbOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     """Validate, persist and enqueue raw articles on Redis.
 
@@ -136,7 +149,7 @@ def enqueue(
     from workers.ingest import backfill
 
     require_paths(paths)
-    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown, db)
+    feeder = _feeder("enqueue", high_water, reprocess, None, ignore_unknown, db, follow_symlinks)
     started = datetime.now(UTC)
     with progress() as bar:
         task = bar.add_task("enqueue", total=None)
@@ -180,6 +193,7 @@ def backfill_command(
     db: DbOpt = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
+    follow_symlinks: FollowSymlinksOpt = False,
 ) -> None:
     """Feed archives and dumps to the workers, resumably.
 
@@ -208,7 +222,7 @@ def backfill_command(
                 EXIT_USAGE,
             )
     require_paths(paths, stdin=False)
-    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown, db)
+    feeder = _feeder("backfill", high_water, reprocess, rate, ignore_unknown, db, follow_symlinks)
     started = datetime.now(UTC)
     sent: list[str] = []
     feed = feeder.feed
@@ -224,7 +238,9 @@ def backfill_command(
         # Progress goes to the log (a file or journald): info events at the configured level.
         configure_logging(feeder.settings.log_format, feeder.settings.log_level)
     total = sum(
-        p.stat().st_size for p in archives.files(paths) if readers.path_problem(p) is None and p.is_file()
+        p.stat().st_size
+        for p in archives.files(paths, follow_symlinks=follow_symlinks)
+        if readers.path_problem(p) is None and p.is_file()
     )
     log = get_logger("workers.ingest.backfill")
     last = {"at": time.monotonic(), "bytes": 0}
@@ -255,7 +271,9 @@ def backfill_command(
     if json_out:
         print_json({**summary, "interrupted": interrupted})
     for done in report.already_done:
-        note(f"{done}: already done by an earlier backfill; not read again (--restart reads it again)")
+        note(
+            f"{safe_line(done)}: already done by an earlier backfill; not read again (--restart reads it again)"
+        )
     note(_summary_line("backfill", summary))
     if interrupted:
         note("interrupted; run the same command again to continue from the checkpoints")

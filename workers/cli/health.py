@@ -20,10 +20,18 @@ def health(
         bool,
         typer.Option(
             "--live",
-            help="Liveness only: the worker in this container beat in the last --max-age seconds "
-            "(its heartbeat file; no database, no Redis).",
+            help="Liveness only: the worker (--worker) beat from its consumer's event loop in the last "
+            "--max-age seconds and its process exists (its private heartbeat file; no database, no Redis).",
         ),
     ] = False,
+    worker: Annotated[
+        str | None,
+        typer.Option(
+            "--worker",
+            help="With --live: the worker's name (its --hostname before the @, e.g. newsflow-clean); "
+            "default: NEWSFLOW_WORKER_NAME, else newsflow- and NEWSFLOW_QUEUES, as deploy/worker.sh names it.",
+        ),
+    ] = None,
     max_age: Annotated[int, typer.Option(help="Oldest heartbeat --live accepts, in seconds.")] = 60,
     db: DbOpt = None,
 ) -> None:
@@ -32,15 +40,17 @@ def health(
     For readiness probes ("its dependencies answer"); a worker runs the same checks before it
     starts. An unknown stage in --queues is a usage error (exit 2).
 
-    With --live, the liveness probe ("this process is stuck"): only whether the worker's main
-    process touched its heartbeat file (NEWSFLOW_HEARTBEAT_FILE) in the last --max-age seconds, so
-    a database or Redis outage never restarts a worker.
+    With --live, the liveness probe ("this worker consumes"): only whether the worker's consumer
+    wrote its heartbeat file from its event loop (or while it reconnects to the broker) in the last
+    --max-age seconds and its process still exists, so a database or Redis outage never restarts a
+    worker, and a worker whose consumer died fails at once. Each worker has its own file in a
+    private directory (NEWSFLOW_HEARTBEAT_DIR, default $XDG_RUNTIME_DIR/newsflow or $TMPDIR/newsflow-UID).
     """
     from workers.runtime import health as checks
     from workers.runtime.pipeline import STAGE_NAMES
 
     if live:
-        text, code = checks.report([checks.check_alive(max_age)], as_json=json_out)
+        text, code = checks.report([checks.check_alive(max_age, worker)], as_json=json_out)
         out.print(text, markup=False, highlight=False)
         raise typer.Exit(code)
 

@@ -76,6 +76,13 @@ def run(
     db: DbOpt = None,
     source: SourceOpt = "local",
     ignore_unknown: IgnoreUnknownOpt = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Read files through symlinks that lead out of an input directory (skipped by default, and said).",
+        ),
+    ] = False,
 ) -> None:
     """Process files in-process into SQLite (embedded mode).
 
@@ -102,7 +109,18 @@ def run(
         task = bar.add_task("processing", total=None)
         report = embedded.run(
             valid(
-                read_inputs(paths, source=source, ignore_unknown=ignore_unknown, skipped=skipped), rejected
+                read_inputs(
+                    paths,
+                    source=source,
+                    ignore_unknown=ignore_unknown,
+                    skipped=skipped,
+                    follow_symlinks=follow_symlinks,
+                    on_skipped=lambda item: err.print(
+                        plain(f"newsflow run: skipped {item.origin}: {item.problems[0].reason}"),
+                        highlight=False,
+                    ),
+                ),
+                rejected,
             ),
             ctx,
             on_done=lambda *_: bar.advance(task),

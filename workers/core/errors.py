@@ -169,3 +169,14 @@ def reason_of(exc: BaseException) -> str:
     if is_deterministic_db_error(exc):
         return DatabaseRejected.reason
     return "unexpected"
+
+
+def raised_inside(exc: BaseException, package: str) -> bool:
+    """True when a frame of `exc`'s traceback is in `package` (its folder name: `kombu`, `sqlalchemy`)."""
+    marker = f"/{package}/"
+    tb = exc.__traceback__
+    while tb is not None:
+        if marker in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        tb = tb.tb_next
+    return False

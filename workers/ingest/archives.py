@@ -18,7 +18,7 @@ with one line each; nothing is passed over silently.
 """
 
 import gzip
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,20 +63,31 @@ def kind(path: Path) -> str:
     return "file" if readers.is_supported(path) else "unsupported"
 
 
-def files(paths: Iterable[str]) -> Iterator[Path]:
+def files(paths: Iterable[str], *, follow_symlinks: bool = False) -> Iterator[Path]:
     """Input paths in order, directories expanded recursively (sorted); a path that cannot be read
     (FIFO, symlink loop, missing) is kept, `items` reports it; files of unknown type in a directory
-    are left out (`entries` counts them)."""
-    for entry in entries(paths):
-        if not entry.unsupported:
+    and symlinks out of it are left out (`entries` counts them)."""
+    for entry in entries(paths, follow_symlinks=follow_symlinks):
+        if not entry.unsupported and entry.outside is None:
             yield entry.path
 
 
-def entries(paths: Iterable[str]) -> Iterator[readers.Entry]:
+def entries(paths: Iterable[str], *, follow_symlinks: bool = False) -> Iterator[readers.Entry]:
     """Every entry the input arguments name (`workers.ingest.readers.walk`), `-` excluded."""
     for item in paths:
         if item != "-":
-            yield from readers.walk(item)
+            yield from readers.walk(item, follow_symlinks=follow_symlinks)
+
+
+def skipped_item(entry: readers.Entry) -> Item | None:
+    """The skip an entry is (a file of unknown type; a symlink out of its directory, with why), or None."""
+    if entry.unsupported:
+        return Item(str(entry.path), 0, skipped="unsupported_file")
+    if entry.outside is not None:
+        return Item(
+            str(entry.path), 0, problems=(Problem("(file)", entry.outside),), skipped=readers.SYMLINK_OUTSIDE
+        )
+    return None
 
 
 def items(path: Path, *, source: str, start: int = 0, ignore_unknown: bool = False) -> Iterator[Item]:
@@ -256,19 +267,26 @@ def _warc_date(value: str | None) -> datetime | None:
 
 
 def stream(
-    paths: Iterable[str], *, source: str, ignore_unknown: bool = False, files_seen: list[Path] | None = None
+    paths: Iterable[str],
+    *,
+    source: str,
+    ignore_unknown: bool = False,
+    files_seen: list[Path] | None = None,
+    follow_symlinks: bool = False,
 ) -> Iterator[Item]:
     """Every item of every input argument in order (`-` is JSON lines on stdin): what `run` and
-    `enqueue` read. Files of unknown type inside a directory come back as `unsupported_file` skips;
+    `enqueue` read. Files of unknown type inside a directory come back as `unsupported_file` skips,
+    symlinks out of it (unless `follow_symlinks`) as `symlink_outside` skips saying why;
     `files_seen` collects each file opened."""
     for item in paths:
         if item == "-":
             for record in readers.read_stdin(ignore_unknown=ignore_unknown):
                 yield Item(record.origin, 0, record.article, record.problems)
             continue
-        for entry in readers.walk(item):
-            if entry.unsupported:
-                yield Item(str(entry.path), 0, skipped="unsupported_file")
+        for entry in readers.walk(item, follow_symlinks=follow_symlinks):
+            skip = skipped_item(entry)
+            if skip is not None:
+                yield skip
                 continue
             if files_seen is not None and entry.problem is None:
                 files_seen.append(entry.path)
@@ -281,12 +299,17 @@ def read_all(
     source: str,
     skipped: dict[str, int] | None = None,
     ignore_unknown: bool = False,
+    follow_symlinks: bool = False,
+    on_skipped: Callable[[Item], None] | None = None,
 ) -> Iterator[Record]:
-    """Every record of every path (`-` is stdin), WARC files included; skipped records counted by kind."""
-    for entry in stream(paths, source=source, ignore_unknown=ignore_unknown):
+    """Every record of every path (`-` is stdin), WARC files included; skipped records counted by kind,
+    and those that say why (a symlink out of its directory) passed to `on_skipped`."""
+    for entry in stream(paths, source=source, ignore_unknown=ignore_unknown, follow_symlinks=follow_symlinks):
         if entry.skipped is not None:
             if skipped is not None:
                 skipped[entry.skipped] = skipped.get(entry.skipped, 0) + 1
+            if entry.problems and on_skipped is not None:
+                on_skipped(entry)
             continue
         yield entry.record
 
@@ -300,7 +323,21 @@ def read_path(
 
 
 def read_inputs(
-    paths: Iterable[str], *, source: str, ignore_unknown: bool = False, skipped: dict[str, int] | None = None
+    paths: Iterable[str],
+    *,
+    source: str,
+    ignore_unknown: bool = False,
+    skipped: dict[str, int] | None = None,
+    follow_symlinks: bool = False,
+    on_skipped: Callable[[Item], None] | None = None,
 ) -> Iterator[Record]:
-    """Records from every path in order, every format (WARC/ARC too); `-` reads JSON lines from stdin."""
-    yield from read_all(paths, source=source, skipped=skipped, ignore_unknown=ignore_unknown)
+    """Records from every path in order, every format (WARC/ARC too); `-` reads JSON lines from stdin.
+    Symlinks out of an input directory are skipped (and said, through `on_skipped`) unless `follow_symlinks`."""
+    yield from read_all(
+        paths,
+        source=source,
+        skipped=skipped,
+        ignore_unknown=ignore_unknown,
+        follow_symlinks=follow_symlinks,
+        on_skipped=on_skipped,
+    )

@@ -3,7 +3,9 @@
 Each input file is read as positioned items (`workers.ingest.archives`). For every valid raw article the
 producer's contract holds: persist once (`repo.ensure_raw`), then publish (`producer.send`). An
 article whose raw record already exists is counted as already stored and NOT published again
-unless `reprocess=True`, so re-running a dump re-runs no stage.
+unless `reprocess=True`, so re-running a dump re-runs no stage. "Already stored" counts only articles
+really stored (an `articles` row); one persisted and sent by an earlier run or another producer but not
+stored yet is "in the pipeline", not sent again either.
 
 A backfill keeps a checkpoint per input file (absolute path, the offset after the last item handled,
 the counts) in `backfill_checkpoints`, written every `checkpoint_every` items, at the end of a file
@@ -59,6 +61,10 @@ class FeedReport:
     unsent: int = 0
     """Articles an earlier run persisted but never published: published by this run."""
     already_stored: int = 0
+    """Articles already stored (an `articles` row): not sent again."""
+    in_pipeline: int = 0
+    """Articles persisted and sent before (by an earlier run or another producer), not stored yet: not sent
+    again (they are on their way; the reconciler re-sends one whose message was lost)."""
     resent: int = 0
     rejected: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
@@ -81,11 +87,14 @@ class FeedReport:
 
     def add(self, counts: dict[str, Any]) -> None:
         """Add counts (another report's `summary()`) to this report."""
-        for name in ("read", "new", "unsent", "already_stored", "resent", "rejected"):
+        for name in COUNTED:
             setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
         for kind, n in (counts.get("skipped") or {}).items():
             self.skipped[kind] = self.skipped.get(kind, 0) + int(n)
 
+
+COUNTED = ("read", "new", "unsent", "already_stored", "in_pipeline", "resent", "rejected")
+"""The counts a feed keeps per file (checkpoints) and in its summary."""
 
 _STOP = threading.Event()
 """Set by a Ctrl-C held back by `deferred_interrupt`: a wait (backpressure, rate, an outage) then ends at
@@ -143,6 +152,8 @@ class Feeder:
     """Where the one-line outage messages go (waiting for Redis or the database)."""
     ignore_unknown: bool = False
     """Drop JSON fields the schema does not know instead of rejecting the record."""
+    follow_symlinks: bool = False
+    """Read files through symlinks that lead out of an input directory (skipped, and said, by default)."""
     report: FeedReport = field(default_factory=FeedReport)
     _client: Any = None
     _waiter: Any = None
@@ -154,8 +165,9 @@ class Feeder:
 
     def feed(self, raw: RawArticle) -> tuple[str, str]:
         """Persist one article and publish it if new, never published before, or `reprocess`; returns
-        (id, new|unsent|already_stored|resent)."""
+        (id, new|unsent|resent|already_stored|in_pipeline)."""
         from workers.db.repo import never_published
+        from workers.ingest.producer import stored_among
         from workers.runtime.broker import wait_below
 
         if self._client is None:
@@ -175,18 +187,30 @@ class Feeder:
             )
         self._throttle()
 
-        def persist() -> tuple[bool, bool]:
+        def persist() -> tuple[bool, bool, bool]:
             with transaction(self.settings.database_url) as session:
                 new = repo.ensure_raw(session, msg.article_id, raw, msg.trace_id)
-                return new, not new and bool(never_published(session, [msg.article_id]))
+                unsent = not new and bool(never_published(session, [msg.article_id]))
+                stored = not new and not unsent and bool(stored_among(session, [msg.article_id]))
+                return new, unsent, stored
 
-        new, unsent = self._outage.run("the database", persist)
+        new, unsent, stored = self._outage.run("the database", persist)
         if new or unsent or self.reprocess:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(msg)
             self._published += 1
-        outcome = "new" if new else "unsent" if unsent else "resent" if self.reprocess else "already_stored"
+        outcome = (
+            "new"
+            if new
+            else "unsent"
+            if unsent
+            else "resent"
+            if self.reprocess
+            else "already_stored"
+            if stored
+            else "in_pipeline"
+        )
         setattr(self.report, outcome, getattr(self.report, outcome) + 1)
         linger = self.settings.batch_linger_ms / 1000
         if len(self._pending) >= self.settings.batch_size or time.monotonic() - self._pending_since > linger:
@@ -265,13 +289,27 @@ def count_rejected(feeder: Feeder, item: Item, on_rejected: Callable[[Item], Non
         on_rejected(item)
 
 
+NOT_RECORDS = frozenset({"unsupported_file", "symlink_outside"})
+"""Skips that are files not read, not records."""
+
+
+def count_skipped(feeder: Feeder, item: Item) -> bool:
+    """Count an item as read (unless it is a file not read) and, if it is a skip, by its kind, saying why
+    when it carries a reason (a symlink out of its directory); True if it was a skip."""
+    report = feeder.report
+    if item.skipped not in NOT_RECORDS:
+        report.read += 1
+    if item.skipped is None:
+        return False
+    report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
+    if item.problems and feeder.say is not None:
+        feeder.say(f"skipped {item.origin}: {item.problems[0].reason}")
+    return True
+
+
 def handle(feeder: Feeder, item: Item, on_rejected: Callable[[Item], None] | None) -> str | None:
     """Count one item and feed it if it is an article; returns the article id or None."""
-    report = feeder.report
-    if item.skipped != "unsupported_file":  # a file we do not read is not a record
-        report.read += 1
-    if item.skipped is not None:
-        report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
+    if count_skipped(feeder, item):
         return None
     if item.article is None:
         count_rejected(feeder, item, on_rejected)
@@ -296,7 +334,7 @@ def enqueue(
         return _enqueue_batched(paths, feeder, source=source, on_rejected=on_rejected, on_article=on_article)
     seen: list[Path] = []
     for path in paths:
-        for item in _stream(path, source, feeder.ignore_unknown, seen):
+        for item in _stream(path, source, feeder.ignore_unknown, seen, feeder.follow_symlinks):
             with deferred_interrupt():
                 found = handle(feeder, item, on_rejected)
                 if path == "-":
@@ -311,10 +349,16 @@ def enqueue(
 
 
 def _stream(
-    path: str, source: str, ignore_unknown: bool = False, seen: list[Path] | None = None
+    path: str,
+    source: str,
+    ignore_unknown: bool = False,
+    seen: list[Path] | None = None,
+    follow_symlinks: bool = False,
 ) -> Iterable[Item]:
     """The items of one input argument (`-` is JSON lines on stdin); `seen` collects the files read."""
-    return archives.stream([path], source=source, ignore_unknown=ignore_unknown, files_seen=seen)
+    return archives.stream(
+        [path], source=source, ignore_unknown=ignore_unknown, files_seen=seen, follow_symlinks=follow_symlinks
+    )
 
 
 def _enqueue_batched(
@@ -340,12 +384,10 @@ def _enqueue_batched(
 
     def articles() -> Iterator[RawArticle]:
         for path in paths:
-            for item in _stream(path, source, feeder.ignore_unknown, seen):
-                if item.skipped != "unsupported_file":
-                    report.read += 1
-                if item.skipped is not None:
-                    report.skipped[item.skipped] = report.skipped.get(item.skipped, 0) + 1
-                elif item.article is None:
+            for item in _stream(path, source, feeder.ignore_unknown, seen, feeder.follow_symlinks):
+                if count_skipped(feeder, item):
+                    continue
+                if item.article is None:
                     count_rejected(feeder, item, on_rejected)
                 else:
                     yield item.article
@@ -359,9 +401,25 @@ def _enqueue_batched(
     report.files += len(seen)
     report.new += done.new
     report.unsent += done.unsent
-    report.already_stored += len(done.sent) - done.new - done.unsent
+    report.already_stored += done.stored
+    report.in_pipeline += len(done.sent) - done.new - done.unsent - done.stored
     report.waited_s += done.waited_s
     return report
+
+
+KEY_MAX = 1000
+"""Longest checkpoint key (`backfill_checkpoints.path`): a longer absolute path is keyed by its hash."""
+
+
+def checkpoint_key(path: Path) -> str:
+    """A file's checkpoint key: its absolute path, or `sha256:HEX` of it when longer than KEY_MAX
+    characters (a path of 4,000 characters is a valid path; it must not stop a backfill)."""
+    import hashlib
+
+    key = str(path.resolve())
+    if len(key) <= KEY_MAX:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _load_checkpoint(database_url: str, key: str) -> BackfillCheckpointRow | None:
@@ -383,9 +441,6 @@ def _save_checkpoint(
         else:
             row.size, row.offset, row.records, row.done, row.counts = size, offset, records, done, counts
             row.updated_at = datetime.now(UTC)
-
-
-COUNTED = ("read", "new", "unsent", "already_stored", "resent", "rejected")
 
 
 def _counts(report: FeedReport) -> dict[str, Any]:
@@ -422,12 +477,12 @@ def backfill(
     """
     db = feeder.settings.database_url
     report = feeder.report
-    for entry in archives.entries(paths):
+    for entry in archives.entries(paths, follow_symlinks=feeder.follow_symlinks):
         path = entry.path
         if _not_a_file(feeder, entry, source, on_rejected):
             continue
         report.files += 1
-        key = str(path.resolve())
+        key = checkpoint_key(path)
         size = path.stat().st_size
         checkpoint = None if restart else _load_checkpoint(db, key)
         start, records = 0, 0
@@ -521,8 +576,9 @@ def _feed_file(
 def _not_a_file(feeder: Feeder, entry: Any, source: str, on_rejected: Callable[[Item], None] | None) -> bool:
     """Count an entry that is not a file to read (a file of unknown type in a directory: skipped; a FIFO,
     socket, symlink loop...: one rejected line); True if it was one. No checkpoint is kept for it."""
-    if entry.unsupported:
-        handle(feeder, Item(str(entry.path), 0, skipped="unsupported_file"), on_rejected)
+    skip = archives.skipped_item(entry)
+    if skip is not None:
+        handle(feeder, skip, on_rejected)
         return True
     if entry.problem is not None or entry.path.is_dir():
         for item in archives.items(entry.path, source=source):

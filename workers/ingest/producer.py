@@ -40,6 +40,9 @@ log = get_logger(__name__)
 WAIT_MAX_S = 5.0
 """Longest pause between two attempts while the broker or the database is away."""
 
+DISK_FULL = ("no space left on device", "diskfull", "database or disk is full", "disk full")
+"""Words of a full disk (PostgreSQL's SQLSTATE 53100, the OS, SQLite): said as such, not as "unreachable"."""
+
 SLOW_S = 5.0
 """A call to Redis or the database that has not returned after this long (a frozen server) is said."""
 
@@ -53,6 +56,9 @@ class EnqueueReport:
     unsent: int = 0
     """Articles persisted by an earlier run but never published: published now."""
     published: int = 0
+    stored: int = 0
+    """Articles not sent because they are already stored (an `articles` row); the rest of those not sent
+    are in the pipeline (persisted and sent before, by an earlier run or another producer)."""
     waited_s: float = 0.0
     outage_s: float = 0.0
 
@@ -140,6 +146,8 @@ def _outage(exc: BaseException, what: str) -> str | None:
             "Redis is full (used memory above maxmemory, noeviction: writes refused); "
             "waiting and retrying (Ctrl-C stops)"
         )
+    if any(marker in f"{type(e).__name__} {e}".lower() for e in chain for marker in DISK_FULL):
+        return f"{what} cannot write: its disk is full; waiting and retrying (Ctrl-C stops)"
     retried = (*TRANSIENT, OSError, kombu.exceptions.OperationalError)
     if isinstance(exc, retried) or (
         isinstance(exc, kombu.exceptions.BatchPublishError) and any(isinstance(e, retried) for e in chain)
@@ -256,14 +264,15 @@ def enqueue(
 
         def insert(
             msgs: list[StageMessage] = msgs, batch: list[RawArticle] = batch
-        ) -> tuple[set[str], set[str]]:
+        ) -> tuple[set[str], set[str], set[str]]:
             with transaction(settings.database_url) as session:
                 new = ensure_raw_batch(
                     session, [(m.article_id, raw, m.trace_id) for m, raw in zip(msgs, batch, strict=True)]
                 )
-                return new, never_published(session, {m.article_id for m in msgs} - new)
+                unsent = never_published(session, {m.article_id for m in msgs} - new)
+                return new, unsent, stored_among(session, {m.article_id for m in msgs} - new - unsent)
 
-        new_ids, unsent_ids = outage.run("the database", insert)
+        new_ids, unsent_ids, stored_ids = outage.run("the database", insert)
         report.new += len(new_ids)
         report.unsent += len(unsent_ids)
         fresh: dict[str, StageMessage] = {}
@@ -279,6 +288,7 @@ def enqueue(
         report.published += len(fresh)
         for msg in msgs:
             report.sent.append(msg.article_id)
+            report.stored += msg.article_id in stored_ids
             if on_sent is not None:
                 on_sent(msg.article_id)
     report.outage_s = outage.seconds
@@ -290,6 +300,18 @@ def enqueue(
         published=report.published,
     )
     return report
+
+
+def stored_among(session: Any, ids: Iterable[str]) -> set[str]:
+    """The ids among `ids` that are stored (have an `articles` row); read-only."""
+    from sqlalchemy import select
+
+    from workers.db.models import ArticleRow
+
+    wanted = list(set(ids))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(ArticleRow.id).where(ArticleRow.id.in_(wanted))))
 
 
 def _mark(database_url: str, ids: list[str]) -> None:

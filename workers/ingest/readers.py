@@ -115,19 +115,40 @@ def path_problem(path: Path) -> str | None:  # noqa: PLR0911 -- one return per k
 
 @dataclass(frozen=True)
 class Entry:
-    """One path an input argument names: a file to read, a path refused (`problem`), or a file in a
-    directory whose type we do not read (`unsupported`, counted as skipped)."""
+    """One path an input argument names: a file to read, a path refused (`problem`), a file in a
+    directory whose type we do not read (`unsupported`, counted as skipped), or a symlink leading out of
+    the input directory (`outside`: why it is not followed, counted as skipped `symlink_outside`)."""
 
     path: Path
     problem: str | None = None
     unsupported: bool = False
+    outside: str | None = None
 
 
-def walk(item: str) -> Iterator[Entry]:
+SYMLINK_OUTSIDE = "symlink_outside"
+"""The skip kind of a symlink that leads out of its input directory (not followed by default)."""
+
+
+def _leaves(child: Path, root: Path) -> str | None:
+    """Why `child` (inside input directory `root`, resolved) is not read: it is a symlink, or lies under
+    one, that leads out of `root` (to /proc/self/environ, an env file...); None when it stays inside."""
+    try:
+        target = child.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None  # a loop or a broken link: `path_problem` says so
+    if target == root or target.is_relative_to(root):
+        return None
+    return f"symlink to {target}, outside the input directory: not followed (--follow-symlinks reads it); skipped"
+
+
+def walk(item: str, *, follow_symlinks: bool = False) -> Iterator[Entry]:
     """The entries of one input argument: the file itself, or a directory's entries recursively (sorted).
 
     Inside a directory, a file of an unknown type is an `unsupported` entry (counted as skipped, it
-    may be a README); a FIFO, socket, device, symlink loop or broken link is a `problem` entry.
+    may be a README); a FIFO, socket, device, symlink loop or broken link is a `problem` entry; a
+    symlink whose target lies outside the directory is an `outside` entry, never opened, unless
+    `follow_symlinks` (a link to /proc/self/environ must not put the environment into a payload).
+    A path named on the command line is read even if it is a symlink: the operator named it.
     Symlinks to directories are not followed (a loop could never end)."""
     path = Path(item)
     problem = path_problem(path)
@@ -136,12 +157,16 @@ def walk(item: str) -> Iterator[Entry]:
         return
     try:
         children = sorted(path.rglob("*"))
-    except OSError as exc:
-        yield Entry(path, f"cannot be listed: {exc.strerror or exc}; skipped")
+        root = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        yield Entry(path, f"cannot be listed: {getattr(exc, 'strerror', None) or exc}; skipped")
         return
     for child in children:
         problem = path_problem(child)
-        if problem is not None:
+        outside = None if follow_symlinks or problem is not None else _leaves(child, root)
+        if outside is not None:
+            yield Entry(child, outside=outside)
+        elif problem is not None:
             yield Entry(child, problem)
         elif child.is_dir():
             if child.is_symlink():

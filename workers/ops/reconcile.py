@@ -13,10 +13,15 @@ re-sending an article whose message was only slow is harmless: it changes no row
 Finished, for the reconciler, means stored, ended `not_article` (a `not_articles` row), or dead-lettered: an open dead letter, or one an operator
 discarded (`dead-letters discard` is final; only `retry`/`reprocess` bring such an article back).
 
-No re-send while a message for the article may still be queued or in flight: each pass measures the
-queues' drain time (messages queued and in flight over the rate the workers finish tasks, from the
-journal) and skips an article whose last progress (arrival, a stage result, the last re-send) is
-younger than that, however short the deadline; the pass says how many it skipped.
+No re-send while a message for the article may still be queued or in flight. Each pass reads, per stage,
+the oldest message still queued and the messages in flight, and the last progress of their articles
+(database time): a stage's queue is first in, first out, so an article whose last progress is not older
+than that may still have its message behind them, and is skipped. Besides, each pass measures each
+stage's drain time (that stage's messages queued and in flight over the rate that stage's workers finish
+tasks, from the journal) and skips an article whose last progress (arrival, a stage result, the last
+re-send) is younger than the drain time of the stage it waits for, however short the deadline; the pass
+says how many it skipped. A backlog in one slow stage is judged by that stage's rate, not by all four
+stages' together (which made it look four times shorter and re-sent what was merely queued).
 
 One instance at a time: on PostgreSQL a session-level advisory lock guards each pass, so a
 `newsflow reconcile --loop` in every deployment and an operator's manual run never overlap.
@@ -24,7 +29,7 @@ One instance at a time: on PostgreSQL a session-level advisory lock guards each 
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,6 +68,8 @@ RESENT = "reconciled"
 RATE_WINDOW_S = 300
 """The journal window the workers' task rate is measured over (the last rows of it, at most RATE_ROWS)."""
 RATE_ROWS = 5000
+HORIZON_SLACK_S = 30
+"""Seconds between an article's recorded progress and its message's publish that the horizon allows for."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,24 @@ class ReconcileReport:
     failed: int = 0
     skipped: int = 0
     drain_s: float = 0.0
+    """The longest stage's drain time."""
+    drain_by_stage: dict[str, float] = field(default_factory=dict)
+    """Each stage's drain time: an article is judged by its first missing stage's."""
+    horizon_by_stage: dict[str, datetime | None] = field(default_factory=dict)
+    """Per stage, the last progress of the articles of its oldest message still queued or in flight."""
     locked_out: bool = False
+
+    def may_be_queued(self, item: Stuck, now: datetime) -> bool:
+        """True when `item`'s message may still be queued or in flight for its stage: its last progress is
+        younger than the stage's drain time, or not older than the stage's oldest queued or in-flight
+        message's articles (less HORIZON_SLACK_S: a message is published just after the progress it follows)."""
+        last = item.last_progress
+        if last is None:
+            return False
+        if (now - last).total_seconds() < self.drain_by_stage.get(item.stage, 0.0):
+            return True
+        horizon = self.horizon_by_stage.get(item.stage)
+        return horizon is not None and last >= horizon - timedelta(seconds=HORIZON_SLACK_S)
 
     def by_stage(self) -> dict[str, int]:
         """How many stuck articles per first missing stage."""
@@ -162,57 +186,156 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def task_rate(session: Session) -> float:
-    """Tasks per second the workers finished lately (distinct task ids in the journal's last rows within
-    RATE_WINDOW_S); 0.0 if none. Read-only, one indexed range on the journal's id."""
+def task_rates(session: Session) -> dict[str, float]:
+    """Tasks per second each stage's workers finished lately (distinct task ids per stage in the journal's
+    last rows within RATE_WINDOW_S, over the time since the oldest of them); 0.0 for a stage with none.
+    Read-only, one indexed range on the journal's id."""
+    rates = dict.fromkeys(STAGE_NAMES, 0.0)
     newest = session.scalar(select(func.max(StageJournalRow.id)))
     if newest is None:
-        return 0.0
+        return rates
     since = _cutoff(session, RATE_WINDOW_S)
-    tasks, oldest = session.execute(
-        select(func.count(func.distinct(StageJournalRow.task_id)), func.min(StageJournalRow.ended_at)).where(
+    rows = session.execute(
+        select(
+            StageJournalRow.stage,
+            func.count(func.distinct(StageJournalRow.task_id)),
+            func.min(StageJournalRow.ended_at),
+        )
+        .where(
             StageJournalRow.id > newest - RATE_ROWS,
             StageJournalRow.task_id.is_not(None),
             StageJournalRow.ended_at >= since,
         )
-    ).one()
-    if not tasks or oldest is None:
-        return 0.0
-    span = (datetime.now(UTC) - _utc(oldest)).total_seconds()
-    return float(tasks) / max(span, 1.0)
+        .group_by(StageJournalRow.stage)
+    ).all()
+    now = datetime.now(UTC)
+    for stage, tasks, oldest in rows:
+        if stage in rates and tasks and oldest is not None:
+            rates[stage] = float(tasks) / max((now - _utc(oldest)).total_seconds(), 1.0)
+    return rates
 
 
-def backlog(client: Any, settings: Settings) -> int:
-    """Stage messages queued in Redis plus those delivered and not yet acknowledged that may still run (held
-    no longer than a task's time limit and the longest retry delay; older ones belonged to a dead worker)."""
+def backlogs(client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None) -> dict[str, int]:
+    """Per stage: messages queued in Redis (priority lists included) plus those delivered and not yet
+    acknowledged that may still run (held no longer than a task's time limit and the longest retry delay;
+    older ones belonged to a dead worker), read from kombu's `unacked` hash by routing key. `oldest`, if
+    given, receives per stage the article ids of its oldest queued message and of its messages in flight."""
+    import json
+
     from workers.core import keys
 
+    suffixes = ("", "\x06\x163", "\x06\x166", "\x06\x169")  # kombu's priority lists beside the queue
     pipe = client.pipeline(transaction=False)
     for stage in STAGE_NAMES:
-        pipe.llen(keys.queue_name(stage))
+        for suffix in suffixes:
+            pipe.llen(keys.queue_name(stage) + suffix)
+    for stage in STAGE_NAMES:
+        pipe.lindex(keys.queue_name(stage), -1)  # BRPOP takes from the right: the oldest message
     fresh_after = time.time() - settings.task_time_limit - settings.retry_backoff_max
-    pipe.zcount(UNACKED_INDEX, fresh_after, "+inf")
-    return sum(int(n) for n in pipe.execute())
+    pipe.zrangebyscore(UNACKED_INDEX, fresh_after, "+inf")
+    *lengths, fresh = pipe.execute()
+    heads = lengths[len(STAGE_NAMES) * 4 :]
+    counts = {s: int(sum(lengths[i * 4 : i * 4 + 4])) for i, s in enumerate(STAGE_NAMES)}
+    if oldest is not None:
+        for stage, head in zip(STAGE_NAMES, heads, strict=True):
+            oldest.setdefault(stage, set()).update(_articles_of(head))
+    by_queue = {keys.queue_name(s): s for s in STAGE_NAMES}
+    tags = list(fresh)
+    for start in range(0, len(tags), 500):
+        for raw in client.hmget(UNACKED, tags[start : start + 500]):
+            found: str | None = None
+            message: Any = None
+            with suppress(ValueError, TypeError, IndexError):
+                message, _exchange, routing_key = json.loads(raw) if raw is not None else (None, None, None)
+                found = by_queue.get(str(routing_key))
+            if found is not None:
+                counts[found] += 1
+                if oldest is not None:
+                    oldest.setdefault(found, set()).update(_articles_of(message))
+    return counts
+
+
+def _articles_of(message: Any) -> list[str]:
+    """The article ids a queued stage message carries (kombu's envelope: a base64 JSON body of Celery's
+    `[args, kwargs, embed]`, its one argument a message or a micro-batch); [] for anything else."""
+    import base64
+    import json
+
+    try:
+        envelope = json.loads(message) if isinstance(message, bytes | str) else message
+        args = json.loads(base64.b64decode(envelope["body"]))[0]
+        body = args[0]
+        items = body.get("articles", [body])
+        return [str(item["article_id"]) for item in items][:1000]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return []
+
+
+def horizons(session: Session, oldest: dict[str, set[str]]) -> dict[str, datetime | None]:
+    """Per stage, the earliest last progress (database time) of the articles whose messages are the oldest
+    still queued or in flight for it: any article whose last progress is later may still have its message
+    queued behind them (FIFO), and is not re-sent. None for a stage with nothing queued or in flight."""
+    ids = sorted({a for found in oldest.values() for a in found})
+    progress: dict[str, datetime] = {}
+    if ids:
+        last_result = (
+            select(func.max(StageResultRow.updated_at))
+            .where(StageResultRow.article_id == RawArticleRow.id)
+            .scalar_subquery()
+        )
+        last_sent = (
+            select(ReconcileRow.enqueued_at)
+            .where(ReconcileRow.article_id == RawArticleRow.id)
+            .scalar_subquery()
+        )
+        for article, got, res, sent in session.execute(
+            select(RawArticleRow.id, RawArticleRow.received_at, last_result, last_sent).where(
+                RawArticleRow.id.in_(ids)
+            )
+        ):
+            progress[article] = max(_utc(x) for x in (got, res, sent) if x is not None)
+    result: dict[str, datetime | None] = {}
+    for stage in STAGE_NAMES:
+        known = [progress[a] for a in oldest.get(stage, ()) if a in progress]
+        result[stage] = min(known) if known else None
+    return result
 
 
 UNACKED_INDEX = "unacked_index"
 """kombu's Redis transport: delivered, unacknowledged messages by delivery time."""
+UNACKED = "unacked"
+"""kombu's Redis transport: delivered, unacknowledged messages by tag, `[message, exchange, routing key]`."""
 
 
-def drain_time(session: Session, client: Any, settings: Settings) -> float:
-    """Seconds the workers need to finish what is queued and in flight now (0.0 if nothing is; infinite if
-    something is and no worker finished a task lately); 0.0 if Redis cannot be asked (nothing is sent then)."""
+def drain_times(
+    session: Session, client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None
+) -> dict[str, float] | None:
+    """Per stage, seconds its workers need to finish what is queued and in flight for it now: its backlog
+    over its own finished-task rate (0.0 if nothing is waiting; infinite if something is and none of that
+    stage's tasks finished lately). A backlog in one stage is judged by that stage's rate, never by the
+    sum of all four. None if Redis cannot be asked (nothing is skipped then, as before)."""
     try:
-        waiting = backlog(client, settings)
+        waiting = backlogs(client, settings, oldest)
     except Exception as exc:
         from workers.core.errors import describe
 
         log.warning("reconcile_backlog_unknown", error=describe(exc))
+        return None
+    if not any(waiting.values()):
+        return dict.fromkeys(STAGE_NAMES, 0.0)
+    rates = task_rates(session)
+    return {
+        stage: (0.0 if not n else n / rates[stage] if rates[stage] > 0 else float("inf"))
+        for stage, n in waiting.items()
+    }
+
+
+def drain_time(session: Session, client: Any, settings: Settings, stage: str | None = None) -> float:
+    """Seconds to drain `stage`'s backlog (see `drain_times`), or the longest of the stages' when None."""
+    times = drain_times(session, client, settings)
+    if times is None:
         return 0.0
-    if waiting == 0:
-        return 0.0
-    rate = task_rate(session)
-    return waiting / rate if rate > 0 else float("inf")
+    return times[stage] if stage is not None else max(times.values())
 
 
 def mark_sent(session: Session, item: Stuck) -> None:
@@ -280,8 +403,12 @@ def reconcile(
             return report
         sender = None if dry_run else _Sender(settings, app)
         client = sender.client if sender is not None else _redis(settings)
+        oldest: dict[str, set[str]] = {}
         with transaction(settings.database_url) as session:
-            report.drain_s = drain_time(session, client, settings)
+            times = drain_times(session, client, settings, oldest)
+            report.horizon_by_stage = horizons(session, oldest)
+        report.drain_by_stage = times or dict.fromkeys(STAGE_NAMES, 0.0)
+        report.drain_s = max(report.drain_by_stage.values())
         after = ""
         while limit is None or len(report.found) < limit:
             with transaction(settings.database_url) as session:
@@ -293,10 +420,7 @@ def reconcile(
             for item in page:
                 if limit is not None and len(report.found) >= limit:
                     break
-                if (
-                    item.last_progress is not None
-                    and (now - item.last_progress).total_seconds() < report.drain_s
-                ):
+                if item.last_progress is not None and report.may_be_queued(item, now):
                     report.skipped += 1  # its message (or a re-send) may still be queued or in flight
                     continue
                 report.found.append(item)
@@ -315,6 +439,9 @@ def reconcile(
             failed=report.failed,
             skipped=report.skipped,
             drain_s=None if report.drain_s == float("inf") else round(report.drain_s, 1),
+            drain_by_stage={
+                k: (None if v == float("inf") else round(v, 1)) for k, v in report.drain_by_stage.items()
+            },
             dry_run=dry_run,
             **{f"from_{k}": v for k, v in report.by_stage().items()},
         )

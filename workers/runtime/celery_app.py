@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from kombu.transport import TRANSPORT_ALIASES
 
 from workers.core import keys
 from workers.core.logging import configure_logging
@@ -18,6 +19,13 @@ from workers.runtime.pipeline import STAGE_NAMES
 
 SHORT_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 """At most about 2 s of publish attempts (kombu's retry policy)."""
+
+
+# redis:// and rediss:// name kombu's Redis transport with one change: a message above the size limit is
+# refused before it is parsed (`workers.runtime.transport`). Registered under kombu's own aliases, so URLs,
+# options and log lines ("Connected to redis://...") stay as they were.
+for _scheme in ("redis", "rediss"):
+    TRANSPORT_ALIASES[_scheme] = "workers.runtime.transport:Transport"
 
 
 def create_app() -> Celery:
@@ -62,12 +70,18 @@ def create_app() -> Celery:
         task_routes={keys.task_name(s): {"queue": keys.queue_name(s)} for s in STAGE_NAMES},
         task_default_queue=keys.queue_name(STAGE_NAMES[0]),
         task_create_missing_queues=True,
+        # Celery's consumer, surviving kombu#582 (a lost connection Celery calls unrecoverable) and
+        # writing the liveness heartbeat from its event loop (`workers.runtime.consumer`).
+        worker_consumer="workers.runtime.consumer:Consumer",
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         # No task-sent events: one extra Redis round trip per publish, a third of the producer's time.
         # Flower still shows every task from the workers' received/started/succeeded/failed events.
         task_send_sent_event=False,
     )
+    from workers.runtime.consumer import LoopHeartbeat
+
+    app.steps["consumer"].add(LoopHeartbeat)
     return app
 
 

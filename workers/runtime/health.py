@@ -143,20 +143,38 @@ def check_model(name: str, *, load: bool) -> Check:
     return Check("tagger_model", True, f"{model} {version} loaded")
 
 
-def check_alive(max_age: float) -> Check:
-    """The worker's main process touched its heartbeat file at most `max_age` seconds ago (liveness)."""
+def check_alive(max_age: float, worker: str | None = None) -> Check:
+    """Worker `worker` (its name, default the one this environment starts: `metrics.worker_name`) beat
+    from its consumer's event loop at most `max_age` seconds ago and its process exists (liveness)."""
     from workers.runtime.metrics import heartbeat_file
 
-    path = heartbeat_file()
+    path = heartbeat_file(worker)
     try:
         age = time.time() - path.stat().st_mtime
+        beat = json.loads(path.read_text() or "{}")
     except OSError:
-        return Check("alive", False, f"no heartbeat file {path}: the worker is not (yet) running")
+        return Check("alive", False, f"no heartbeat file {path}: the worker is not running (or not yet)")
+    except ValueError:
+        beat = {}
+    pid = beat.get("pid") if isinstance(beat, dict) else None
+    if isinstance(pid, int) and not _process_exists(pid):
+        return Check("alive", False, f"the worker's process {pid} is gone (last heartbeat {age:.0f}s ago)")
+    state = beat.get("state", "consuming") if isinstance(beat, dict) else "consuming"
     if age > max_age:
         return Check(
             "alive", False, f"last heartbeat {age:.0f}s ago (limit {max_age:.0f}s): the worker is stuck"
         )
-    return Check("alive", True, f"last heartbeat {age:.0f}s ago")
+    return Check("alive", True, f"last heartbeat {age:.0f}s ago ({state})")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+    return True
 
 
 def check_all(

@@ -53,9 +53,9 @@ WORKER_KEY_PREFIX = f"{keys.PREFIX}:worker:"
 """`newsflow:worker:HOSTNAME`: a worker's heartbeat (its stages), expiring HEARTBEAT_TTL_S after the last beat."""
 HEARTBEAT_EVERY_S = 10.0
 HEARTBEAT_TTL_S = 60
-HEARTBEAT_FILE = Path(tempfile.gettempdir()) / "newsflow-worker.alive"
-"""Touched by a worker's main process every HEARTBEAT_EVERY_S; `newsflow health --live` reads its age
-(NEWSFLOW_HEARTBEAT_FILE overrides the path)."""
+HEARTBEAT_SUFFIX = ".alive"
+"""A worker's heartbeat file is `heartbeat_dir() / (NAME + HEARTBEAT_SUFFIX)`, NAME its node name before
+the `@` (`newsflow-clean`); written from its consumer's event loop (`workers.runtime.consumer`)."""
 
 OUTCOMES = ("ok", "retry", "dead_letter", "failed", "ignored", "split")
 VERDICTS = ("unique", "exact_duplicate", "near_duplicate", "revision")
@@ -245,40 +245,102 @@ def _serve_worker_metrics(**_: Any) -> None:
     log.info("metrics_serving", port=settings.metrics_port, address=settings.metrics_address)
 
 
-def heartbeat_file() -> Path:
-    """Where a worker's main process shows it is alive (NEWSFLOW_HEARTBEAT_FILE, else in the temp dir)."""
-    return Path(os.environ.get("NEWSFLOW_HEARTBEAT_FILE") or HEARTBEAT_FILE)
+def heartbeat_dir() -> Path:
+    """The user's private directory of heartbeat files: `NEWSFLOW_HEARTBEAT_DIR`, else
+    `$XDG_RUNTIME_DIR/newsflow` or `$TMPDIR/newsflow-UID`, created with mode 0700 (one per user: workers
+    of other users on the host neither write nor read it)."""
+    configured = os.environ.get("NEWSFLOW_HEARTBEAT_DIR")
+    if configured:
+        return Path(configured)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        return Path(runtime) / "newsflow"
+    return Path(tempfile.gettempdir()) / f"newsflow-{os.getuid()}"
+
+
+def worker_name(nodename: str | None = None) -> str:
+    """A worker's name for its heartbeat: its node name before the `@`; without one, the name
+    `deploy/worker.sh` gives it (NEWSFLOW_WORKER_NAME, else `newsflow-` and its NEWSFLOW_QUEUES)."""
+    if nodename:
+        return nodename.split("@", 1)[0]
+    queues = os.environ.get("NEWSFLOW_QUEUES") or "clean,dedup,tag,store"
+    return os.environ.get("NEWSFLOW_WORKER_NAME") or f"{keys.PREFIX}-{queues.replace(',', '-')}"
+
+
+def heartbeat_file(name: str | None = None) -> Path:
+    """The heartbeat file of worker `name` (see `worker_name`); NEWSFLOW_HEARTBEAT_FILE, if set, names
+    one file for a host that runs one worker."""
+    explicit = os.environ.get("NEWSFLOW_HEARTBEAT_FILE")
+    if explicit:
+        return Path(explicit)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in worker_name(name)) or "worker"
+    return heartbeat_dir() / (safe.lstrip(".") + HEARTBEAT_SUFFIX)
+
+
+def _private_dir(path: Path) -> None:
+    """Create the heartbeat file's directory (0700); refuse one another user owns."""
+    if os.environ.get("NEWSFLOW_HEARTBEAT_FILE"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent.stat().st_uid != os.getuid():
+        raise PermissionError(f"{path.parent} belongs to another user")
+
+
+_beat_failed: set[str] = set()
+
+
+def beat(consumer: Any, state: str) -> None:
+    """Write the worker's heartbeat file (its pid, node name, state, time), atomically; called every
+    HEARTBEAT_EVERY_S from the consumer's event loop (`consuming`) or while it reconnects (`connecting`).
+    Never raises: a failure is logged once per kind."""
+    nodename = str(getattr(consumer, "hostname", None) or "")
+    path = heartbeat_file(nodename or None)
+    data = json.dumps({"pid": os.getpid(), "worker": nodename, "state": state, "at": time.time()})
+    try:
+        _private_dir(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(data)
+        tmp.replace(path)
+        _beat_failed.discard("file")
+    except OSError as exc:
+        if "file" not in _beat_failed:
+            _beat_failed.add("file")
+            log.warning("heartbeat_file_failed", path=str(path), error=f"{type(exc).__name__}: {exc}")
+
+
+def remove_heartbeat(consumer: Any) -> None:
+    """A worker that stops on purpose removes its heartbeat file (liveness: not running)."""
+    nodename = str(getattr(consumer, "hostname", None) or "")
+    with contextlib.suppress(OSError):
+        heartbeat_file(nodename or None).unlink()
 
 
 _heartbeat_stop = threading.Event()
 
 
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    """Once the worker is ready, a thread of its main process beats every HEARTBEAT_EVERY_S: it touches
-    the heartbeat file (liveness, no network) and refreshes `newsflow:worker:HOSTNAME` in Redis with
-    its stages (the exporter's `newsflow_workers`, which stays at 0 for a stage nobody consumes instead
-    of vanishing as a dead worker's `up` series does)."""
+    """Once the worker is ready, a thread of its main process refreshes `newsflow:worker:HOSTNAME` in Redis
+    every HEARTBEAT_EVERY_S with its stages (the exporter's `newsflow_workers`, which stays at 0 for a
+    stage nobody consumes instead of vanishing as a dead worker's `up` series does). The liveness file is
+    written by the consumer's event loop instead (`beat`)."""
     hostname = str(getattr(sender, "hostname", None) or f"{keys.PREFIX}@{os.getpid()}")
     try:
         queues = list(sender.app.amqp.queues.consume_from)
     except AttributeError:
         queues = []
     by_queue = {keys.queue_name(s): s for s in STAGE_NAMES}
-    beat = json.dumps({"stages": sorted(by_queue[q] for q in queues if q in by_queue), "pid": os.getpid()})
-    path = heartbeat_file()
+    stages = sorted(by_queue[q] for q in queues if q in by_queue)
+    payload = json.dumps({"stages": stages, "pid": os.getpid()})
     client = redis.Redis.from_url(
         get_settings().broker_url.unicode_string(), socket_connect_timeout=5, socket_timeout=5
     )
 
     def run() -> None:
         while True:
-            try:
-                path.touch()
-            except OSError as exc:
-                log.warning("heartbeat_file_failed", path=str(path), error=type(exc).__name__)
             # Redis away or full: the worker's own reconnect logs say so, and the key expires.
             with contextlib.suppress(redis.exceptions.RedisError):
-                client.set(WORKER_KEY_PREFIX + hostname, beat, ex=HEARTBEAT_TTL_S)
+                client.set(WORKER_KEY_PREFIX + hostname, payload, ex=HEARTBEAT_TTL_S)
             if _heartbeat_stop.wait(HEARTBEAT_EVERY_S):
                 with contextlib.suppress(redis.exceptions.RedisError):
                     client.delete(WORKER_KEY_PREFIX + hostname)
@@ -288,8 +350,9 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     threading.Thread(target=run, name="newsflow-heartbeat", daemon=True).start()
 
 
-def _stop_heartbeat(**_: Any) -> None:
+def _stop_heartbeat(sender: Any = None, **_: Any) -> None:
     _heartbeat_stop.set()
+    remove_heartbeat(sender)
 
 
 def _child_exit(pid: int | None = None, **_: Any) -> None:

@@ -2,7 +2,9 @@
 
 Celery unpacks a message body as `[args, kwargs, embed]` in the worker's main process; any other
 shape raises there and the worker exits ("Unrecoverable error"), while the broker restores the
-message for the next worker to die on. This guard checks the shape first, and that the arguments
+message for the next worker to die on. This guard checks the size first (a body above `schemas.limits.MAX_MESSAGE_BYTES` is dead-lettered
+`invalid_message` by its size, never parsed, so a 100 MB message does not become several copies of
+itself in the main process), then the shape, and that the arguments
 fit a stage task (one positional message, or `message=` alone). A message that does not fit is
 recorded as an `invalid_message` dead letter (or, if the database is unreachable, logged as a
 discard with an excerpt) and acknowledged. A message that fits gets its delivery tag in a header,
@@ -38,11 +40,46 @@ def shape_problem(payload: Any) -> str | None:
     return f"a stage task takes one message; got {len(args)} positional and keywords {sorted(kwargs)[:5]}"
 
 
+def size_problem(message: Any) -> str | None:
+    """Why a message is too large to parse (its body above `MAX_MESSAGE_BYTES`; or cut down by the transport,
+    `workers.runtime.transport`, whose header gives its size), or None."""
+    from schemas.limits import MAX_MESSAGE_BYTES, mib
+    from workers.runtime.transport import OVERSIZE_HEADER
+
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    if OVERSIZE_HEADER in headers:
+        what = f"message is {headers[OVERSIZE_HEADER]} bytes in Redis"
+    else:
+        body = message.body
+        size = len(body) if isinstance(body, bytes | str) else 0
+        if size <= MAX_MESSAGE_BYTES:
+            return None
+        what = f"message body is {size} bytes"
+    return (
+        f"{what}, above the limit of {MAX_MESSAGE_BYTES} bytes ({mib(MAX_MESSAGE_BYTES)}) for a body: refused "
+        "before it was parsed (a stage message carries ids, not documents)"
+    )
+
+
+def _raw_excerpt(message: Any) -> str:
+    """The first 300 characters of a refused message's body, for the dead letter (never the whole of it)."""
+    from workers.runtime.transport import EXCERPT_HEADER
+
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    head = headers.get(EXCERPT_HEADER) if EXCERPT_HEADER in headers else message.body[:300]
+    return json.dumps(head.decode("utf-8", "replace") if isinstance(head, bytes) else str(head))
+
+
 def guarded(task: Any, app: Any, consumer: Any, **options: Any) -> Any:
     """Celery's default strategy for `task`, behind the shape guard (`Task.Strategy` points here)."""
     handler = default(task, app, consumer, **options)
 
     def handle(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kwargs: Any) -> Any:
+        problem = size_problem(message)
+        if problem is not None:  # refused by its size, never parsed (no copy of it in the main process)
+            _record_invalid(task, message, problem, excerpt=_raw_excerpt(message))
+            ack(log, consumer.connection_errors)
+            return None
         problem = shape_problem(message.payload)
         if problem is not None:
             _record_invalid(task, message, problem)
@@ -55,12 +92,12 @@ def guarded(task: Any, app: Any, consumer: Any, **options: Any) -> Any:
     return handle
 
 
-def _record_invalid(task: Any, message: Any, problem: str) -> None:
+def _record_invalid(task: Any, message: Any, problem: str, *, excerpt: str | None = None) -> None:
     from workers.core.errors import InvalidMessage
     from workers.core.settings import get_settings
     from workers.runtime.pipeline import Context, dead_letter
 
-    payload = _excerpt(message.payload)
+    payload = excerpt if excerpt is not None else _excerpt(message.payload)
     task_id = message.headers.get("id") if isinstance(message.headers, dict) else None
     try:
         dead_id = dead_letter(
