@@ -366,6 +366,16 @@ SourceOpt = Annotated[
         help="Source name for .txt/.html files (default: local; JSON lines and WARC carry their own).",
     ),
 ]
+IgnoreUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unknown-fields",
+        help="Drop JSON fields the raw-article schema does not know (a dump's page_id) instead of "
+        "rejecting the record.",
+    ),
+]
+"""`run`, `enqueue` and `backfill`: how to treat JSON fields the schema does not know."""
+
 DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="Database URL (default: NEWSFLOW_DATABASE_URL, else sqlite:///newsflow.db)."),

@@ -14,6 +14,7 @@ from workers.cli.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOpt,
+    IgnoreUnknownOpt,
     Paths,
     SourceOpt,
     TimeoutOpt,
@@ -49,16 +50,6 @@ def _on_rejected(item: Any) -> None:
             Text("rejected ", style="red") + plain(f"{item.origin}: {problem.field}: {problem.reason}"),
             highlight=False,
         )
-
-
-IgnoreUnknownOpt = Annotated[
-    bool,
-    typer.Option(
-        "--ignore-unknown-fields",
-        help="Drop JSON fields the raw-article schema does not know (a dump's page_id) instead of "
-        "rejecting the record.",
-    ),
-]
 
 
 def _summary_line(verb: str, summary: dict[str, Any]) -> str:

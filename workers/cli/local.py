@@ -14,6 +14,7 @@ from workers.cli.base import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOpt,
+    IgnoreUnknownOpt,
     JsonOpt,
     Paths,
     SourceOpt,
@@ -34,15 +35,6 @@ from workers.ingest.archives import read_inputs
 from workers.ingest.readers import Record
 
 TOP_ENTITIES = 4
-
-IgnoreUnknownOpt = Annotated[
-    bool,
-    typer.Option(
-        "--ignore-unknown-fields",
-        help="Drop JSON fields the raw-article schema does not know (a dump's page_id) instead of "
-        "rejecting the record.",
-    ),
-]
 
 
 def skipped_line(skipped: dict[str, int]) -> str | None:
