@@ -523,12 +523,12 @@ def article_bodies(limit: int) -> list[str]:
     return [b for b in dict.fromkeys(bodies) if len(b.split()) >= 50][:limit]
 
 
-def worker_memory(model: str, texts: list[str]) -> None:
+def worker_memory(model: str, texts: list[str], children: int = WORKER_CHILDREN) -> None:
     """Print the memory of a fresh process set up as a tag worker (worker modules imported, the settings'
     models by language, the English one loaded before forking) and of its WORKER_CHILDREN children, each
     tagging `texts` in batches of NEWSFLOW_BATCH_SIZE: each child's RSS (issue 29's target) and the PSS
     of all together (what the pod's memory limit must hold)."""
-    script = WORKER_MEMORY_SCRIPT.format(repo=str(REPO), children=WORKER_CHILDREN)
+    script = WORKER_MEMORY_SCRIPT.format(repo=str(REPO), children=children)
     env = {**os.environ, "PYTHONHASHSEED": "0", "NEWSFLOW_TAGGER_MODEL": model}
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -539,7 +539,7 @@ def worker_memory(model: str, texts: list[str]) -> None:
         env=env,
     )
     print(
-        f"\n== tag worker memory ({WORKER_CHILDREN} children forked from a main process, {len(texts)} "
+        f"\n== tag worker memory ({children} children forked from a main process, {len(texts)} "
         f"articles each; target <= 450 MB RSS per child) ==\n{out.stdout.strip()}"
     )
 
@@ -554,6 +554,9 @@ def main() -> None:
         "--compare",
         default=SMALL_MODEL,
         help="a second English model whose speed and accuracy are measured in the same run ('' for none)",
+    )
+    parser.add_argument(
+        "--worker-children", type=int, default=WORKER_CHILDREN, help="children the worker-memory run forks"
     )
     parser.add_argument(
         "--worker-articles",
@@ -590,7 +593,7 @@ def main() -> None:
         if not args.no_memory:
             memory(args.model, texts)
             if args.worker_articles:
-                worker_memory(args.model, article_bodies(args.worker_articles))
+                worker_memory(args.model, article_bodies(args.worker_articles), args.worker_children)
     if args.french is not None:
         french(args.french, args.french_model, args.errors)
         if not args.no_memory:

@@ -24,6 +24,14 @@ def test_caption_words_are_no_acronyms() -> None:
     assert _run(doc, "acronyms") == [("DAB", "ORG")]
 
 
+def test_an_acronym_defined_in_parentheses_takes_its_names_label() -> None:
+    """ "Johnson Space Center (JSC)": the model's ORG for "JSC" gives way to the name's FAC."""
+    doc = _doc(
+        "Staff of the Johnson Space Center (JSC) left.", [("Johnson Space Center", "FAC"), ("JSC", "ORG")]
+    )
+    assert _run(doc, "acronyms") == [("Johnson Space Center", "FAC"), ("JSC", "FAC")]
+
+
 def test_gazetteer_places_keep_the_models_place_label_in_the_vote() -> None:
     """A town, region or country the model called a place once stays a place against an ORG majority;
     a form the gazetteer does not know keeps the majority."""

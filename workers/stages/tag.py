@@ -95,7 +95,9 @@ def spacy_load(name: str, exclude: Sequence[str] = ()) -> Language:
 def load_model(name: str = DEFAULT_MODEL) -> Language:
     """Package name or path → spaCy pipeline with NER only, loaded once per process (cached)."""
     try:
-        nlp = spacy_load(name, exclude=_NOT_NER)
+        # "strings": the model's string table (776,469 strings for md: 115 MB) only maps hashes back to
+        # text; the NER reads hashes the vocabulary computes as it meets words (same entities on GUM).
+        nlp = spacy_load(name, exclude=(*_NOT_NER, "strings"))
     except OSError as exc:
         raise ModelUnavailable(f"spaCy model {name!r} is not installed or not a model directory") from exc
     if "ner" not in nlp.pipe_names:
@@ -138,11 +140,32 @@ def _chunks(text: str) -> list[str]:
     return pieces
 
 
+BATCH_CHARS: Final = 40_000
+"""Characters the model reads in one batch at most (besides `batch_size` texts): the NER's working
+memory grows with the batch's length, so a batch of 32 long articles would lift a worker's peak RSS by
+about 170 MB with the md model (`bench/ner_eval.py`, memory)."""
+
+
+def _pipe(pieces: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
+    """nlp.pipe over the pieces in order, in batches of at most `batch_size` pieces and BATCH_CHARS
+    characters (a longer piece alone)."""
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        if batch and (len(batch) >= batch_size or size + len(piece) > BATCH_CHARS):
+            yield from nlp.pipe(batch, batch_size=len(batch))
+            batch, size = [], 0
+        batch.append(piece)
+        size += len(piece)
+    if batch:
+        yield from nlp.pipe(batch, batch_size=len(batch))
+
+
 def _docs(texts: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
     """One Doc per text (its first MAX_TAG_CHARS), via nlp.pipe over paragraph chunks; Doc text
     equals that prefix of the input text, so offsets into it are offsets into the text."""
     plan = [_chunks(t[:MAX_TAG_CHARS]) for t in texts]
-    stream = nlp.pipe((c for chunks in plan for c in chunks), batch_size=batch_size)
+    stream = _pipe([c for chunks in plan for c in chunks], nlp, batch_size)
     for chunks in plan:
         parts = [next(stream) for _ in chunks]
         yield parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False)
@@ -226,12 +249,15 @@ def _untagged_from(text: str) -> int | None:
 
 def _piece_spans(pieces: Sequence[tuple[str, int]], nlp: Language, batch_size: int) -> list[list[CharSpan]]:
     """(text, its offset in the article) pieces → each one's mention candidates by this model, offsets
-    into the article, by the rules of the model's language (one nlp.pipe for all)."""
-    docs = _docs([text for text, _ in pieces], nlp, batch_size)
+    into the article, by the rules of the model's language (nlp.pipe in batches, in a memory zone)."""
     out: list[list[CharSpan]] = []
-    for (_, offset), doc in zip(pieces, docs, strict=True):
-        lang = languages.profile(doc.lang_)
-        out.append(_char_spans(doc, lang.rules, lang.labels, offset))
+    # Strings and lexemes the model adds for new words are freed when the zone ends: without it the
+    # vocabulary of a long-running worker grows with every article (no Doc outlives the zone).
+    with nlp.memory_zone():
+        docs = _docs([text for text, _ in pieces], nlp, batch_size)
+        for (_, offset), doc in zip(pieces, docs, strict=True):
+            lang = languages.profile(doc.lang_)
+            out.append(_char_spans(doc, lang.rules, lang.labels, offset))
     return out
 
 

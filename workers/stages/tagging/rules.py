@@ -501,9 +501,23 @@ _ACRONYM_IN_TEXT = re.compile(r"(?<![\w&.-])[A-Z][A-Z&]{1,5}(?![\w&-])")
 
 
 def acronyms(doc: Doc, spans: list[TokSpan]) -> list[TokSpan]:
-    """Tag "(ABC)" after a name with that name's label, and untagged all-caps acronyms as ORG (pure)."""
-    taken = _taken(doc, spans)
+    """Give "(ABC)" after a name that name's label (tagged or not: the text defines it so), and tag
+    untagged all-caps acronyms as ORG (pure)."""
     by_end = {s.end: s for s in spans}
+    spans = [
+        TokSpan(s.start, s.end, by_end[s.start - 1].label)
+        if s.end - s.start == 1
+        and s.start >= 2
+        and doc[s.start - 1].text == "("
+        and s.end < len(doc)
+        and doc[s.end].text == ")"
+        and s.start - 1 in by_end
+        and by_end[s.start - 1].label in _NAME_LABELS
+        and doc[s.start].is_upper
+        else s
+        for s in spans
+    ]
+    taken = _taken(doc, spans)
     added: list[TokSpan] = []
     for match in _ACRONYM_IN_TEXT.finditer(doc.text):
         found = doc.char_span(match.start(), match.end())
