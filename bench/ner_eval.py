@@ -397,20 +397,23 @@ print(f"imports {{before}} MB; en only: {{en_now}} MB after tagging, peak {{en_p
 """
 
 
-def routed_memory(english: list[str], french_texts: list[str]) -> None:
-    """Print RSS of a fresh process routing by language: English articles only, then French ones too."""
-    script = ROUTED_MEMORY_SCRIPT.format(repo=str(REPO))
+def _script_output(script: str, payload: object, **env: str) -> str:
+    """Run a Python script in a fresh process with `payload` as JSON on stdin; its stdout, stripped."""
     out = subprocess.run(
         [sys.executable, "-c", script],
-        input=json.dumps({"en": english, "fr": french_texts}),
+        input=json.dumps(payload),
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env={**os.environ, "PYTHONHASHSEED": "0", **env},
     )
-    print(
-        f"\n== memory by language (fresh process, RSS, models loaded on first use) ==\n{out.stdout.strip()}"
-    )
+    return out.stdout.strip()
+
+
+def routed_memory(english: list[str], french_texts: list[str]) -> None:
+    """Print RSS of a fresh process routing by language: English articles only, then French ones too."""
+    out = _script_output(ROUTED_MEMORY_SCRIPT.format(repo=str(REPO)), {"en": english, "fr": french_texts})
+    print(f"\n== memory by language (fresh process, RSS, models loaded on first use) ==\n{out}")
 
 
 MEMORY_SCRIPT = """
@@ -436,16 +439,8 @@ print(f"imports {{before}} MB, model loaded {{loaded}} MB, after tagging {{now}}
 
 def memory(model: str, texts: list[str]) -> None:
     """Print RSS of a fresh process: after imports, after loading the model, and peak after tagging."""
-    script = MEMORY_SCRIPT.format(repo=str(REPO), model=model)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        input=json.dumps(texts),
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    print(f"\n== memory (fresh process, RSS) ==\n{out.stdout.strip()}")
+    out = _script_output(MEMORY_SCRIPT.format(repo=str(REPO), model=model), texts)
+    print(f"\n== memory (fresh process, RSS) ==\n{out}")
 
 
 WORKER_MEMORY_SCRIPT = """
@@ -529,18 +524,10 @@ def worker_memory(model: str, texts: list[str], children: int = WORKER_CHILDREN)
     tagging `texts` in batches of NEWSFLOW_BATCH_SIZE: each child's RSS (issue 29's target) and the PSS
     of all together (what the pod's memory limit must hold)."""
     script = WORKER_MEMORY_SCRIPT.format(repo=str(REPO), children=children)
-    env = {**os.environ, "PYTHONHASHSEED": "0", "NEWSFLOW_TAGGER_MODEL": model}
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        input=json.dumps(texts),
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
+    out = _script_output(script, texts, NEWSFLOW_TAGGER_MODEL=model)
     print(
         f"\n== tag worker memory ({children} children forked from a main process, {len(texts)} "
-        f"articles each; target <= 450 MB RSS per child) ==\n{out.stdout.strip()}"
+        f"articles each; target <= 450 MB RSS per child) ==\n{out}"
     )
 
 
