@@ -471,6 +471,8 @@ children = []
 for _ in range({children}):
     pid = os.fork()
     if pid == 0:
+        os.close(release[1])  # or the child's own copy keeps the release pipe open forever
+        os.close(reports[0])
         marks = {{}}
         for start in range(0, len(arts), size):
             tag_routed(arts[start : start + size], taggers)
@@ -481,6 +483,8 @@ for _ in range({children}):
         os.read(release[0], 1)  # stay alive until the parent has read its own PSS beside ours
         os._exit(0)
     children.append(pid)
+os.close(reports[1])
+os.close(release[0])
 lines = []
 with os.fdopen(reports[0]) as fh:
     for _ in children:
