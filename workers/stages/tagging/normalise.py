@@ -68,6 +68,8 @@ def _cluster_key(surface: str, label: str) -> tuple[str, str, str | None, str | 
         full = expand_abbreviation(surface)
         if full:
             return group, norm_key(full), full, None
+        key = norm_key(surface)  # "The Hut Group" and "Hut Group" are one company
+        return group, key[4:] if key.startswith("the ") else key, None, None
     if group == "PERSON":  # periods kept: "U.N." is not the "Un" of Kim Jong Un
         return group, " ".join(surface.translate(_APOSTROPHES).casefold().split()), None, None
     return group, norm_key(surface), None, None

@@ -7,8 +7,10 @@ data inside the package, so nothing is downloaded). Lookups go through `norm_key
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import Final
 
 import pycountry
@@ -271,6 +273,23 @@ def demonym_code(text: str) -> str | None:
 def is_subdivision(text: str) -> bool:
     """Whether the text names a first-level subdivision in pycountry ("Florida", "Bavaria") (pure)."""
     return norm_key(text) in _subdivisions()
+
+
+PLACES_FILE: Final = Path(__file__).with_name("places.json")
+"""Names of towns and cities (GeoNames cities15000, CC BY 4.0), rebuilt by bench/build_places.py."""
+
+
+@cache
+def _places() -> frozenset[str]:
+    names = json.loads(PLACES_FILE.read_text(encoding="utf-8"))["names"]
+    return frozenset(norm_key(str(name)) for name in names)
+
+
+def is_place_name(text: str) -> bool:
+    """Whether the text names a country, a first-level subdivision or a town of 15,000 people or more
+    ("Sapporo", "Hokkaido", "Corpus Christi") (pure; the gazetteer is loaded on first use)."""
+    key = norm_key(text)
+    return key in _countries() or key in _subdivisions() or key in _places()
 
 
 def expand_abbreviation(text: str) -> str | None:
