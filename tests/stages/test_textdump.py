@@ -121,3 +121,52 @@ def test_html2text_underlined_links_are_spelt_with_spaces() -> None:
     )
     article = clean(RawArticle(source="x", body=body, content_type="text/plain"), AID)
     assert article.text.startswith(ARTICLE[0])
+
+
+@pytest.mark.parametrize(
+    ("head", "headline"),
+    [
+        (
+            [
+                "Skip to content",
+                "Seaside Gazette",
+                "Your town, your news",
+                "• News",
+                "• Sport",
+                "• Opinion",
+                "• Subscribe",
+                "Search for... [                    ]",
+                "Seaside Gazette",
+                "Your town, your news",
+                "Ferry terminal to reopen after four years - Seaside Gazette",
+                "• Home",
+                "• Local News",
+                "Ferry terminal to reopen after four years",
+                "• by Jane Smith",
+                "• 6 Comments",
+                "Hero image for Ferry terminal to reopen after four years",
+            ],
+            "Ferry terminal to reopen after four years",
+        ),
+        (
+            [
+                "Locations:",
+                "Harbour|Old Town|Riverside|",
+                "• Health Essentials",
+                "• Find a Doctor",
+                "• Careers",
+                "Advertisement",
+                "What a Daily Walk Can Do for Your Heart — Health Essentials",
+                "November 28, 2025/Living Healthy/Wellness",
+                "What a Daily Walk Can Do for Your Heart",
+                "Woman walking along the sea front in the morning",
+            ],
+            "What a Daily Walk Can Do for Your Heart",
+        ),
+    ],
+)
+def test_headline_below_a_site_suffixed_title_line(head: list[str], headline: str) -> None:
+    """The headline is found below the menus and a "<title> - Site" line, its site suffix never kept."""
+    article = clean(_dump([*head, *ARTICLE]), AID)
+    assert article.title == headline
+    assert article.text.startswith(ARTICLE[0])

@@ -6,7 +6,8 @@ share, capitalisation, digits, link-like tokens, position, repetition within the
 logistic regressions over them are trained by `bench/train_clean.py` on the AEB pages rendered by
 w3m, lynx and html2text: the run model judges candidate runs of lines against the page's other runs,
 the line model corrects the chosen runs line by line, the headline model picks the headline among
-the lines before the body. They ship as plain JSON (`line_model.json`, `run_model.json`: feature
+the lines before the body (and the body's first lines); the headline model is also trained on
+wcxb-dev's w3m dumps and true titles (CC BY 4.0, Murrough Foley 2026; attribution in the file). They ship as plain JSON (`line_model.json`, `run_model.json`: feature
 names, scaling, coefficients, thresholds, the held-out score reached): no pickle, loaded once per
 process.
 """
@@ -305,8 +306,11 @@ def logistic_from_json(data: dict[str, object], features: tuple[str, ...]) -> Lo
     )
 
 
-def runs_from_json(data: dict[str, object]) -> tuple[RunModel, Logistic]:
-    """Return the run model and the headline model of a parsed `run_model.json`; ValueError if they do not fit."""
+def runs_from_json(data: dict[str, object], lenient: bool = False) -> tuple[RunModel, Logistic]:
+    """Return the run model and the headline model of a parsed `run_model.json`; ValueError if they do not fit.
+
+    `lenient` skips the headline section (an empty model comes back): for `bench/train_clean.py --headline-only`.
+    """
     runs, headline = data.get("runs"), data.get("headline")
     if not isinstance(runs, dict) or not isinstance(headline, dict):
         raise ValueError("run model file needs a runs and a headline section")  # noqa: TRY004  # bad file content, not a caller's type error
@@ -316,6 +320,8 @@ def runs_from_json(data: dict[str, object]) -> tuple[RunModel, Logistic]:
         keep_from=float(runs["keep_from"]),
         drop_threads=bool(runs.get("drop_threads", True)),
     )
+    if lenient:  # the trainer refitting the headline model reads the run model alone
+        return run_model, Logistic((), (), (), 0.0)
     return run_model, logistic_from_json(headline, HEADLINE_FEATURES)
 
 
@@ -558,9 +564,12 @@ def run_features(
 
 # --- the headline --------------------------------------------------------------------------------
 
-HEADLINE_WINDOW = 40
-"""Lines before the body that may hold the headline; the first `HEADLINE_IN_BODY` body lines may too."""
-HEADLINE_IN_BODY = 2
+HEADLINE_WINDOW = 60
+"""Lines before the body that may hold the headline; the first `HEADLINE_IN_BODY` body lines may too.
+
+Measured on wcxb-dev's w3m dumps: a title line sits up to 60 lines above the chosen body (menus
+rendered twice), or a few lines inside it when the run starts at a teaser or a breadcrumb."""
+HEADLINE_IN_BODY = 6
 _BYLINE = re.compile(r"^(?:by|von|par|por|di|door|written by|posted by|posted|published|updated)\b", re.I)
 _MONTH = re.compile(
     r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d|\b\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b|"
@@ -619,6 +628,9 @@ HEADLINE_FEATURES = (
     "all_caps",
     "nav_arrow",
     "trimmed",
+    "page_repeats",
+    "echoed",
+    "page_position",
 )
 
 
@@ -629,13 +641,31 @@ _TRAILING_BYLINE = re.compile(
 )
 
 
-def trim_headline(text: str) -> str:
-    """Return a headline line without a leading bullet or arrow, breadcrumbs, or a trailing byline.
+_SITE_SUFFIX = re.compile(r"^(.+?\S)\s+[-–—|:]\s+(\S.*)$")
+
+
+def trim_site_suffix(text: str, names: frozenset[str]) -> str:
+    """Return a title line without a trailing " - Site" part that the page also shows as a line of its own.
+
+    `names` are the folded lines of the page ("Seaside Gazette"): a suffix is only cut on that
+    evidence, so "Apple unveils a phone – and a watch" keeps its second half.
+    """
+    match = _SITE_SUFFIX.match(text)
+    while match and fold(match.group(2)) in names and len(match.group(1).split()) >= 2:
+        text = match.group(1)
+        match = _SITE_SUFFIX.match(text)
+    return text
+
+
+def trim_headline(text: str, names: frozenset[str] = frozenset()) -> str:
+    """Return a headline line without a leading bullet or arrow, breadcrumbs, a trailing byline or site name.
 
     Text browsers put inline neighbours on the headline's line: "Home > Title", "• Title",
-    "Title by Marie on October 30, 2012 · Leave a Comment". The rest is returned unchanged.
+    "Title by Marie on October 30, 2012 · Leave a Comment"; a page's title line ends with the
+    site's name, cut when the page shows that name as a line of its own (`names`, folded lines).
+    The rest is returned unchanged.
     """
-    trimmed = _LEADING_MARKS.sub("", text).strip()
+    trimmed = trim_site_suffix(_LEADING_MARKS.sub("", text).strip(), names)
     parts = [part for part in _CRUMBS.split(trimmed) if part.strip()]
     if len(parts) > 1 and len(parts[-1].split()) >= 2:
         trimmed = parts[-1].strip()
@@ -660,15 +690,36 @@ def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.casefold()) if w not in _STOPWORDS and not w.isdigit()]
 
 
+def _echoes(infos: list[LineInfo], candidates: list[int]) -> dict[int, int]:
+    """For each candidate of three words or more, how many longer lines of the page hold it.
+
+    A page repeats its title inside other lines (an image's alt text, "Share <title> on X", a
+    breadcrumb trail, a "<title> | Site" line): a line others hold is the page's name for itself.
+    """
+    folded = [f" {fold(info.text)} " for info in infos]
+    out = {}
+    for i in candidates:
+        own = folded[i]
+        if infos[i].words < 3 or len(own) < 12:
+            out[i] = 0
+            continue
+        out[i] = sum(1 for j, other in enumerate(folded) if j != i and len(other) > len(own) and own in other)
+    return out
+
+
 def headline_features(
     infos: list[LineInfo], candidates: list[int], start: int, body_text: str
 ) -> list[list[float]]:
     """Return one feature row (in `HEADLINE_FEATURES` order) per candidate line; pure.
 
     The headline is a short title- or sentence-case line near the body, not a byline or a date,
-    not a menu or a line the page repeats, and its words come back in the article (its lead most).
+    not a menu or a line the page repeats, and its words come back in the article (its lead most);
+    other lines of the page often hold it (alt texts, share links, breadcrumbs).
     """
     counts = Counter(fold(infos[i].text) for i in candidates)
+    page_counts = Counter(fold(info.text) for info in infos)
+    echoes = _echoes(infos, candidates)
+    n = max(1, len(infos) - 1)
     body_words = set(_content_words(body_text))
     lead_words = set(_content_words(body_text[:600]))
     longest = max((infos[i].words for i in candidates), default=1) or 1
@@ -712,6 +763,9 @@ def headline_features(
                 float(bool(letters) and all(c.isupper() for c in letters)),
                 float(text[:1] in "«‹←<»›→>" or text.endswith(("»", "›", "→", ">"))),
                 float(trim_headline(text) != text),
+                min(3, page_counts[fold(text)] - 1) / 3,
+                min(3, echoes[i]) / 3,
+                i / n,
             ]
         )
     return rows

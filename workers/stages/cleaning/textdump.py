@@ -370,8 +370,9 @@ def extract_text_dump(  # noqa: PLR0912  # title, section and audit are decided 
     else:
         title_index = _headline(dump, keep, model)
         if title_index is not None:
+            names = frozenset(fold(info.text) for info in infos if 1 <= info.words <= 6)
             extraction.title = (
-                infos[title_index].text if model is None else trim_headline(infos[title_index].text)
+                infos[title_index].text if model is None else trim_headline(infos[title_index].text, names)
             )
     if title_index is not None and title_index > 0:
         previous = infos[title_index - 1]
