@@ -217,8 +217,14 @@ def _flood(words: int) -> str:
             if not i:
                 return out.capitalize()
 
+    # In English sentences: the tag stage routes each paragraph by its language (issue 29), and a bare
+    # list of names reads as another language, which would leave the flood untagged.
+    def sentence(start: int, stop: int) -> str:
+        names = [f"{name(i)} {name(i * 7 + 3)}" for i in range(start, stop)]
+        return f"On Monday {', '.join(names[:-1])} and {names[-1]} met the harbour board in the town hall."
+
     return "\n\n".join(
-        ", ".join(f"{name(i)} {name(i * 7 + 3)}" for i in range(start, min(start + 200, words)))
+        " ".join(sentence(s, min(s + 4, words)) for s in range(start, min(start + 200, words), 4))
         for start in range(0, words, 200)
     )
 
