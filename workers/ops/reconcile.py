@@ -97,6 +97,8 @@ class ReconcileReport:
     """Each stage's drain time: an article is judged by its first missing stage's."""
     horizon_by_stage: dict[str, datetime | None] = field(default_factory=dict)
     """Per stage, the last progress of the articles of its oldest message still queued or in flight."""
+    in_flight: dict[str, set[str]] = field(default_factory=dict)
+    """Per stage, the articles of its messages delivered to a worker and not yet acknowledged."""
     locked_out: bool = False
 
     def may_be_queued(self, item: Stuck, now: datetime) -> bool:
@@ -108,6 +110,10 @@ class ReconcileReport:
             return False
         if (now - last).total_seconds() < self.drain_by_stage.get(item.stage, 0.0):
             return True
+        if item.article_id in self.in_flight.get(item.stage, ()):
+            # Its own message is in flight: nothing is queued ahead of it, and held by a frozen worker
+            # (issue 19.1) only a re-send finishes it. The drain time above still applies.
+            return False
         horizon = self.horizon_by_stage.get(item.stage)
         return horizon is not None and last >= horizon - timedelta(seconds=HORIZON_SLACK_S)
 
@@ -215,11 +221,17 @@ def task_rates(session: Session) -> dict[str, float]:
     return rates
 
 
-def backlogs(client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None) -> dict[str, int]:
+def backlogs(
+    client: Any,
+    settings: Settings,
+    oldest: dict[str, set[str]] | None = None,
+    in_flight: dict[str, set[str]] | None = None,
+) -> dict[str, int]:
     """Per stage: messages queued in Redis (priority lists included) plus those delivered and not yet
     acknowledged that may still run (held no longer than a task's time limit and the longest retry delay;
     older ones belonged to a dead worker), read from kombu's `unacked` hash by routing key. `oldest`, if
-    given, receives per stage the article ids of its oldest queued message and of its messages in flight."""
+    given, receives per stage the article ids of its oldest queued message and of its messages in flight;
+    `in_flight`, if given, those of its messages in flight alone."""
     import json
 
     from workers.core import keys
@@ -252,6 +264,8 @@ def backlogs(client: Any, settings: Settings, oldest: dict[str, set[str]] | None
                 counts[found] += 1
                 if oldest is not None:
                     oldest.setdefault(found, set()).update(_articles_of(message))
+                if in_flight is not None:
+                    in_flight.setdefault(found, set()).update(_articles_of(message))
     return counts
 
 
@@ -308,14 +322,18 @@ UNACKED = "unacked"
 
 
 def drain_times(
-    session: Session, client: Any, settings: Settings, oldest: dict[str, set[str]] | None = None
+    session: Session,
+    client: Any,
+    settings: Settings,
+    oldest: dict[str, set[str]] | None = None,
+    in_flight: dict[str, set[str]] | None = None,
 ) -> dict[str, float] | None:
     """Per stage, seconds its workers need to finish what is queued and in flight for it now: its backlog
     over its own finished-task rate (0.0 if nothing is waiting; infinite if something is and none of that
     stage's tasks finished lately). A backlog in one stage is judged by that stage's rate, never by the
     sum of all four. None if Redis cannot be asked (nothing is skipped then, as before)."""
     try:
-        waiting = backlogs(client, settings, oldest)
+        waiting = backlogs(client, settings, oldest, in_flight)
     except Exception as exc:
         from workers.core.errors import describe
 
@@ -404,9 +422,11 @@ def reconcile(
         sender = None if dry_run else _Sender(settings, app)
         client = sender.client if sender is not None else _redis(settings)
         oldest: dict[str, set[str]] = {}
+        in_flight: dict[str, set[str]] = {}
         with transaction(settings.database_url) as session:
-            times = drain_times(session, client, settings, oldest)
+            times = drain_times(session, client, settings, oldest, in_flight)
             report.horizon_by_stage = horizons(session, oldest)
+        report.in_flight = in_flight
         report.drain_by_stage = times or dict.fromkeys(STAGE_NAMES, 0.0)
         report.drain_s = max(report.drain_by_stage.values())
         after = ""
