@@ -274,7 +274,9 @@ def _clean_runs(url: str) -> dict[str, int]:
 def _waited(stderr: str) -> tuple[int, int]:
     """(done, total) from the line `--wait` ends with; every done article stored or a duplicate (the
     test's pages share their template), none dead-lettered."""
-    found = re.search(r"(\d+) of (\d+) done \(stored (\d+), duplicate (\d+), dead_lettered 0\)", stderr)
+    found = re.search(
+        r"(\d+) of (\d+) done \(stored (\d+), duplicate (\d+), dead_lettered 0, not_article 0\)", stderr
+    )
     assert found, stderr
     done, total, stored, duplicate = map(int, found.groups())
     assert stored + duplicate == done

@@ -60,7 +60,7 @@ def test_sample_and_examples_are_stored_by_workers(pipeline_env, start_worker):
     db = pipeline_env["NEWSFLOW_DATABASE_URL"]
     assert _count(db, "articles") == 5
     status = json.loads(run_cli(pipeline_env, "status", "--json").stdout)
-    assert status["terminal"] == {"stored": 4, "duplicate": 1, "dead_lettered": 0}
+    assert status["terminal"] == {"stored": 4, "duplicate": 1, "dead_lettered": 0, "not_article": 0}
     assert status["oldest_waiting_s"] is None
     assert {
         stage: (row["queued"], row["in_progress"]) for stage, row in status["stages"].items()
