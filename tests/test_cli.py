@@ -193,7 +193,7 @@ def test_retry_replays_a_dead_letter_from_the_failed_stage(sqlite_url, monkeypat
     def broken(*_args, **_kwargs):
         raise RuntimeError("tagger bug")
 
-    monkeypatch.setattr(tag_stage, "tag", broken)
+    monkeypatch.setattr(tag_stage, "tag_routed", broken)
     code, _, stderr = _run("run", str(EXAMPLES / "valleypost-library.html"), "--db", sqlite_url)
     assert code == 1
     assert "at tag: unexpected" in stderr

@@ -65,7 +65,7 @@ def test_a_layout_change_at_one_site_is_flagged_the_day_it_happens(sqlite_url, t
     assert latest["median_words"] == 30
     text = page.read_text()
     # Every metric with more than one point, of both sources, flagged or not (text removed has no data).
-    assert text.count("<svg") == 2 * 7
+    assert text.count("<svg") == 2 * 8
     assert text.count('class="point flag"') == 3  # the three flags, drawn red
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained
 
@@ -152,7 +152,7 @@ def test_the_html_report_renders_in_a_real_browser_with_charts_and_flags(sqlite_
     result = runner.invoke(app, ["report", "--db", sqlite_url, *window, "--html", str(page)])
     assert result.exit_code == 0, result.stderr
     text = page.read_text()
-    assert text.count("<svg") == 2 * 7  # a chart per metric with data (text removed has none) per source
+    assert text.count("<svg") == 2 * 8  # a chart per metric with data (text removed has none) per source
     assert "<script" not in text.lower()
     assert "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "no title: 0% → 100% (+100 points)" in text
@@ -241,7 +241,7 @@ def test_a_new_source_all_dead_letters_is_flagged_and_the_page_starts_with_the_w
     new_section = text[text.index("id='source-new-example'") : text.index("id='source-aaa-example'")]
     assert "<svg" not in new_section
     assert (
-        text.count("<svg") == 2 * 7
+        text.count("<svg") == 2 * 8
     )  # two sources with two days each: every metric but text removed (no data)
     header = text[text.index("<p>") : text.index("</p>")]
     assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d+|T\d{2}:", header), header

@@ -131,7 +131,7 @@ def test_a_stage_error_in_one_article_leaves_the_others(url: str, monkeypatch: p
     ctx = Context(Settings(database_url=url))
     msgs = _persist(url, _articles()[:3])
     victim = msgs[1].article_id
-    real_clean, real_tag = clean_stage.clean, tag_stage.tag
+    real_clean = clean_stage.clean
 
     def flaky_clean(raw: RawArticle, aid: str, **kw: Any) -> CleanedArticle:
         if aid == victim:
@@ -146,16 +146,17 @@ def test_a_stage_error_in_one_article_leaves_the_others(url: str, monkeypatch: p
     assert not any(isinstance(r, Exception) for r in clean_batch(ctx, msgs))
     assert not any(isinstance(r, Exception) for r in dedup_batch(ctx, msgs))
 
-    def failing_many(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("batch model call failed")
+    real_routed = tag_stage.tag_routed
 
-    def flaky_tag(cleaned: CleanedArticle, nlp: Any, **kw: Any) -> Any:
-        if cleaned.article_id == victim:
+    def flaky_routed(cleaned: Any, taggers: Any, *args: Any, **kw: Any) -> Any:
+        # The batch call fails as a whole; then each article is tagged alone, and only the victim fails.
+        if len(cleaned) > 1:
+            raise RuntimeError("batch model call failed")
+        if cleaned[0].article_id == victim:
             raise ValueError("bad article")
-        return real_tag(cleaned, nlp, **kw)
+        return real_routed(cleaned, taggers, *args, **kw)
 
-    monkeypatch.setattr(tag_stage, "tag_many", failing_many)
-    monkeypatch.setattr(tag_stage, "tag", flaky_tag)
+    monkeypatch.setattr(tag_stage, "tag_routed", flaky_routed)
     results = tag_batch(ctx, msgs)
     assert isinstance(results[1], ValueError)
     assert [isinstance(results[i], Exception) for i in (0, 2)] == [False, False]

@@ -355,6 +355,7 @@ _LABELS = {
     "duplicate_rate": "duplicates",
     "untagged_rate": "untagged",
     "dead_letter_rate": "dead letters",
+    "not_article_rate": "not articles",
     "removed_share": "text removed",
     "median_words": "median words",
 }
